@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// The `tah` command. The project is TypeScript run directly through tsx's loader, so that
+// the CLI, the tests and the services all execute the same sources without a build step.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../cli/tah.ts');
