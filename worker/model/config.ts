@@ -1,0 +1,67 @@
+// The model's configuration (../reference MODEL.md): one zod schema is the single source of truth
+// for presets, checkpoints and the command line.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+
+export const ModelConfigSchema = z
+  .object({
+    vocab_size: positiveInt,
+    d_model: positiveInt,
+    n_layers: positiveInt,
+    n_heads: positiveInt,
+    n_kv_heads: positiveInt.optional(),
+    ffn_hidden: positiveInt,
+    seq_len: positiveInt,
+    batch_size: positiveInt,
+    rope_theta: z.number().positive(),
+    norm_eps: z.number().positive(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const kv = c.n_kv_heads ?? c.n_heads;
+    if (c.d_model % c.n_heads !== 0) ctx.addIssue({ code: 'custom', message: `d_model ${c.d_model} is not divisible by n_heads ${c.n_heads}` });
+    else if ((c.d_model / c.n_heads) % 2 !== 0) ctx.addIssue({ code: 'custom', message: `head_dim ${c.d_model / c.n_heads} must be even for RoPE` });
+    if (c.n_heads % kv !== 0) ctx.addIssue({ code: 'custom', message: `n_heads ${c.n_heads} is not a multiple of n_kv_heads ${kv}` });
+  })
+  .transform((c) => ({ ...c, n_kv_heads: c.n_kv_heads ?? c.n_heads }));
+
+export type ModelConfig = z.output<typeof ModelConfigSchema>;
+
+export const PRESET_NAMES = ['tiny', 'small', 'demo'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+export const headDim = (c: ModelConfig): number => c.d_model / c.n_heads;
+
+/** Parses and checks a configuration; throws one readable line naming every problem. */
+export function parseModelConfig(value: unknown, source = 'model config'): ModelConfig {
+  const r = ModelConfigSchema.safeParse(value);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+    throw new Error(`invalid ${source}: ${problems.join('; ')}`);
+  }
+  return r.data;
+}
+
+/** A preset name (tiny, small, demo) or the path of a JSON file with the same keys. */
+export function loadPreset(nameOrPath: string): ModelConfig {
+  if ((PRESET_NAMES as readonly string[]).includes(nameOrPath)) {
+    const file = fileURLToPath(new URL(`./presets/${nameOrPath}.json`, import.meta.url));
+    return parseModelConfig(JSON.parse(readFileSync(file, 'utf8')), `preset ${nameOrPath}`);
+  }
+  let text: string;
+  try {
+    text = readFileSync(nameOrPath, 'utf8');
+  } catch (e) {
+    throw new Error(`preset ${nameOrPath}: not one of ${PRESET_NAMES.join(', ')} and not a readable file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`preset ${nameOrPath}: not valid JSON (${(e as Error).message})`);
+  }
+  return parseModelConfig(json, `preset ${nameOrPath}`);
+}
