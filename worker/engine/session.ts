@@ -1,0 +1,140 @@
+// Runs Graphs on ONNX Runtime. A session is built once per graph (fixed shapes) and reused for
+// every step; feeds and preallocated outputs are plain typed arrays owned by the caller, so the
+// flat parameter buffers are read and written in place.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { type DType, type Graph, type TypedData, numel } from './graph.ts';
+import { toOnnx } from './onnx.ts';
+
+export const DEVICES = ['auto', 'cpu', 'cuda', 'coreml', 'webgpu'] as const;
+export type DeviceRequest = (typeof DEVICES)[number];
+export type Provider = Exclude<DeviceRequest, 'auto'>;
+
+export interface DeviceWorld {
+  platform: NodeJS.Platform;
+  arch: string;
+  /** Execution providers this onnxruntime-node build offers (bundled or installed). */
+  providers: Set<Provider>;
+}
+
+export interface DeviceChoice {
+  requested: DeviceRequest;
+  provider: Provider;
+  /** One line for the user when the choice differs from what a user might expect. */
+  note?: string;
+}
+
+export function parseDevice(s: string): DeviceRequest {
+  if (!(DEVICES as readonly string[]).includes(s)) throw new Error(`unknown device '${s}' (choose one of ${DEVICES.join(', ')})`);
+  return s as DeviceRequest;
+}
+
+/** What this machine's onnxruntime-node offers. The CUDA provider ships separately (its postinstall). */
+export function probeDevices(): DeviceWorld {
+  const providers = new Set<Provider>(['cpu']);
+  const listed = new Set(ort.listSupportedBackends().map((b) => b.name));
+  if (listed.has('coreml')) providers.add('coreml');
+  if (listed.has('webgpu')) providers.add('webgpu');
+  if (listed.has('cuda')) {
+    const binding = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
+    const dir = join(binding, '..', 'bin', 'napi-v6', process.platform, process.arch);
+    if (existsSync(join(dir, 'libonnxruntime_providers_cuda.so'))) providers.add('cuda');
+  }
+  return { platform: process.platform, arch: process.arch, providers };
+}
+
+/**
+ * Picks the execution provider. An explicit request that this machine cannot serve is an error;
+ * `auto` takes CUDA where its provider is installed and otherwise CPU, saying why. CoreML and
+ * WebGPU run only part of a training graph and are opt-in until measured faster than CPU.
+ */
+export function chooseDevice(requested: DeviceRequest, world: DeviceWorld): DeviceChoice {
+  if (requested !== 'auto') {
+    if (!world.providers.has(requested)) {
+      const why: Record<Provider, string> = {
+        cpu: '',
+        cuda: world.platform === 'linux' && world.arch === 'x64' ? 'its provider library is not installed (reinstall onnxruntime-node without ONNXRUNTIME_NODE_INSTALL=skip, with CUDA 12 present)' : `onnxruntime-node offers CUDA on Linux x64 only, this is ${world.platform} ${world.arch}`,
+        coreml: `onnxruntime-node offers CoreML on macOS only, this is ${world.platform} ${world.arch}`,
+        webgpu: `this onnxruntime-node build for ${world.platform} ${world.arch} has no WebGPU provider`,
+      };
+      throw new Error(`device ${requested} is not available: ${why[requested]}`);
+    }
+    return { requested, provider: requested };
+  }
+  if (world.providers.has('cuda')) return { requested, provider: 'cuda', note: 'device auto: using CUDA' };
+  const found = [...world.providers].filter((p) => p !== 'cpu');
+  const note = found.length
+    ? `device auto: using CPU (found ${found.join(', ')}: not used by default for training graphs; pass --device to try one)`
+    : `device auto: using CPU (no CUDA provider installed${world.platform === 'darwin' ? '' : '; CoreML needs macOS'})`;
+  return { requested, provider: 'cpu', note };
+}
+
+export interface SessionOptions {
+  device?: DeviceChoice;
+  threads?: number;
+  /** Writes an ONNX Runtime profile (JSON) with this file prefix. */
+  profilePrefix?: string;
+}
+
+const TYPE_NAMES: Record<DType, ort.Tensor.Type> = { float32: 'float32', float64: 'float64', int64: 'int64', int32: 'int32', bool: 'bool' };
+
+export class CompiledGraph {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly shapes: Map<string, { dtype: DType; shape: number[] }>,
+    readonly onnxBytes: number,
+  ) {}
+
+  static async create(g: Graph, opts: SessionOptions = {}): Promise<CompiledGraph> {
+    const bytes = toOnnx(g);
+    const provider = opts.device?.provider ?? 'cpu';
+    const session = await ort.InferenceSession.create(bytes, {
+      executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      intraOpNumThreads: opts.threads ?? availableParallelism(),
+      interOpNumThreads: 1,
+      enableProfiling: opts.profilePrefix !== undefined,
+      profileFilePrefix: opts.profilePrefix,
+    });
+    const shapes = new Map<string, { dtype: DType; shape: number[] }>();
+    for (const v of [...g.inputs, ...g.outputs]) shapes.set(v.name!, { dtype: v.dtype, shape: [...v.shape] });
+    return new CompiledGraph(session, shapes, bytes.byteLength);
+  }
+
+  private tensor(name: string, data: TypedData): ort.Tensor {
+    const spec = this.shapes.get(name);
+    if (!spec) throw new Error(`graph has no input or output named ${name}`);
+    if (data.length !== numel(spec.shape)) {
+      throw new Error(`shape mismatch for ${name}: expected [${spec.shape.join(', ')}] (${numel(spec.shape)} values), got ${data.length} values`);
+    }
+    return new ort.Tensor(TYPE_NAMES[spec.dtype], data, spec.shape);
+  }
+
+  /**
+   * Runs the graph. Outputs named in `into` are written into the given arrays; the others are
+   * returned as fresh arrays.
+   */
+  async run(feeds: Record<string, TypedData>, into: Record<string, TypedData> = {}): Promise<Record<string, TypedData>> {
+    const f: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) f[k] = this.tensor(k, v);
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const name of this.session.outputNames) fetches[name] = into[name] ? this.tensor(name, into[name]) : null;
+    const out = await this.session.run(f, fetches);
+    const result: Record<string, TypedData> = {};
+    for (const name of this.session.outputNames) result[name] = into[name] ?? (out[name].data as TypedData);
+    return result;
+  }
+
+  /** Ends profiling; ONNX Runtime writes the profile to `<profilePrefix>_<date>.json`. */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}
