@@ -1,7 +1,7 @@
 // Serialises a Graph to an ONNX ModelProto (opset 17) with onnx-proto's protobuf bindings.
 // Only nodes that the outputs depend on are written.
 import onnxProto from 'onnx-proto';
-import { type Attr, DTYPE_CODE, type Graph, type Value } from './graph.ts';
+import { type Attr, DTYPE_CODE, type Graph, type Node, type Value } from './graph.ts';
 
 const { onnx } = onnxProto;
 export const OPSET = 17;
@@ -21,26 +21,56 @@ const valueInfo = (v: Value, name: string): onnxProto.onnx.IValueInfoProto => ({
   type: { tensorType: { elemType: DTYPE_CODE[v.dtype], shape: { dim: v.shape.map((d) => ({ dimValue: d })) } } },
 });
 
-export function toOnnx(g: Graph, graphName = 'tah'): Uint8Array {
-  const name = (v: Value): string => v.name ?? `v${v.id}`;
-  // Keep only what the outputs need.
-  const needed = new Set(g.outputs.map((v) => v.id));
-  const nodes = [];
-  for (let i = g.nodes.length - 1; i >= 0; i--) {
-    const n = g.nodes[i];
-    if (!n.outputs.some((o) => needed.has(o.id))) continue;
-    for (const x of n.inputs) needed.add(x.id);
-    nodes.push(n);
+/** Which values a serialised graph takes and returns, by name. */
+export interface GraphView {
+  inputs: [string, Value][];
+  outputs: [string, Value][];
+}
+
+export const defaultView = (g: Graph): GraphView => ({
+  inputs: g.inputs.map((v) => [v.name!, v]),
+  outputs: g.outputs.map((v) => [v.name!, v]),
+});
+
+/**
+ * Serialises the part of the graph that computes `view.outputs` from `view.inputs` (plus
+ * constants). Values fed as inputs cut the graph there: their producing nodes are not written,
+ * which is how one recorded graph yields both a forward and a backward-only model.
+ */
+export function toOnnx(g: Graph, view: GraphView = defaultView(g), graphName = 'tah'): Uint8Array {
+  const names = new Map<number, string>();
+  for (const [n, v] of [...view.inputs, ...view.outputs]) {
+    if (names.has(v.id) && names.get(v.id) !== n) throw new Error(`value ${names.get(v.id)} cannot also be named ${n}`);
+    names.set(v.id, n);
   }
-  nodes.reverse();
+  const name = (v: Value): string => names.get(v.id) ?? `v${v.id}`;
+  const provided = new Set(view.inputs.map(([, v]) => v.id));
+  const constants = new Set(g.constants.map((c) => c.value.id));
+  const producer = new Map<number, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o.id, n);
+  // Walk back from the outputs, stopping at provided values.
+  const needed = new Set<number>();
+  const kept = new Set<Node>();
+  const stack = view.outputs.map(([, v]) => v);
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (needed.has(v.id)) continue;
+    needed.add(v.id);
+    if (provided.has(v.id) || constants.has(v.id)) continue;
+    const n = producer.get(v.id);
+    if (!n) throw new Error(`graph needs ${v.name ?? `value ${v.id}`}, which is not among its inputs`);
+    kept.add(n);
+    stack.push(...n.inputs);
+  }
+  const nodes = g.nodes.filter((n) => kept.has(n));
   const model: onnxProto.onnx.IModelProto = {
     irVersion: 8,
     producerName: 'train-at-home',
     opsetImport: [{ domain: '', version: OPSET }],
     graph: {
       name: graphName,
-      input: g.inputs.map((v) => valueInfo(v, name(v))),
-      output: g.outputs.map((v) => valueInfo(v, name(v))),
+      input: view.inputs.map(([n, v]) => valueInfo(v, n)),
+      output: view.outputs.map(([n, v]) => valueInfo(v, n)),
       initializer: g.constants
         .filter((c) => needed.has(c.value.id))
         .map((c) => ({
@@ -53,7 +83,8 @@ export function toOnnx(g: Graph, graphName = 'tah'): Uint8Array {
         name: `${n.op}_${i}`,
         opType: n.op,
         input: n.inputs.map(name),
-        output: n.outputs.map(name),
+        // A multi-output node may be needed for one output while another is fed as an input.
+        output: n.outputs.map((o) => (provided.has(o.id) ? `${name(o)}.unused` : name(o))),
         attribute: Object.entries(n.attrs).map(([k, a]) => attribute(k, a)),
       })),
     },

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { type DType, type Graph, type TypedData, numel } from './graph.ts';
-import { toOnnx } from './onnx.ts';
+import { type GraphView, defaultView, toOnnx } from './onnx.ts';
 
 export const DEVICES = ['auto', 'cpu', 'cuda', 'coreml', 'webgpu'] as const;
 export type DeviceRequest = (typeof DEVICES)[number];
@@ -75,6 +75,11 @@ export function chooseDevice(requested: DeviceRequest, world: DeviceWorld): Devi
 export interface SessionOptions {
   device?: DeviceChoice;
   threads?: number;
+  /**
+   * ONNX Runtime's graph optimisations. 'all' adds fusions into contrib operators, several of
+   * which have float32 kernels only, so float64 graphs (gradient checks) default to 'basic'.
+   */
+  optimization?: 'basic' | 'all';
   /** Writes an ONNX Runtime profile (JSON) with this file prefix. */
   profilePrefix?: string;
 }
@@ -88,12 +93,14 @@ export class CompiledGraph {
     readonly onnxBytes: number,
   ) {}
 
-  static async create(g: Graph, opts: SessionOptions = {}): Promise<CompiledGraph> {
-    const bytes = toOnnx(g);
+  /** Compiles the graph, or the part of it that `view` selects. */
+  static async create(g: Graph, opts: SessionOptions & Partial<GraphView> = {}): Promise<CompiledGraph> {
+    const view = { ...defaultView(g), ...(opts.inputs ? { inputs: opts.inputs } : {}), ...(opts.outputs ? { outputs: opts.outputs } : {}) };
+    const bytes = toOnnx(g, view);
     const provider = opts.device?.provider ?? 'cpu';
     const session = await ort.InferenceSession.create(bytes, {
       executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
-      graphOptimizationLevel: 'all',
+      graphOptimizationLevel: opts.optimization ?? (g.floatType === 'float64' ? 'basic' : 'all'),
       executionMode: 'sequential',
       intraOpNumThreads: opts.threads ?? availableParallelism(),
       interOpNumThreads: 1,
@@ -101,7 +108,7 @@ export class CompiledGraph {
       profileFilePrefix: opts.profilePrefix,
     });
     const shapes = new Map<string, { dtype: DType; shape: number[] }>();
-    for (const v of [...g.inputs, ...g.outputs]) shapes.set(v.name!, { dtype: v.dtype, shape: [...v.shape] });
+    for (const [name, v] of [...view.inputs, ...view.outputs]) shapes.set(name, { dtype: v.dtype, shape: [...v.shape] });
     return new CompiledGraph(session, shapes, bytes.byteLength);
   }
 

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type StageSpan, wholeModel } from '../../../worker/checkpoint/checkpoint.ts';
+import { type ModelConfig, loadPreset } from '../../../worker/model/config.ts';
+import { type FloatArray, ParamLayout, initParams } from '../../../worker/model/params.ts';
+import { Stage } from '../../../worker/model/stage.ts';
+import { rng } from '../../helpers/gradcheck.ts';
+
+// The tiny preset with a short sequence keeps the float64 finite-difference sweep quick.
+const config: ModelConfig = { ...loadPreset('tiny'), seq_len: 16, batch_size: 2 };
+
+function tokens(c: ModelConfig, seed: number): { inputs: BigInt64Array; targets: BigInt64Array } {
+  const r = rng(seed);
+  const n = c.batch_size * c.seq_len;
+  const draw = (): BigInt64Array => BigInt64Array.from({ length: n }, () => BigInt(Math.floor(r() * c.vocab_size)));
+  return { inputs: draw(), targets: draw() };
+}
+
+function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / Math.max(scale, 1e-30);
+}
+
+test('whole-model parameter gradients match central finite differences (float64)', async () => {
+  const span = wholeModel(config);
+  const stage = await Stage.create(config, span, { floatType: 'float64', threads: 1 });
+  const params = initParams(stage.layout, 7, (n) => new Float64Array(n));
+  // Bigger than the 0.02 init so that every block's gradient is well above rounding noise.
+  for (let i = 0; i < params.length; i++) params[i] = stage.layout.entries.find((e) => i < e.offset + e.size)!.decay ? params[i] * 10 : 1 + 0.1 * Math.sin(i);
+  const { inputs, targets } = tokens(config, 3);
+  const grads = new Float64Array(params.length);
+  await stage.backward(params, inputs, { targets }, grads);
+  const h = 1e-5;
+  const r = rng(11);
+  let worst = 0;
+  let where = '';
+  for (const e of stage.layout.entries) {
+    for (let k = 0; k < 4; k++) {
+      // Embedding rows only get gradient where a token occurs: probe those rows.
+      const j = e.name.includes('embed') ? Number(inputs[k]) * config.d_model + Math.floor(r() * config.d_model) : Math.floor(r() * e.size);
+      const i = e.offset + j;
+      const keep = params[i];
+      params[i] = keep + h;
+      const up = (await stage.forward(params, inputs, targets)).loss!;
+      params[i] = keep - h;
+      const down = (await stage.forward(params, inputs, targets)).loss!;
+      params[i] = keep;
+      const numeric = (up - down) / (2 * h);
+      const err = Math.abs(numeric - grads[i]) / Math.max(1e-6, Math.abs(numeric), Math.abs(grads[i]));
+      if (err > worst) [worst, where] = [err, `${e.name}[${j}]: analytic ${grads[i]}, numeric ${numeric}`];
+    }
+  }
+  await stage.dispose();
+  assert.ok(worst < 1e-5, `max relative error ${worst.toExponential(2)} at ${where}`);
+});
+
+/** Runs the pipeline stage by stage: forward down, backward up. Returns loss and per-name gradients. */
+async function pipeline(spans: StageSpan[], whole: FloatArray, wholeLayout: ParamLayout, mode: 'recompute' | 'keep') {
+  const { inputs, targets } = tokens(config, 5);
+  const stages = await Promise.all(spans.map((s) => Stage.create(config, s, { activations: mode })));
+  const params = stages.map((s) => {
+    const p = new Float32Array(s.layout.size);
+    for (const e of s.layout.entries) p.set(wholeLayout.view(whole, e.name), e.offset);
+    return p;
+  });
+  const acts: (FloatArray | BigInt64Array)[] = [inputs];
+  const saved = [];
+  for (let i = 0; i < stages.length; i++) {
+    const f = await stages[i].forward(params[i], acts[i], targets);
+    saved.push(f.saved);
+    if (f.output) acts.push(f.output);
+  }
+  const grads = new Map<string, Float32Array>();
+  let loss = NaN;
+  let gradOutput: FloatArray | undefined;
+  for (let i = stages.length - 1; i >= 0; i--) {
+    const g = new Float32Array(stages[i].layout.size);
+    const b = await stages[i].backward(params[i], acts[i], { targets, gradOutput }, g, saved[i]);
+    if (b.loss !== undefined) loss = b.loss;
+    gradOutput = b.gradInput;
+    for (const e of stages[i].layout.entries) grads.set(e.name, stages[i].layout.view(g, e.name));
+  }
+  await Promise.all(stages.map((s) => s.dispose()));
+  return { loss, grads };
+}
+
+const split = (cuts: number[]): StageSpan[] => {
+  const bounds = [0, ...cuts, config.n_layers];
+  return bounds.slice(0, -1).map((first, i) => ({ layers: [first, bounds[i + 1] - 1], hasEmbed: i === 0, hasHead: i === bounds.length - 2 }));
+};
+
+test('a model split into 2 and 3 stages computes the same loss and gradients as unsplit', async () => {
+  const layout = new ParamLayout(config, wholeModel(config));
+  const whole = initParams(layout, 1, (n) => new Float32Array(n));
+  const ref = await pipeline([wholeModel(config)], whole, layout, 'recompute');
+  assert.ok(ref.loss > 5 && ref.loss < 6, `initial loss ${ref.loss} should be near ln(256) = 5.55`);
+  for (const [name, spans] of [['2 stages', split([2])], ['3 stages', split([1, 3])], ['3 stages, kept activations', split([1, 3])]] as const) {
+    const got = await pipeline([...spans], whole, layout, name.includes('kept') ? 'keep' : 'recompute');
+    assert.ok(Math.abs(got.loss - ref.loss) / ref.loss <= 1e-5, `${name}: loss ${got.loss} vs ${ref.loss}`);
+    assert.equal(got.grads.size, ref.grads.size);
+    for (const [n, g] of ref.grads) {
+      const e = relError(got.grads.get(n)!, g);
+      assert.ok(e <= 1e-5, `${name}: gradient of ${n} differs, relative error ${e.toExponential(2)}`);
+    }
+  }
+});
+
+test('a stage refuses an activation of the wrong shape with a clear message', async () => {
+  const [, second] = split([2]);
+  const stage = await Stage.create(config, second, { threads: 1 });
+  const params = initParams(stage.layout, 1, (n) => new Float32Array(n));
+  const wrong = new Float32Array(config.batch_size * config.seq_len * (config.d_model - 1));
+  await assert.rejects(stage.forward(params, wrong), /shape mismatch for input: expected \[2, 16, 64\]/);
+  await stage.dispose();
+});

@@ -1,0 +1,186 @@
+// A model stage as runnable graphs: forward (stage input → stage output, or loss at the last
+// stage) and backward (stage input + output gradient → input gradient + flat parameter
+// gradients). Backward either recomputes the forward inside its own graph (least memory, one
+// session) or takes the activations the forward graph kept.
+import type { StageSpan } from '../checkpoint/checkpoint.ts';
+import { gradients } from '../engine/autodiff.ts';
+import { type FloatType, Graph, type TypedData, type Value } from '../engine/graph.ts';
+import { CompiledGraph, type SessionOptions } from '../engine/session.ts';
+import type { ModelConfig } from './config.ts';
+import { buildStage } from './llama.ts';
+import { type FloatArray, ParamLayout } from './params.ts';
+
+export type ActivationMode = 'recompute' | 'keep';
+
+export interface StageGraph {
+  g: Graph;
+  layout: ParamLayout;
+  /** Stage output [B, T, d] (non-last stages) or loss (last stage). */
+  output?: Value;
+  loss?: Value;
+  /** Gradients of the two parameter segments, flattened in layout order. */
+  gradDecay: Value;
+  gradNoDecay: Value;
+  gradSumSq: Value;
+  gradInput?: Value;
+  /** The forward part's node count: nodes after it belong to the backward pass. */
+  forwardNodes: number;
+  paramsDecay: Value;
+  paramsNoDecay: Value;
+}
+
+/**
+ * Builds forward and backward of a stage in one graph. Parameters enter as two flat segments
+ * (decayed, not decayed) and are viewed per tensor with Slice + Reshape.
+ */
+export function buildStageGraph(config: ModelConfig, span: StageSpan, batch: number, floatType: FloatType): StageGraph {
+  const g = new Graph(floatType);
+  const layout = new ParamLayout(config, span);
+  const T = config.seq_len;
+  const paramsDecay = g.input('params.decay', floatType, [layout.decayed]);
+  const paramsNoDecay = g.input('params.nodecay', floatType, [layout.size - layout.decayed]);
+  const input = span.hasEmbed ? g.input('input', 'int64', [batch, T]) : g.input('input', floatType, [batch, T, config.d_model]);
+  const targets = span.hasHead ? g.input('targets', 'int64', [batch, T]) : undefined;
+  const views = new Map<string, Value>();
+  for (const e of layout.entries) {
+    const segment = e.decay ? paramsDecay : paramsNoDecay;
+    const start = e.decay ? e.offset : e.offset - layout.decayed;
+    views.set(e.name, g.reshape(g.slice(segment, 0, start, start + e.size), e.shape));
+  }
+  const param = (name: string): Value => {
+    const v = views.get(name);
+    if (!v) throw new Error(`stage has no parameter ${name}`);
+    return v;
+  };
+  const { output, loss } = buildStage(g, config, span, { input, targets, param });
+  const forwardNodes = g.nodes.length;
+
+  const seed: [Value, Value] = loss ? [loss, g.scalar(1)] : [output!, g.input('grad_output', floatType, output!.shape)];
+  const wrt = [...layout.entries.map((e) => views.get(e.name)!), ...(span.hasEmbed ? [] : [input])];
+  const grads = gradients(g, [seed], wrt);
+  const flat = (from: number, to: number): Value => g.concat(grads.slice(from, to).map((d) => g.reshape(d, [d.shape.reduce((a, b) => a * b, 1)])), 0);
+  const nDecay = layout.entries.filter((e) => e.decay).length;
+  const gradDecay = flat(0, nDecay);
+  const gradNoDecay = flat(nDecay, layout.entries.length);
+  const sumSq = (x: Value): Value => g.reduceSum(g.mul(x, x), [0], false);
+  const gradSumSq = g.add(sumSq(gradDecay), sumSq(gradNoDecay));
+  return {
+    g,
+    layout,
+    output,
+    loss,
+    gradDecay,
+    gradNoDecay,
+    gradSumSq,
+    gradInput: span.hasEmbed ? undefined : grads[layout.entries.length],
+    forwardNodes,
+    paramsDecay,
+    paramsNoDecay,
+  };
+}
+
+/** Forward values that the backward nodes read: what 'keep' mode hands from forward to backward. */
+function keptActivations(sg: StageGraph): Value[] {
+  const { g, forwardNodes } = sg;
+  const produced = new Set<number>();
+  for (let i = 0; i < forwardNodes; i++) for (const o of g.nodes[i].outputs) produced.add(o.id);
+  for (const c of g.constants) produced.delete(c.value.id);
+  const kept = new Map<number, Value>();
+  // Constants and graph inputs are available to the backward graph anyway.
+  for (let i = forwardNodes; i < g.nodes.length; i++) for (const x of g.nodes[i].inputs) if (produced.has(x.id)) kept.set(x.id, x);
+  return [...kept.values()];
+}
+
+export interface StageOptions extends SessionOptions {
+  batch?: number;
+  floatType?: FloatType;
+  activations?: ActivationMode;
+}
+
+export type Saved = Record<string, TypedData>;
+
+/** A stage ready to run: compiled sessions reused for every call (fixed shapes). */
+export class Stage {
+  private constructor(
+    readonly config: ModelConfig,
+    readonly span: StageSpan,
+    readonly layout: ParamLayout,
+    readonly mode: ActivationMode,
+    private readonly fwd: CompiledGraph,
+    private readonly bwd: CompiledGraph,
+    private readonly keptNames: string[],
+  ) {}
+
+  static async create(config: ModelConfig, span: StageSpan, opts: StageOptions = {}): Promise<Stage> {
+    const batch = opts.batch ?? config.batch_size;
+    const sg = buildStageGraph(config, span, batch, opts.floatType ?? 'float32');
+    const { g } = sg;
+    const mode = opts.activations ?? 'recompute';
+    const head = sg.loss ? { name: 'loss', v: sg.loss } : { name: 'output', v: sg.output! };
+    const backwardOuts: [string, Value][] = [
+      ['grad.decay', sg.gradDecay],
+      ['grad.nodecay', sg.gradNoDecay],
+      ['grad_sumsq', sg.gradSumSq],
+      ...(sg.gradInput ? ([['grad_input', sg.gradInput]] as [string, Value][]) : []),
+      ...(sg.loss ? ([['loss', sg.loss]] as [string, Value][]) : []),
+    ];
+    const ins = g.inputs;
+    const named = (vs: Value[]): [string, Value][] => vs.map((v) => [v.name!, v]);
+    const fwdInputs = named(ins.filter((v) => v.name !== 'grad_output' && (sg.loss || v.name !== 'targets')));
+    const kept = mode === 'keep' ? keptActivations(sg) : [];
+    const keptNames = kept.map((_, i) => `kept.${i}`);
+    const fwd = await CompiledGraph.create(g, { ...opts, inputs: fwdInputs, outputs: [[head.name, head.v], ...kept.map((v, i): [string, Value] => [keptNames[i], v])] });
+    const bwd = await CompiledGraph.create(g, { ...opts, inputs: [...named(ins), ...kept.map((v, i): [string, Value] => [keptNames[i], v])], outputs: backwardOuts });
+    return new Stage(config, span, sg.layout, mode, fwd, bwd, keptNames);
+  }
+
+  private paramFeeds(params: FloatArray): Record<string, FloatArray> {
+    const { decay, noDecay } = this.layout.segments(params);
+    return { 'params.decay': decay, 'params.nodecay': noDecay };
+  }
+
+  /** Runs the stage forward. In 'keep' mode the result carries what backward() needs. */
+  async forward(params: FloatArray, input: TypedData, targets?: BigInt64Array): Promise<{ output?: FloatArray; loss?: number; saved?: Saved }> {
+    const out = await this.fwd.run({ ...this.paramFeeds(params), input, ...(targets && this.span.hasHead ? { targets } : {}) });
+    const saved: Saved = {};
+    for (const k of this.keptNames) saved[k] = out[k];
+    return {
+      output: this.span.hasHead ? undefined : (out.output as FloatArray),
+      loss: this.span.hasHead ? Number(out.loss[0]) : undefined,
+      saved: this.mode === 'keep' ? saved : undefined,
+    };
+  }
+
+  /**
+   * Gradients of the stage for one input. `grads` receives the flat parameter gradient (layout
+   * order); the input gradient is returned for all but the first stage.
+   */
+  async backward(
+    params: FloatArray,
+    input: TypedData,
+    upstream: { gradOutput?: FloatArray; targets?: BigInt64Array },
+    grads: FloatArray,
+    saved?: Saved,
+  ): Promise<{ gradInput?: FloatArray; loss?: number; gradSumSq: number }> {
+    if (this.mode === 'keep' && !saved) throw new Error('keep mode: backward needs the activations saved by forward');
+    const feeds: Record<string, TypedData> = { ...this.paramFeeds(params), input, ...(saved ?? {}) };
+    if (this.span.hasHead) {
+      if (!upstream.targets) throw new Error('the last stage needs targets');
+      feeds.targets = upstream.targets;
+    } else {
+      if (!upstream.gradOutput) throw new Error('a non-last stage needs the gradient of its output');
+      feeds.grad_output = upstream.gradOutput;
+    }
+    const seg = this.layout.segments(grads);
+    const out = await this.bwd.run(feeds, { 'grad.decay': seg.decay, 'grad.nodecay': seg.noDecay });
+    return {
+      gradInput: out.grad_input as FloatArray | undefined,
+      loss: this.span.hasHead ? Number(out.loss[0]) : undefined,
+      gradSumSq: Number(out.grad_sumsq[0]),
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([this.fwd.dispose(), this.bwd.dispose()]);
+  }
+}
