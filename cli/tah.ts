@@ -1,11 +1,77 @@
-import { Command } from 'commander';
+// The `tah` command line: one entry with subcommands; each long-running one shows progress to
+// people and, with --json, prints one JSON object per line ending with a "summary": true object.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { exportHuggingFace } from '../worker/checkpoint/hf-export.ts';
+import { DEVICES } from '../worker/engine/session.ts';
+import { benchEngineCommand } from './commands/bench.ts';
+import { trainCommand } from './commands/train.ts';
+import { makeOutput, reportError } from './output.ts';
+
+const int = (min: number) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got '${v}'`);
+  return n;
+};
+const positive = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${v}'`);
+  return n;
+};
+const deviceOption = () => new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto');
+
+/** Runs a command body, turning any failure into one error line and a non-zero exit. */
+const guarded = <T extends { json?: boolean }>(body: (opts: T) => Promise<void>) => async (opts: T): Promise<void> => {
+  try {
+    await body(opts);
+  } catch (e) {
+    reportError(e, opts.json ?? false);
+  }
+};
 
 const program = new Command('tah')
   .description('Train at Home: pretrain a language model together, one home computer per model stage.')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .configureOutput({ outputError: (s, write) => write(`tah: ${s.replace(/^error: /, 'error: ')}`) });
 
-program.command('train').description('train the whole model in this process').action(() => {
-  throw new Error('not built yet');
-});
+program
+  .command('train')
+  .description('train the whole model in this process on the bundled corpus')
+  .option('--preset <name|file>', 'tiny, small, demo, or a JSON file with the same keys', 'tiny')
+  .option('--steps <n>', 'optimizer steps', int(1), 300)
+  .option('--lr <x>', 'peak learning rate (default: the preset recipe)', positive)
+  .addOption(deviceOption())
+  .option('--seed <n>', 'initialisation and data seed', int(0), 1)
+  .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
+  .option('--eval-batches <n>', 'held-out batches for the loss', int(1), 32)
+  .option('--checkpoint <file>', 'where to write the checkpoint (default: runs/train-<preset>-<time>.safetensors)')
+  .option('--json', 'one JSON object per line')
+  .action(guarded(async (o) => trainCommand({ ...o, evalBatches: o.evalBatches }, makeOutput(o.json ?? false))));
+
+const bench = program.command('bench').description('measure performance against a peer measured in the same run');
+bench
+  .command('engine')
+  .description('tokens/s of full training steps, ours vs. PyTorch on the same preset')
+  .option('--preset <name|file>', 'tiny, small, demo, or a JSON file', 'small')
+  .option('--steps <n>', 'timed steps (after 2 warm-up steps)', int(1), 5)
+  .addOption(deviceOption())
+  .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
+  .option('--no-peer', 'skip the PyTorch measurement')
+  .option('--profile', 'report time per operator type (ONNX Runtime profiler)')
+  .option('--json', 'one JSON object per line')
+  .action(guarded(async (o) => benchEngineCommand({ ...o, profile: o.profile ?? false }, makeOutput(o.json ?? false))));
+
+program
+  .command('export')
+  .description('write a whole-model checkpoint as a Hugging Face folder (config.json + model.safetensors)')
+  .argument('<checkpoint>', 'a checkpoint written by tah train')
+  .requiredOption('--hf <dir>', 'output folder')
+  .option('--overwrite', 'replace a non-empty output folder')
+  .option('--json', 'print the result as JSON')
+  .action(async (checkpoint: string, o: { hf: string; overwrite?: boolean; json?: boolean }) =>
+    guarded(async () => {
+      await exportHuggingFace(checkpoint, o.hf, { overwrite: o.overwrite });
+      makeOutput(o.json ?? false).summary({ ok: true, checkpoint, hf: o.hf }, `wrote ${o.hf}/config.json and ${o.hf}/model.safetensors`);
+    })(o),
+  );
 
 await program.parseAsync(process.argv);

@@ -135,6 +135,8 @@ export class Graph {
   sub = (a: Value, b: Value): Value => this.binary('Sub', a, b);
   mul = (a: Value, b: Value): Value => this.binary('Mul', a, b);
   div = (a: Value, b: Value): Value => this.binary('Div', a, b);
+  /** Elementwise minimum (no gradient rule: used on scalars outside differentiated paths). */
+  minimum = (a: Value, b: Value): Value => this.binary('Min', a, b);
   neg = (x: Value): Value => this.unary('Neg', x);
   sqrt = (x: Value): Value => this.unary('Sqrt', x);
   reciprocal = (x: Value): Value => this.unary('Reciprocal', x);

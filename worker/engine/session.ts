@@ -80,6 +80,8 @@ export interface SessionOptions {
    * which have float32 kernels only, so float64 graphs (gradient checks) default to 'basic'.
    */
   optimization?: 'basic' | 'all';
+  /** ONNX Runtime's CPU memory arena (on by default): it keeps what it grew until the session ends. */
+  arena?: boolean;
   /** Writes an ONNX Runtime profile (JSON) with this file prefix. */
   profilePrefix?: string;
 }
@@ -104,6 +106,11 @@ export class CompiledGraph {
       executionMode: 'sequential',
       intraOpNumThreads: opts.threads ?? availableParallelism(),
       interOpNumThreads: 1,
+      // The arena reuses freed buffers across steps (about 20% faster than fresh mappings), but a
+      // memory pattern asks it for one block the size of the whole plan, which doubles the
+      // resident size; without the pattern the arena serves each buffer from its free chunks.
+      enableCpuMemArena: opts.arena ?? true,
+      enableMemPattern: false,
       enableProfiling: opts.profilePrefix !== undefined,
       profileFilePrefix: opts.profilePrefix,
     });

@@ -55,13 +55,13 @@ export function loadPreset(nameOrPath: string): ModelConfig {
   try {
     text = readFileSync(nameOrPath, 'utf8');
   } catch (e) {
-    throw new Error(`preset ${nameOrPath}: not one of ${PRESET_NAMES.join(', ')} and not a readable file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    throw new Error(`preset ${nameOrPath}: not one of ${PRESET_NAMES.join(', ')} and not a readable file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`preset ${nameOrPath}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`preset ${nameOrPath}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
   return parseModelConfig(json, `preset ${nameOrPath}`);
 }

@@ -45,19 +45,14 @@ export function clipCoefficient(gradSumSq: number, c: AdamWConfig): number {
   return Math.min(1, c.clipNorm / (Math.sqrt(gradSumSq) + 1e-6));
 }
 
-/** The per-step scalars the update graph takes as inputs, for optimizer step number t ≥ 1. */
-export function stepScalars(t: number, lr: number, clip: number, c: AdamWConfig): Float64Array {
-  const bc1 = 1 - Math.pow(c.beta1, t);
-  const bc2 = 1 - Math.pow(c.beta2, t);
-  return Float64Array.from([
-    (1 - c.beta1) * clip, // coefficient of g in the first moment
-    (1 - c.beta2) * clip * clip, // coefficient of g² in the second moment
-    lr / bc1, // step size
-    1 / Math.sqrt(bc2), // second-moment bias correction (applied to its square root)
-    1 - lr * c.weightDecay, // decoupled decay factor
-  ]);
+/**
+ * The per-step scalars of the update graph, for optimizer step t ≥ 1 (1-based, as PyTorch
+ * counts): [step size lr / bc1, 1 / sqrt(bc2), decoupled decay factor 1 − lr·wd].
+ */
+export function stepScalars(t: number, lr: number, c: AdamWConfig): number[] {
+  return [lr / (1 - Math.pow(c.beta1, t)), 1 / Math.sqrt(1 - Math.pow(c.beta2, t)), 1 - lr * c.weightDecay];
 }
-export const STEP_SCALARS = 5;
+export const STEP_SCALARS = 3;
 
 export interface Segment {
   param: Value;
@@ -67,19 +62,40 @@ export interface Segment {
   decay: boolean;
 }
 
-/**
- * Emits one AdamW update per segment. `scalars` is a [5] vector laid out as stepScalars(); the
- * clip coefficient is folded into the moment coefficients so the gradient is never rescaled.
- */
-export function adamwUpdate(g: Graph, segments: Segment[], scalars: Value, c: AdamWConfig): { param: Value; m: Value; v: Value }[] {
+/** Graph values of the step scalars and the clip coefficient. */
+export interface StepValues {
+  stepSize: Value;
+  invSqrtBc2: Value;
+  decay: Value;
+  clip: Value;
+}
+
+/** Splits a [3] scalars input (layout of stepScalars()) into scalar values. */
+export function scalarValues(g: Graph, scalars: Value, clip: Value): StepValues {
   const s = (i: number): Value => g.reshape(g.slice(scalars, 0, i, i + 1), []);
-  const [gradCoef, sqCoef, stepSize, invSqrtBc2, decay] = [0, 1, 2, 3, 4].map(s);
+  return { stepSize: s(0), invSqrtBc2: s(1), decay: s(2), clip };
+}
+
+/** clip_grad_norm_'s coefficient computed in the graph from the sum of squared gradients. */
+export function clipValue(g: Graph, gradSumSq: Value, c: AdamWConfig): Value {
+  if (c.clipNorm <= 0) return g.scalar(1);
+  const coef = g.div(g.scalar(c.clipNorm), g.add(g.sqrt(gradSumSq), g.scalar(1e-6)));
+  return g.minimum(coef, g.scalar(1));
+}
+
+/**
+ * Emits one AdamW update per segment. The clip coefficient is folded into the moment
+ * coefficients, so the gradient itself is never rescaled in memory.
+ */
+export function adamwUpdate(g: Graph, segments: Segment[], s: StepValues, c: AdamWConfig): { param: Value; m: Value; v: Value }[] {
+  const gradCoef = g.scale(s.clip, 1 - c.beta1);
+  const sqCoef = g.scale(g.mul(s.clip, s.clip), 1 - c.beta2);
   return segments.map(({ param, grad, m, v, decay: decayed }) => {
     const m2 = g.add(g.scale(m, c.beta1), g.mul(grad, gradCoef));
     const v2 = g.add(g.scale(v, c.beta2), g.mul(g.mul(grad, grad), sqCoef));
-    const denom = g.add(g.mul(g.sqrt(v2), invSqrtBc2), g.scalar(c.eps));
-    const update = g.mul(g.div(m2, denom), stepSize);
-    const kept = decayed && c.weightDecay !== 0 ? g.mul(param, decay) : param;
+    const denom = g.add(g.mul(g.sqrt(v2), s.invSqrtBc2), g.scalar(c.eps));
+    const update = g.mul(g.div(m2, denom), s.stepSize);
+    const kept = decayed && c.weightDecay !== 0 ? g.mul(param, s.decay) : param;
     return { param: g.sub(kept, update), m: m2, v: v2 };
   });
 }

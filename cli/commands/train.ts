@@ -1,0 +1,92 @@
+// `tah train`: the whole model in one process, on the bundled corpus.
+import { availableParallelism } from 'node:os';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { loadBrownCorpus } from '../../worker/data/brown.ts';
+import { buildDataset } from '../../worker/data/dataset.ts';
+import { byteTokenizer } from '../../worker/data/tokenizer.ts';
+import { chooseDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
+import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
+import { DEFAULT_ADAMW } from '../../worker/optim/adamw.ts';
+import { train } from '../../worker/train/trainer.ts';
+import type { Output } from '../output.ts';
+
+export interface TrainFlags {
+  preset: string;
+  steps: number;
+  lr?: number;
+  device: string;
+  seed: number;
+  threads?: number;
+  checkpoint?: string;
+  evalBatches: number;
+}
+
+/** Learning rates of MODEL.md's reference recipe; other models start from 2e-3. */
+const PRESET_LR: Record<string, number> = { tiny: 3e-3, small: 2e-3, demo: 2e-3 };
+
+export async function trainCommand(flags: TrainFlags, out: Output): Promise<void> {
+  const started = performance.now();
+  const config = loadPreset(flags.preset);
+  const device = chooseDevice(parseDevice(flags.device), probeDevices());
+  if (device.note) out.note(device.note);
+  const lr = flags.lr ?? PRESET_LR[flags.preset] ?? 2e-3;
+  const optim = { ...DEFAULT_ADAMW, lr, totalSteps: flags.steps, warmupSteps: Math.min(DEFAULT_ADAMW.warmupSteps, Math.max(1, Math.floor(flags.steps / 10))) };
+  const name = (PRESET_NAMES as readonly string[]).includes(flags.preset) ? flags.preset : 'custom';
+  const checkpoint = flags.checkpoint ?? join('runs', `train-${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.safetensors`);
+
+  // Fail before training, not after, if the checkpoint cannot be written there.
+  await mkdir(dirname(checkpoint), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`cannot create the folder for checkpoint ${checkpoint} (${e.code ?? e.message})`, { cause: e });
+  });
+  const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
+  if (config.vocab_size < byteTokenizer.vocabSize) throw new Error(`preset ${flags.preset}: vocab_size ${config.vocab_size} is smaller than the byte tokenizer's 256`);
+  out.event('start', { preset: flags.preset, config, lr, steps: flags.steps, device: device.provider, train_tokens: dataset.train.length, heldout_tokens: dataset.heldout.length });
+
+  const bar = out.progress('train', flags.steps);
+  let result;
+  try {
+    result = await train({
+      config,
+      optim,
+      dataset,
+      steps: flags.steps,
+      seed: flags.seed,
+      device,
+      threads: flags.threads ?? availableParallelism(),
+      evalBatches: flags.evalBatches,
+      checkpointPath: checkpoint,
+      checkpointExtra: { tokenizer: byteTokenizer.name, corpus: 'brown', lr: String(lr), seed: String(flags.seed) },
+      onEval: (e) => out.event('eval', { step: e.step, heldout_loss: e.heldoutLoss }),
+      onStep: (e) => {
+        out.event('step', { step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.gradNorm, tokens_per_s: e.tokensPerS });
+        bar.update(e.step, `loss ${e.loss.toFixed(3)} | ${Math.round(e.tokensPerS).toLocaleString('en-US')} tok/s`);
+      },
+    });
+  } finally {
+    bar.stop();
+  }
+  const wallS = (performance.now() - started) / 1000;
+  out.summary(
+    {
+      ok: true,
+      preset: flags.preset,
+      device: device.provider,
+      params: result.params,
+      steps: result.steps,
+      tokens: result.tokens,
+      initial_heldout_loss: result.initialHeldoutLoss,
+      heldout_loss: result.heldoutLoss,
+      final_train_loss: result.finalLoss,
+      tokens_per_s: result.tokensPerS,
+      train_s: result.trainS,
+      wall_s: wallS,
+      checkpoint: result.checkpoint,
+    },
+    [
+      `held-out loss ${result.initialHeldoutLoss.toFixed(3)} → ${result.heldoutLoss.toFixed(3)} after ${result.steps} steps (${result.tokens.toLocaleString('en-US')} tokens)`,
+      `${Math.round(result.tokensPerS).toLocaleString('en-US')} tokens/s on ${device.provider}, ${wallS.toFixed(1)} s in all`,
+      `checkpoint: ${result.checkpoint}`,
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,239 @@
+// Single-process training of the whole model: one fused graph per step (forward, backward,
+// gradient clipping and AdamW) over double-buffered flat parameter and moment buffers, plus a
+// forward-only graph for held-out loss. Everything the loop touches comes in as arguments.
+import { type Checkpoint, saveCheckpoint, wholeModel } from '../checkpoint/checkpoint.ts';
+import { type Batch, type Dataset, heldoutBatches, trainBatch } from '../data/dataset.ts';
+import type { Value } from '../engine/graph.ts';
+import { CompiledGraph, type DeviceChoice } from '../engine/session.ts';
+import type { ModelConfig } from '../model/config.ts';
+import type { ParamLayout} from '../model/params.ts';
+import { initParams } from '../model/params.ts';
+import { buildStageGraph } from '../model/stage.ts';
+import { type AdamWConfig, STEP_SCALARS, adamwUpdate, clipValue, learningRate, scalarValues, stepScalars } from '../optim/adamw.ts';
+
+export interface TrainOptions {
+  config: ModelConfig;
+  optim: AdamWConfig;
+  dataset: Dataset;
+  steps: number;
+  seed: number;
+  device?: DeviceChoice;
+  threads?: number;
+  /** Held-out batches for the loss at the start and the end. */
+  evalBatches: number;
+  /** Where to write the final checkpoint (atomically); none when absent. */
+  checkpointPath?: string;
+  /** Free-form strings stored in the checkpoint's metadata. */
+  checkpointExtra?: Record<string, string>;
+  /** Called after every step. Returning `false` stops training early (after that step). */
+  onStep?: (e: StepEvent) => void | boolean;
+  onEval?: (e: { step: number; heldoutLoss: number }) => void;
+  /** A clock for throughput (performance.now() by default). */
+  now?: () => number;
+  profilePrefix?: string;
+}
+
+export interface StepEvent {
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokens: number;
+  tokensPerS: number;
+  elapsedS: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  initialHeldoutLoss: number;
+  heldoutLoss: number;
+  finalLoss: number;
+  tokens: number;
+  tokensPerS: number;
+  trainS: number;
+  checkpoint?: string;
+  params: number;
+}
+
+/** Compiled train-step and eval graphs of the whole model, reused for every step. */
+export class Trainer {
+  private constructor(
+    readonly config: ModelConfig,
+    readonly layout: ParamLayout,
+    private readonly step: CompiledGraph,
+    private readonly evaluate: CompiledGraph,
+  ) {}
+
+  static async create(config: ModelConfig, optim: AdamWConfig, opts: { device?: DeviceChoice; threads?: number; profilePrefix?: string } = {}): Promise<Trainer> {
+    const sg = buildStageGraph(config, wholeModel(config), config.batch_size, 'float32');
+    const { g, layout } = sg;
+    const moments = (kind: string) => ({
+      decay: g.input(`${kind}.decay`, 'float32', [layout.decayed]),
+      noDecay: g.input(`${kind}.nodecay`, 'float32', [layout.size - layout.decayed]),
+    });
+    const m = moments('m');
+    const v = moments('v');
+    const scalars = g.input('scalars', 'float32', [STEP_SCALARS]);
+    const clip = clipValue(g, sg.gradSumSq, optim);
+    const [dec, nodec] = adamwUpdate(
+      g,
+      [
+        { param: sg.paramsDecay, grad: sg.gradDecay, m: m.decay, v: v.decay, decay: true },
+        { param: sg.paramsNoDecay, grad: sg.gradNoDecay, m: m.noDecay, v: v.noDecay, decay: false },
+      ],
+      scalarValues(g, scalars, clip),
+      optim,
+    );
+    const named = (vs: Value[]): [string, Value][] => vs.map((x) => [x.name!, x]);
+    const session = { device: opts.device, threads: opts.threads };
+    const step = await CompiledGraph.create(g, {
+      ...session,
+      profilePrefix: opts.profilePrefix,
+      inputs: named(g.inputs),
+      outputs: [
+        ['loss', sg.loss!],
+        ['grad_sumsq', sg.gradSumSq],
+        ['next.params.decay', dec.param],
+        ['next.params.nodecay', nodec.param],
+        ['next.m.decay', dec.m],
+        ['next.m.nodecay', nodec.m],
+        ['next.v.decay', dec.v],
+        ['next.v.nodecay', nodec.v],
+      ],
+    });
+    const evalInputs = named(g.inputs.filter((x) => ['params.decay', 'params.nodecay', 'input', 'targets'].includes(x.name!)));
+    const evaluate = await CompiledGraph.create(g, { ...session, arena: false, inputs: evalInputs, outputs: [['loss', sg.loss!]] });
+    return new Trainer(config, layout, step, evaluate);
+  }
+
+  /** Mean loss over batches with the given parameters. */
+  async heldoutLoss(params: Float32Array, batches: Batch[]): Promise<number> {
+    const { decay, noDecay } = this.layout.segments(params);
+    let sum = 0;
+    for (const b of batches) {
+      const out = await this.evaluate.run({ 'params.decay': decay, 'params.nodecay': noDecay, input: b.inputs, targets: b.targets });
+      sum += Number(out.loss[0]);
+    }
+    return sum / batches.length;
+  }
+
+  /** One optimizer step (1-based t): reads `cur`, writes the updated state into `next`. */
+  async trainStep(cur: OptimState, next: OptimState, batch: Batch, t: number, lr: number, optim: AdamWConfig): Promise<{ loss: number; gradSumSq: number }> {
+    const seg = (x: Float32Array) => this.layout.segments(x);
+    const [p, m, v, p2, m2, v2] = [cur.params, cur.m, cur.v, next.params, next.m, next.v].map(seg);
+    const out = await this.step.run(
+      {
+        'params.decay': p.decay,
+        'params.nodecay': p.noDecay,
+        'm.decay': m.decay,
+        'm.nodecay': m.noDecay,
+        'v.decay': v.decay,
+        'v.nodecay': v.noDecay,
+        scalars: Float32Array.from(stepScalars(t, lr, optim)),
+        input: batch.inputs,
+        targets: batch.targets,
+      },
+      {
+        'next.params.decay': p2.decay,
+        'next.params.nodecay': p2.noDecay,
+        'next.m.decay': m2.decay,
+        'next.m.nodecay': m2.noDecay,
+        'next.v.decay': v2.decay,
+        'next.v.nodecay': v2.noDecay,
+      },
+    );
+    return { loss: Number(out.loss[0]), gradSumSq: Number(out.grad_sumsq[0]) };
+  }
+
+  endProfiling(): void {
+    this.step.endProfiling();
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([this.step.dispose(), this.evaluate.dispose()]);
+  }
+}
+
+export interface OptimState {
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+}
+
+export function freshState(layout: ParamLayout, seed: number): OptimState {
+  return { params: initParams(layout, seed, (n) => new Float32Array(n)), m: new Float32Array(layout.size), v: new Float32Array(layout.size) };
+}
+
+/** Trains the whole model for opts.steps steps and returns what a user wants to know. */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { config, optim, dataset } = opts;
+  const now = opts.now ?? (() => performance.now());
+  const trainer = await Trainer.create(config, optim, opts);
+  try {
+    const { layout } = trainer;
+    let cur = freshState(layout, opts.seed);
+    let next: OptimState = { params: new Float32Array(layout.size), m: new Float32Array(layout.size), v: new Float32Array(layout.size) };
+    const evalSet = heldoutBatches(dataset, { batchSize: config.batch_size, seqLen: config.seq_len, maxBatches: opts.evalBatches });
+    const initialHeldoutLoss = await trainer.heldoutLoss(cur.params, evalSet);
+    opts.onEval?.({ step: 0, heldoutLoss: initialHeldoutLoss });
+
+    const tokensPerStep = config.batch_size * config.seq_len;
+    const start = now();
+    let loss = NaN;
+    let done = 0;
+    for (let s = 0; s < opts.steps; s++) {
+      const batch = trainBatch(dataset, { seed: opts.seed, step: s, batchSize: config.batch_size, seqLen: config.seq_len });
+      const lr = learningRate(s, optim);
+      const r = await trainer.trainStep(cur, next, batch, s + 1, lr, optim);
+      if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${s + 1}: loss is ${r.loss} (try a lower --lr)`);
+      [cur, next] = [next, cur];
+      loss = r.loss;
+      done = s + 1;
+      const elapsedS = (now() - start) / 1000;
+      const keepGoing = opts.onStep?.({
+        step: done,
+        steps: opts.steps,
+        loss,
+        lr,
+        gradNorm: Math.sqrt(r.gradSumSq),
+        tokens: done * tokensPerStep,
+        tokensPerS: (done * tokensPerStep) / elapsedS,
+        elapsedS,
+      });
+      if (keepGoing === false) break;
+    }
+    const trainS = (now() - start) / 1000;
+    if (opts.profilePrefix) trainer.endProfiling();
+    const heldoutLoss = await trainer.heldoutLoss(cur.params, evalSet);
+    opts.onEval?.({ step: done, heldoutLoss });
+
+    if (opts.checkpointPath) await saveCheckpoint(opts.checkpointPath, toCheckpoint(layout, cur, done, opts.checkpointExtra));
+    return {
+      steps: done,
+      initialHeldoutLoss,
+      heldoutLoss,
+      finalLoss: loss,
+      tokens: done * tokensPerStep,
+      tokensPerS: (done * tokensPerStep) / trainS,
+      trainS,
+      checkpoint: opts.checkpointPath,
+      params: layout.size,
+    };
+  } finally {
+    await trainer.dispose();
+  }
+}
+
+/** The checkpoint of a stage's state: weights and AdamW moments by Hugging Face name. */
+export function toCheckpoint(layout: ParamLayout, state: OptimState, step: number, extra?: Record<string, string>): Checkpoint {
+  const byName = (flat: Float32Array) => new Map(layout.entries.map((e) => [e.name, { shape: [...e.shape], data: layout.view(flat, e.name) }]));
+  return {
+    config: layout.config,
+    ...layout.span,
+    step,
+    weights: byName(state.params),
+    optimizer: { expAvg: byName(state.m), expAvgSq: byName(state.v) },
+    extra,
+  };
+}
