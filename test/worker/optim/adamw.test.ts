@@ -4,7 +4,7 @@ import { wholeModel } from '../../../worker/checkpoint/checkpoint.ts';
 import { loadPreset } from '../../../worker/model/config.ts';
 import { ParamLayout } from '../../../worker/model/params.ts';
 import { type AdamWConfig, DEFAULT_ADAMW, clipCoefficient, learningRate } from '../../../worker/optim/adamw.ts';
-import { StageOptimizer } from '../../../worker/optim/optimizer.ts';
+import { type AdamWState, StageOptimizer } from '../../../worker/optim/optimizer.ts';
 import { randn, rng } from '../../helpers/gradcheck.ts';
 
 /** PyTorch's AdamW step (torch.optim.AdamW, non-fused), written out element by element. */
@@ -28,9 +28,9 @@ test('the AdamW graph matches PyTorch AdamW semantics, with decay only on matric
   const opt = await StageOptimizer.create(layout, c, { floatType: 'float64', threads: 1 });
   const r = rng(3);
   const n = layout.size;
-  const state = { params: randn([n], r), m: new Float64Array(n), v: new Float64Array(n) };
+  const state: AdamWState<Float64Array> = { params: randn([n], r), m: new Float64Array(n), v: new Float64Array(n) };
   const ref = { params: state.params.slice(), m: new Float64Array(n), v: new Float64Array(n) };
-  let next = { params: new Float64Array(n), m: new Float64Array(n), v: new Float64Array(n) };
+  let next: AdamWState<Float64Array> = { params: new Float64Array(n), m: new Float64Array(n), v: new Float64Array(n) };
   let cur = state;
   for (let t = 1; t <= 4; t++) {
     const grads = randn([n], r);

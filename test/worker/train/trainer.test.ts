@@ -8,7 +8,7 @@ import { loadPreset } from '../../../worker/model/config.ts';
 import { Stage } from '../../../worker/model/stage.ts';
 import { DEFAULT_ADAMW, clipCoefficient, learningRate } from '../../../worker/optim/adamw.ts';
 import { StageOptimizer } from '../../../worker/optim/optimizer.ts';
-import { Trainer, freshState, train } from '../../../worker/train/trainer.ts';
+import { type OptimState, Trainer, freshState, train } from '../../../worker/train/trainer.ts';
 
 const config = { ...loadPreset('tiny'), seq_len: 32, batch_size: 4 };
 const optim = { ...DEFAULT_ADAMW, warmupSteps: 2, totalSteps: 10 };
@@ -20,7 +20,7 @@ test('the fused train step equals a separate backward pass followed by the AdamW
   const opt = await StageOptimizer.create(stage.layout, optim, { threads: 1 });
   let a = freshState(trainer.layout, 5);
   let a2 = freshState(trainer.layout, 6);
-  let b = { params: a.params.slice(), m: a.m.slice(), v: a.v.slice() };
+  let b: OptimState = { params: a.params.slice(), m: a.m.slice(), v: a.v.slice() };
   let b2 = freshState(trainer.layout, 7);
   const grads = new Float32Array(stage.layout.size);
   for (let t = 1; t <= 3; t++) {
