@@ -6,7 +6,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { chooseDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
+import { chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
 import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
 import { DEFAULT_ADAMW } from '../../worker/optim/adamw.ts';
 import { Trainer, freshState } from '../../worker/train/trainer.ts';
@@ -34,7 +34,7 @@ interface Measurement {
 /** Two warm-up steps, then `steps` timed steps on random tokens, as the PyTorch script does. */
 async function measureEngine(flags: BenchFlags, profileDir?: string): Promise<Measurement> {
   const config = loadPreset(flags.preset);
-  const device = chooseDevice(parseDevice(flags.device), probeDevices());
+  const device = await confirmDevice(chooseDevice(parseDevice(flags.device), probeDevices()));
   const profilePrefix = profileDir ? join(profileDir, 'ort') : undefined;
   const trainer = await Trainer.create(config, DEFAULT_ADAMW, { device, threads: flags.threads ?? availableParallelism(), profilePrefix });
   try {

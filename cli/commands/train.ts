@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { loadBrownCorpus } from '../../worker/data/brown.ts';
 import { buildDataset } from '../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../worker/data/tokenizer.ts';
-import { chooseDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
+import { chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
 import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
 import { DEFAULT_ADAMW } from '../../worker/optim/adamw.ts';
 import { train } from '../../worker/train/trainer.ts';
@@ -28,7 +28,7 @@ const PRESET_LR: Record<string, number> = { tiny: 3e-3, small: 2e-3, demo: 2e-3 
 export async function trainCommand(flags: TrainFlags, out: Output): Promise<void> {
   const started = performance.now();
   const config = loadPreset(flags.preset);
-  const device = chooseDevice(parseDevice(flags.device), probeDevices());
+  const device = await confirmDevice(chooseDevice(parseDevice(flags.device), probeDevices()));
   if (device.note) out.note(device.note);
   const lr = flags.lr ?? PRESET_LR[flags.preset] ?? 2e-3;
   const optim = { ...DEFAULT_ADAMW, lr, totalSteps: flags.steps, warmupSteps: Math.min(DEFAULT_ADAMW.warmupSteps, Math.max(1, Math.floor(flags.steps / 10))) };

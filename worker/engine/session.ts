@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { type DType, type Graph, type TypedData, numel } from './graph.ts';
+import { type DType, Graph, type TypedData, numel } from './graph.ts';
 import { type GraphView, defaultView, toOnnx } from './onnx.ts';
 
 export const DEVICES = ['auto', 'cpu', 'cuda', 'coreml', 'webgpu'] as const;
@@ -70,6 +70,26 @@ export function chooseDevice(requested: DeviceRequest, world: DeviceWorld): Devi
     ? `device auto: using CPU (found ${found.join(', ')}: not used by default for training graphs; pass --device to try one)`
     : `device auto: using CPU (no CUDA provider installed${world.platform === 'darwin' ? '' : '; CoreML needs macOS'})`;
   return { requested, provider: 'cpu', note };
+}
+
+/**
+ * Starts a one-node session on the chosen provider to find out whether it really runs here (a
+ * CUDA provider library without a working GPU, say). `auto` then falls back to CPU and says why;
+ * an explicit request fails.
+ */
+export async function confirmDevice(choice: DeviceChoice): Promise<DeviceChoice> {
+  if (choice.provider === 'cpu') return choice;
+  const g = new Graph('float32');
+  g.output('y', g.neg(g.input('x', 'float32', [1])));
+  try {
+    const s = await ort.InferenceSession.create(toOnnx(g), { executionProviders: [choice.provider] });
+    await s.release();
+    return choice;
+  } catch (e) {
+    const why = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    if (choice.requested !== 'auto') throw new Error(`device ${choice.provider} could not start: ${why}`, { cause: e });
+    return { requested: choice.requested, provider: 'cpu', note: `device auto: using CPU (found ${choice.provider}, but it could not start: ${why})` };
+  }
 }
 
 export interface SessionOptions {
