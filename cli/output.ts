@@ -58,7 +58,7 @@ export function makeOutput(json: boolean, stream: NodeJS.WriteStream = process.s
 /** Prints an error as one line (and as a summary object in JSON mode) and sets a failing exit code. */
 export function reportError(e: unknown, json: boolean): void {
   const message = e instanceof Error ? e.message : String(e);
-  const oneLine = message.replace(/\s*\n\s*/g, ' ');
+  const oneLine = message.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
   if (json) process.stdout.write(JSON.stringify({ summary: true, ok: false, error: oneLine }) + '\n');
   process.stderr.write(`tah: error: ${oneLine}\n`);
   process.exitCode = 1;

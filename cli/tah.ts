@@ -31,7 +31,9 @@ const guarded = <T extends { json?: boolean }>(body: (opts: T) => Promise<void>)
 const program = new Command('tah')
   .description('Train at Home: pretrain a language model together, one home computer per model stage.')
   .showHelpAfterError()
-  .configureOutput({ outputError: (s, write) => write(`tah: ${s.replace(/^error: /, 'error: ')}`) });
+  // Usage errors found by commander take the same path as every other error (one line, and a
+  // summary object with --json); commander still sets the exit code.
+  .configureOutput({ outputError: (s) => reportError(s, process.argv.includes('--json')) });
 
 program
   .command('train')

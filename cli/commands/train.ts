@@ -37,7 +37,8 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
 
   // Fail before training, not after, if the checkpoint cannot be written there.
   await mkdir(dirname(checkpoint), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`cannot create the folder for checkpoint ${checkpoint} (${e.code ?? e.message})`, { cause: e });
+    const why = e.code === 'EEXIST' || e.code === 'ENOTDIR' ? `${dirname(checkpoint)} is not a folder: a file is in the way` : (e.code ?? e.message);
+    throw new Error(`cannot create the folder for checkpoint ${checkpoint} (${why})`, { cause: e });
   });
   const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
   if (config.vocab_size < byteTokenizer.vocabSize) throw new Error(`preset ${flags.preset}: vocab_size ${config.vocab_size} is smaller than the byte tokenizer's 256`);

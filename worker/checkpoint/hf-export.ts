@@ -46,7 +46,7 @@ export async function exportHuggingFace(checkpointPath: string, outDir: string, 
     if (e.code === 'ENOENT') return undefined;
     throw new Error(`export to ${outDir}: cannot use the output directory (${e.code ?? String(e)})`, { cause: e });
   });
-  if (existing?.length && !opts.overwrite) throw new Error(`export to ${outDir}: directory exists and is not empty (pass overwrite to replace it)`);
+  if (existing?.length && !opts.overwrite) throw new Error(`export to ${outDir}: directory exists and is not empty (use --overwrite to replace it)`);
 
   const ckpt = await loadCheckpoint(checkpointPath);
   if (!ckpt.hasEmbed || !ckpt.hasHead) {
@@ -60,6 +60,9 @@ export async function exportHuggingFace(checkpointPath: string, outDir: string, 
   const old = join(dirname(outDir), `.${basename(outDir)}.${suffix}.old`);
   let movedAside = false;
   try {
+    await mkdir(dirname(outDir), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`export to ${outDir}: cannot create its parent folder ${dirname(outDir)} (${e.code === 'EEXIST' || e.code === 'ENOTDIR' ? 'a file is in the way' : (e.code ?? e.message)})`, { cause: e });
+    });
     await mkdir(tmp);
     await writeFile(join(tmp, 'config.json'), JSON.stringify(huggingFaceConfig(ckpt.config), null, 2) + '\n');
     await writeFile(join(tmp, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));

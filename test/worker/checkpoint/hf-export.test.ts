@@ -59,7 +59,7 @@ test('refuses a non-empty directory unless told to overwrite', async () => {
   await mkdir(out);
   await exportHuggingFace(whole, out); // empty: fine
   await writeFile(join(out, 'stale.txt'), 'old');
-  await assert.rejects(exportHuggingFace(whole, out), /directory exists and is not empty \(pass overwrite to replace it\)/);
+  await assert.rejects(exportHuggingFace(whole, out), /directory exists and is not empty \(use --overwrite to replace it\)/);
   await exportHuggingFace(whole, out, { overwrite: true });
   assert.deepEqual((await readdir(out)).sort(), ['config.json', 'model.safetensors']);
   assert.ok(!(await readdir(dir)).some((f) => f.startsWith('.')), 'no temporary directories left');
