@@ -46,6 +46,20 @@ export class ParamLayout {
     return flat.subarray(e.offset, e.offset + e.size) as T;
   }
 
+  /**
+   * Graph feeds (or preallocated outputs) for flat buffers: each buffer `name` becomes
+   * `${prefix}${name}.decay` and `${prefix}${name}.nodecay`, the names the stage graphs use.
+   */
+  feeds(buffers: Record<string, FloatArray>, prefix = ''): Record<string, FloatArray> {
+    const out: Record<string, FloatArray> = {};
+    for (const [name, flat] of Object.entries(buffers)) {
+      const { decay, noDecay } = this.segments(flat);
+      out[`${prefix}${name}.decay`] = decay;
+      out[`${prefix}${name}.nodecay`] = noDecay;
+    }
+    return out;
+  }
+
   /** The two optimizer segments of a flat buffer. */
   segments<T extends FloatArray>(flat: T): { decay: T; noDecay: T } {
     return { decay: flat.subarray(0, this.decayed) as T, noDecay: flat.subarray(this.decayed, this.size) as T };

@@ -134,14 +134,9 @@ export class Stage {
     return new Stage(config, span, sg.layout, mode, fwd, bwd, keptNames);
   }
 
-  private paramFeeds(params: FloatArray): Record<string, FloatArray> {
-    const { decay, noDecay } = this.layout.segments(params);
-    return { 'params.decay': decay, 'params.nodecay': noDecay };
-  }
-
   /** Runs the stage forward. In 'keep' mode the result carries what backward() needs. */
   async forward(params: FloatArray, input: TypedData, targets?: BigInt64Array): Promise<{ output?: FloatArray; loss?: number; saved?: Saved }> {
-    const out = await this.fwd.run({ ...this.paramFeeds(params), input, ...(targets && this.span.hasHead ? { targets } : {}) });
+    const out = await this.fwd.run({ ...this.layout.feeds({ params }), input, ...(targets && this.span.hasHead ? { targets } : {}) });
     const saved: Saved = {};
     for (const k of this.keptNames) saved[k] = out[k];
     return {
@@ -163,7 +158,7 @@ export class Stage {
     saved?: Saved,
   ): Promise<{ gradInput?: FloatArray; loss?: number; gradSumSq: number }> {
     if (this.mode === 'keep' && !saved) throw new Error('keep mode: backward needs the activations saved by forward');
-    const feeds: Record<string, TypedData> = { ...this.paramFeeds(params), input, ...(saved ?? {}) };
+    const feeds: Record<string, TypedData> = { ...this.layout.feeds({ params }), input, ...(saved ?? {}) };
     if (this.span.hasHead) {
       if (!upstream.targets) throw new Error('the last stage needs targets');
       feeds.targets = upstream.targets;
@@ -171,8 +166,7 @@ export class Stage {
       if (!upstream.gradOutput) throw new Error('a non-last stage needs the gradient of its output');
       feeds.grad_output = upstream.gradOutput;
     }
-    const seg = this.layout.segments(grads);
-    const out = await this.bwd.run(feeds, { 'grad.decay': seg.decay, 'grad.nodecay': seg.noDecay });
+    const out = await this.bwd.run(feeds, this.layout.feeds({ grad: grads }));
     return {
       gradInput: out.grad_input as FloatArray | undefined,
       loss: this.span.hasHead ? Number(out.loss[0]) : undefined,

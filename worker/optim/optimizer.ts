@@ -51,29 +51,10 @@ export class StageOptimizer {
    */
   async step(cur: AdamWState, grads: FloatArray, next: AdamWState, t: number, lr: number, clip: number): Promise<void> {
     const make = (xs: number[]): FloatArray => (this.floatType === 'float32' ? Float32Array.from(xs) : Float64Array.from(xs));
-    const s = (x: FloatArray) => this.layout.segments(x);
-    const [p, m, v, gr, p2, m2, v2] = [cur.params, cur.m, cur.v, grads, next.params, next.m, next.v].map(s);
+    const { layout } = this;
     await this.session.run(
-      {
-        'params.decay': p.decay,
-        'params.nodecay': p.noDecay,
-        'grad.decay': gr.decay,
-        'grad.nodecay': gr.noDecay,
-        'm.decay': m.decay,
-        'm.nodecay': m.noDecay,
-        'v.decay': v.decay,
-        'v.nodecay': v.noDecay,
-        scalars: make(stepScalars(t, lr, this.config)),
-        clip: make([clip]),
-      },
-      {
-        'next.params.decay': p2.decay,
-        'next.params.nodecay': p2.noDecay,
-        'next.m.decay': m2.decay,
-        'next.m.nodecay': m2.noDecay,
-        'next.v.decay': v2.decay,
-        'next.v.nodecay': v2.noDecay,
-      },
+      { ...layout.feeds({ params: cur.params, grad: grads, m: cur.m, v: cur.v }), scalars: make(stepScalars(t, lr, this.config)), clip: make([clip]) },
+      layout.feeds({ params: next.params, m: next.m, v: next.v }, 'next.'),
     );
   }
 

@@ -9,6 +9,7 @@ import type { ModelConfig } from '../model/config.ts';
 import type { ParamLayout} from '../model/params.ts';
 import { initParams } from '../model/params.ts';
 import { buildStageGraph } from '../model/stage.ts';
+import type { AdamWState } from '../optim/optimizer.ts';
 import { type AdamWConfig, STEP_SCALARS, adamwUpdate, clipValue, learningRate, scalarValues, stepScalars } from '../optim/adamw.ts';
 
 export interface TrainOptions {
@@ -109,10 +110,9 @@ export class Trainer {
 
   /** Mean loss over batches with the given parameters. */
   async heldoutLoss(params: Float32Array, batches: Batch[]): Promise<number> {
-    const { decay, noDecay } = this.layout.segments(params);
     let sum = 0;
     for (const b of batches) {
-      const out = await this.evaluate.run({ 'params.decay': decay, 'params.nodecay': noDecay, input: b.inputs, targets: b.targets });
+      const out = await this.evaluate.run({ ...this.layout.feeds({ params }), input: b.inputs, targets: b.targets });
       sum += Number(out.loss[0]);
     }
     return sum / batches.length;
@@ -120,28 +120,10 @@ export class Trainer {
 
   /** One optimizer step (1-based t): reads `cur`, writes the updated state into `next`. */
   async trainStep(cur: OptimState, next: OptimState, batch: Batch, t: number, lr: number, optim: AdamWConfig): Promise<{ loss: number; gradSumSq: number }> {
-    const seg = (x: Float32Array) => this.layout.segments(x);
-    const [p, m, v, p2, m2, v2] = [cur.params, cur.m, cur.v, next.params, next.m, next.v].map(seg);
+    const { layout } = this;
     const out = await this.step.run(
-      {
-        'params.decay': p.decay,
-        'params.nodecay': p.noDecay,
-        'm.decay': m.decay,
-        'm.nodecay': m.noDecay,
-        'v.decay': v.decay,
-        'v.nodecay': v.noDecay,
-        scalars: Float32Array.from(stepScalars(t, lr, optim)),
-        input: batch.inputs,
-        targets: batch.targets,
-      },
-      {
-        'next.params.decay': p2.decay,
-        'next.params.nodecay': p2.noDecay,
-        'next.m.decay': m2.decay,
-        'next.m.nodecay': m2.noDecay,
-        'next.v.decay': v2.decay,
-        'next.v.nodecay': v2.noDecay,
-      },
+      { ...layout.feeds({ params: cur.params, m: cur.m, v: cur.v }), scalars: Float32Array.from(stepScalars(t, lr, optim)), input: batch.inputs, targets: batch.targets },
+      layout.feeds({ params: next.params, m: next.m, v: next.v }, 'next.'),
     );
     return { loss: Number(out.loss[0]), gradSumSq: Number(out.grad_sumsq[0]) };
   }
@@ -155,11 +137,7 @@ export class Trainer {
   }
 }
 
-export interface OptimState {
-  params: Float32Array;
-  m: Float32Array;
-  v: Float32Array;
-}
+export type OptimState = AdamWState<Float32Array>;
 
 export function freshState(layout: ParamLayout, seed: number): OptimState {
   return { params: initParams(layout, seed, (n) => new Float32Array(n)), m: new Float32Array(layout.size), v: new Float32Array(layout.size) };
