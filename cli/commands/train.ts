@@ -44,6 +44,15 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
   if (config.vocab_size < byteTokenizer.vocabSize) throw new Error(`preset ${flags.preset}: vocab_size ${config.vocab_size} is smaller than the byte tokenizer's 256`);
   out.event('start', { preset: flags.preset, config, lr, steps: flags.steps, device: device.provider, train_tokens: dataset.train.length, heldout_tokens: dataset.heldout.length });
 
+  // Ctrl-C once: stop after the current step, then evaluate and save as usual. Twice: quit now
+  // (the checkpoint is only ever written whole, so nothing partial is left).
+  let stopRequested = false;
+  const onInterrupt = (): void => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    out.note('\nstopping after this step (Ctrl-C again to quit without a checkpoint)');
+  };
+  process.on('SIGINT', onInterrupt);
   const bar = out.progress('train', flags.steps);
   let result;
   try {
@@ -62,10 +71,12 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
       onStep: (e) => {
         out.event('step', { step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.gradNorm, tokens_per_s: e.tokensPerS });
         bar.update(e.step, `loss ${e.loss.toFixed(3)} | ${Math.round(e.tokensPerS).toLocaleString('en-US')} tok/s`);
+        return !stopRequested;
       },
     });
   } finally {
     bar.stop();
+    process.off('SIGINT', onInterrupt);
   }
   const wallS = (performance.now() - started) / 1000;
   out.summary(
@@ -75,6 +86,8 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
       device: device.provider,
       params: result.params,
       steps: result.steps,
+      steps_requested: flags.steps,
+      interrupted: stopRequested,
       tokens: result.tokens,
       initial_heldout_loss: result.initialHeldoutLoss,
       heldout_loss: result.heldoutLoss,
@@ -82,6 +95,7 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
       tokens_per_s: result.tokensPerS,
       train_s: result.trainS,
       wall_s: wallS,
+      max_rss_mib: process.resourceUsage().maxRSS / 1024,
       checkpoint: result.checkpoint,
     },
     [

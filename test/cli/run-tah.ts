@@ -24,6 +24,8 @@ export interface TahOptions {
   timeoutMs?: number;
   /** A program and its arguments to run `node bin/tah.js ...` under (e.g. /usr/bin/time). */
   wrapper?: string[];
+  /** Sends this signal to the child the first time its stdout contains the text. */
+  signalOn?: { text: string; signal: NodeJS.Signals };
 }
 
 /** Runs `node bin/tah.js ...args` and collects everything it prints. */
@@ -37,7 +39,14 @@ export function runTah(args: string[], opts: TahOptions): Promise<TahRun> {
     const child = spawn(argv[0], argv.slice(1), { cwd: opts.cwd, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: opts.timeoutMs ?? 120_000 });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    let signalled = false;
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+      if (opts.signalOn && !signalled && stdout.includes(opts.signalOn.text)) {
+        signalled = true;
+        child.kill(opts.signalOn.signal);
+      }
+    });
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, wallS: (performance.now() - started) / 1000 }));

@@ -136,3 +136,18 @@ test('tah train --preset small --steps 20 --eval-batches 2 --json peaks under 1.
   t.diagnostic(`small preset, 20 steps: peak RSS ${(kib / 1024).toFixed(0)} MiB (${gib.toFixed(3)} GiB), wall ${run.wallS.toFixed(1)} s, held-out loss ${summary.initial_heldout_loss} -> ${summary.heldout_loss}`);
   assert.ok(gib < 1.5, `peak resident size ${gib.toFixed(3)} GiB is over 1.5 GiB`);
 });
+
+test('Ctrl-C stops after the current step and still evaluates and saves a whole checkpoint', async () => {
+  const run = await runTah(['train', '--preset', 'tiny', '--steps', '100000', '--eval-batches', '1', '--checkpoint', 'stopped.safetensors', '--json'], {
+    cwd: dir,
+    signalOn: { text: '"event":"step"', signal: 'SIGINT' },
+  });
+  assert.equal(run.code, 0, show(run));
+  const lines = jsonLines(run.stdout);
+  const summary = lines[lines.length - 1];
+  assert.equal(summary.interrupted, true);
+  assert.equal(summary.steps_requested, 100000);
+  assert.ok((summary.steps as number) >= 1 && (summary.steps as number) < 100000);
+  const ckpt = await loadCheckpoint(join(dir, 'stopped.safetensors'));
+  assert.equal(ckpt.step, summary.steps);
+});
