@@ -45,6 +45,7 @@ program
   .option('--seed <n>', 'initialisation and data seed', int(0), 1)
   .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
   .option('--eval-batches <n>', 'held-out batches for the loss', int(1), 32)
+  .addOption(new Option('--tokenizer <kind>', 'byte-level, or BPE learned on the training split up to the preset\'s vocab_size').choices(['byte', 'bpe']).default('byte'))
   .option('--checkpoint <file>', 'where to write the checkpoint (default: runs/train-<preset>-<time>.safetensors)')
   .option('--json', 'one JSON object per line')
   .action(guarded(async (o) => trainCommand({ ...o, evalBatches: o.evalBatches }, makeOutput(o.json ?? false))));

@@ -3,8 +3,9 @@ import { availableParallelism } from 'node:os';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { loadBrownCorpus } from '../../worker/data/brown.ts';
-import { buildDataset } from '../../worker/data/dataset.ts';
-import { byteTokenizer } from '../../worker/data/tokenizer.ts';
+import { trainBpe } from '../../worker/data/bpe.ts';
+import { buildDataset, isHeldout } from '../../worker/data/dataset.ts';
+import { type Tokenizer, byteTokenizer } from '../../worker/data/tokenizer.ts';
 import { chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
 import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
 import { DEFAULT_ADAMW } from '../../worker/optim/adamw.ts';
@@ -20,6 +21,7 @@ export interface TrainFlags {
   threads?: number;
   checkpoint?: string;
   evalBatches: number;
+  tokenizer: 'byte' | 'bpe';
 }
 
 /** Learning rates of MODEL.md's reference recipe; other models start from 2e-3. */
@@ -40,9 +42,19 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
     const why = e.code === 'EEXIST' || e.code === 'ENOTDIR' ? `${dirname(checkpoint)} is not a folder: a file is in the way` : (e.code ?? e.message);
     throw new Error(`cannot create the folder for checkpoint ${checkpoint} (${why})`, { cause: e });
   });
-  const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
+  const corpus = loadBrownCorpus();
   if (config.vocab_size < byteTokenizer.vocabSize) throw new Error(`preset ${flags.preset}: vocab_size ${config.vocab_size} is smaller than the byte tokenizer's 256`);
-  out.event('start', { preset: flags.preset, config, lr, steps: flags.steps, device: device.provider, train_tokens: dataset.train.length, heldout_tokens: dataset.heldout.length });
+  let tokenizer: Tokenizer = byteTokenizer;
+  const extra: Record<string, string> = {};
+  if (flags.tokenizer === 'bpe') {
+    if (config.vocab_size === byteTokenizer.vocabSize) throw new Error(`--tokenizer bpe needs a vocab_size above 256 (preset ${flags.preset} has 256); try --preset small`);
+    // Learned on the training documents only, so held-out text stays unseen.
+    const bpe = trainBpe(corpus.documents.filter((d) => !isHeldout(d.id)).map((d) => d.text), { vocabSize: config.vocab_size });
+    extra.tokenizer_json = JSON.stringify(bpe.toJSON());
+    tokenizer = bpe;
+  }
+  const dataset = buildDataset(corpus, tokenizer);
+  out.event('start', { preset: flags.preset, config, tokenizer: tokenizer.name, lr, steps: flags.steps, device: device.provider, train_tokens: dataset.train.length, heldout_tokens: dataset.heldout.length });
 
   // Ctrl-C once: stop after the current step, then evaluate and save as usual. Twice: quit now
   // (the checkpoint is only ever written whole, so nothing partial is left).
@@ -66,7 +78,7 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
       threads: flags.threads ?? availableParallelism(),
       evalBatches: flags.evalBatches,
       checkpointPath: checkpoint,
-      checkpointExtra: { tokenizer: byteTokenizer.name, corpus: 'brown', lr: String(lr), seed: String(flags.seed) },
+      checkpointExtra: { ...extra, tokenizer: tokenizer.name, corpus: 'brown', lr: String(lr), seed: String(flags.seed) },
       onEval: (e) => out.event('eval', { step: e.step, heldout_loss: e.heldoutLoss }),
       onStep: (e) => {
         out.event('step', { step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.gradNorm, tokens_per_s: e.tokensPerS });
@@ -83,6 +95,7 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
     {
       ok: true,
       preset: flags.preset,
+      tokenizer: tokenizer.name,
       device: device.provider,
       params: result.params,
       steps: result.steps,

@@ -7,6 +7,7 @@ import { access, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadCheckpoint, wholeModel } from '../../worker/checkpoint/checkpoint.ts';
+import { bpeFromJSON } from '../../worker/data/bpe.ts';
 import { loadPreset } from '../../worker/model/config.ts';
 import { ParamLayout } from '../../worker/model/params.ts';
 import { Stage } from '../../worker/model/stage.ts';
@@ -150,4 +151,17 @@ test('Ctrl-C stops after the current step and still evaluates and saves a whole 
   assert.ok((summary.steps as number) >= 1 && (summary.steps as number) < 100000);
   const ckpt = await loadCheckpoint(join(dir, 'stopped.safetensors'));
   assert.equal(ckpt.step, summary.steps);
+});
+
+test('--tokenizer bpe learns a BPE vocabulary of the preset size and stores it in the checkpoint', async () => {
+  const preset = { ...loadPreset('tiny'), vocab_size: 512 };
+  await writeFile(join(dir, 'bpe512.json'), JSON.stringify(preset));
+  const run = await runTah(['train', '--preset', 'bpe512.json', '--tokenizer', 'bpe', '--steps', '3', '--eval-batches', '1', '--checkpoint', 'bpe.safetensors', '--json'], { cwd: dir });
+  assert.equal(run.code, 0, show(run));
+  const lines = jsonLines(run.stdout);
+  assert.equal(lines[lines.length - 1].tokenizer, 'bpe-512');
+  const ckpt = await loadCheckpoint(join(dir, 'bpe.safetensors'));
+  const tokenizer = bpeFromJSON(JSON.parse(ckpt.extra!.tokenizer_json));
+  assert.equal(tokenizer.vocabSize, 512);
+  assert.equal(tokenizer.decode(tokenizer.encode('The jury said it did not know.')), 'The jury said it did not know.');
 });

@@ -62,6 +62,9 @@ export interface BuildOptions {
   shards?: number;
 }
 
+/** Whether a document belongs to the held-out split: a pure function of its id. */
+export const isHeldout = (docId: string, heldoutFraction = 0.05): boolean => stringUnit(docId) < heldoutFraction;
+
 /**
  * Tokenize the corpus into train / held-out splits. A document is held out
  * when the hash of its id falls below `heldoutFraction`, so the split depends on
@@ -77,7 +80,7 @@ export function buildDataset(corpus: Corpus, tokenizer: Tokenizer, options: Buil
   const split = { train: [] as string[], heldout: [] as string[] };
   const encoded = { train: [] as ArrayLike<number>[], heldout: [] as ArrayLike<number>[] };
   for (const doc of corpus.documents) {
-    const side = stringUnit(doc.id) < heldoutFraction ? 'heldout' : 'train';
+    const side = isHeldout(doc.id, heldoutFraction) ? 'heldout' : 'train';
     split[side].push(doc.id);
     encoded[side].push(tokenizer.encode(doc.text));
   }
