@@ -104,6 +104,7 @@ export class Trainer {
       ],
     });
     const evalInputs = named(g.inputs.filter((x) => ['params.decay', 'params.nodecay', 'input', 'targets'].includes(x.name!)));
+    // Evaluation runs only at the start and the end: no arena, so its buffers do not stay resident.
     const evaluate = await CompiledGraph.create(g, { ...session, arena: false, inputs: evalInputs, outputs: [['loss', sg.loss!]] });
     return new Trainer(config, layout, step, evaluate);
   }
