@@ -77,4 +77,5 @@ program
     })(o),
   );
 
+(await import('./commands/wallet.ts')).registerWalletCommand(program, guarded);
 await program.parseAsync(process.argv);
