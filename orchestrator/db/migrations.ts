@@ -1,0 +1,147 @@
+// The database's migrations, in order, in code: nothing is read from disk at run time. Each is
+// written with kysely's schema builder so that the same migration runs on SQLite and PostgreSQL.
+// A migration, once released, never changes: changes to the schema are new migrations appended
+// to the list (names sort in the order they run).
+import { Migrator, PostgresAdapter, sql } from 'kysely';
+import type { Kysely, Migration, MigrationProvider, MigrationResult, QueryExecutorProvider } from 'kysely';
+
+/** Whether a Kysely instance (or transaction) talks to PostgreSQL. */
+export function isPostgres(db: QueryExecutorProvider): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- migrations describe tables that the
+   Database type may no longer have, so they work on an untyped Kysely. */
+const initial: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema
+      .createTable('runs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('spec_json', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull().defaultTo('active'))
+      .execute();
+
+    await db.schema
+      .createTable('participants')
+      .addColumn('hotkey', 'text', (c) => c.primaryKey())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('stage', 'integer')
+      .addColumn('hardware_json', 'text', (c) => c.notNull())
+      .addColumn('registered_at', 'bigint', (c) => c.notNull())
+      .addColumn('last_seen', 'bigint', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('participants_by_stage').on('participants').columns(['run_id', 'role', 'stage', 'status']).execute();
+
+    await db.schema
+      .createTable('samples')
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('id', 'text', (c) => c.notNull())
+      .addColumn('round', 'integer', (c) => c.notNull())
+      .addColumn('seed', 'bigint', (c) => c.notNull())
+      .addColumn('shard', 'integer', (c) => c.notNull())
+      .addColumn('idx', 'integer', (c) => c.notNull())
+      // 'double precision': 8-byte floats on both (PostgreSQL's 'real' is 4 bytes).
+      .addColumn('loss', 'double precision')
+      .addColumn('done', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('samples_pk', ['run_id', 'id'])
+      .execute();
+    await db.schema.createIndex('samples_by_round').on('samples').columns(['run_id', 'round']).execute();
+
+    await db.schema
+      .createTable('work_items')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('sample_id', 'text', (c) => c.notNull())
+      .addColumn('stage', 'integer', (c) => c.notNull())
+      .addColumn('direction', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('input_key', 'text')
+      .addColumn('output_key', 'text', (c) => c.notNull())
+      .addColumn('required_hotkey', 'text')
+      .addColumn('lease_id', 'text', (c) => c.unique())
+      .addColumn('leased_to', 'text')
+      .addColumn('lease_expires', 'bigint')
+      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('completed_by', 'text')
+      .addColumn('completed_at', 'bigint')
+      .addColumn('output_bytes', 'bigint')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addForeignKeyConstraint('work_items_sample_fk', ['run_id', 'sample_id'], 'samples', ['run_id', 'id'], (fk) => fk.onDelete('cascade'))
+      .execute();
+    // The oldest available item of a stage: pickAvailableItem filters on these, in this order.
+    await db.schema
+      .createIndex('work_items_available')
+      .on('work_items')
+      .columns(['run_id', 'stage', 'direction', 'status', 'created_at'])
+      .execute();
+    await db.schema.createIndex('work_items_by_leased_to').on('work_items').column('leased_to').execute();
+    // A sample's pathway: its items, stage by stage (also serves the foreign key to samples).
+    await db.schema.createIndex('work_items_by_sample').on('work_items').columns(['run_id', 'sample_id', 'stage']).execute();
+    // (lease_id is unique, which indexes it.)
+
+    // An identity column is the one place the dialects differ.
+    await db.schema
+      .createTable('events')
+      .addColumn('id', isPostgres(db) ? 'bigint' : 'integer', (c) =>
+        isPostgres(db) ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
+      )
+      .addColumn('at', 'bigint', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('hotkey', 'text')
+      .addColumn('run_id', 'text')
+      .addColumn('details_json', 'text', (c) => c.notNull().defaultTo('{}'))
+      .execute();
+    await db.schema.createIndex('events_by_run').on('events').columns(['run_id', 'at']).execute();
+
+    await db.schema
+      .createTable('kv')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .execute();
+  },
+
+  async down(db: Kysely<any>) {
+    for (const table of ['kv', 'events', 'work_items', 'samples', 'participants', 'runs']) {
+      await db.schema.dropTable(table).execute();
+    }
+  },
+};
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** Every migration, by name; names sort in the order they run. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001_initial': initial,
+});
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve({ ...MIGRATIONS }),
+};
+
+/**
+ * Brings the database up to the newest migration; returns the names of the migrations it ran
+ * (none when it was up to date). Concurrent callers are safe: kysely's migrator takes a lock
+ * (an advisory lock on PostgreSQL; SQLite's single writer on SQLite).
+ */
+export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r: MigrationResult) => r.status === 'Error')?.migrationName;
+    const message = error instanceof Error ? error.message : String(error);
+    if (/previously executed migration .* is missing/i.test(message)) {
+      throw new Error(`the database was migrated by a newer version of the orchestrator (${message})`, { cause: error });
+    }
+    throw new Error(`database migration ${failed ?? ''} failed: ${message}`.replace('  ', ' '), { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** The names of the migrations this database has run, in order. */
+export async function appliedMigrations<DB>(db: Kysely<DB>): Promise<string[]> {
+  const rows = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db);
+  return rows.rows.map((r) => r.name);
+}

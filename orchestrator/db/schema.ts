@@ -1,0 +1,123 @@
+// The orchestrator's database, as TypeScript types for kysely. Every table is created by
+// migrations.ts; the same types hold on SQLite and PostgreSQL:
+//  - ids are text;
+//  - times are milliseconds since the Unix epoch, stored as bigint and read back as JS numbers
+//    (open.ts makes PostgreSQL's int8 come back as numbers, refusing values past 2^53);
+//  - booleans are integers 0/1 (SQLite has no boolean type, and one representation for both
+//    dialects keeps the code that reads them single);
+//  - JSON is stored as text and parsed by the caller.
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { Direction, Role } from '../../orchestrator-client/protocol.ts';
+
+/** A column with a database default: optional on insert, always present when read. */
+type WithDefault<T> = ColumnType<T, T | undefined, T>;
+
+export type ParticipantStatus = 'active' | 'gone';
+export type WorkItemStatus = 'pending' | 'leased' | 'done';
+
+export interface RunsTable {
+  id: string;
+  /** The run's RunSpec (protocol.ts) as JSON. */
+  spec_json: string;
+  created_at: number;
+  /** 'active' unless the operator stopped the run. */
+  status: WithDefault<string>;
+}
+
+export interface ParticipantsTable {
+  /** The participant's SS58 hotkey; one registration per hotkey. */
+  hotkey: string;
+  role: Role;
+  run_id: string;
+  /** The stage a miner holds; null for validators and operators. */
+  stage: number | null;
+  /** The Hardware (protocol.ts) it reported, as JSON. */
+  hardware_json: string;
+  registered_at: number;
+  last_seen: number;
+  status: ParticipantStatus;
+}
+
+export interface SamplesTable {
+  run_id: string;
+  id: string;
+  round: number;
+  seed: number;
+  shard: number;
+  idx: number;
+  /** The loss the last stage reported; null until then. */
+  loss: number | null;
+  /** 1 once the sample's backward pass reached stage 0, else 0. */
+  done: WithDefault<number>;
+  created_at: number;
+}
+
+export interface WorkItemsTable {
+  id: string;
+  run_id: string;
+  sample_id: string;
+  stage: number;
+  direction: Direction;
+  status: WorkItemStatus;
+  /** Blob key of the input tensor; null where the input is the sample itself (stage 0 forward). */
+  input_key: string | null;
+  /** Blob key the result goes to. */
+  output_key: string;
+  /** The only miner that may take the item: a backward item goes to the miner that did the forward. */
+  required_hotkey: string | null;
+  /** The current lease (unique); null while pending. */
+  lease_id: string | null;
+  leased_to: string | null;
+  lease_expires: number | null;
+  /** How many times the item was leased. */
+  attempts: WithDefault<number>;
+  completed_by: string | null;
+  completed_at: number | null;
+  output_bytes: number | null;
+  created_at: number;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  at: number;
+  kind: string;
+  hotkey: string | null;
+  run_id: string | null;
+  /** Anything else worth keeping, as a JSON object. */
+  details_json: WithDefault<string>;
+}
+
+export interface KvTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  runs: RunsTable;
+  participants: ParticipantsTable;
+  samples: SamplesTable;
+  work_items: WorkItemsTable;
+  events: EventsTable;
+  kv: KvTable;
+}
+
+export type RunRow = Selectable<RunsTable>;
+export type NewRun = Insertable<RunsTable>;
+export type RunUpdate = Updateable<RunsTable>;
+
+export type ParticipantRow = Selectable<ParticipantsTable>;
+export type NewParticipant = Insertable<ParticipantsTable>;
+export type ParticipantUpdate = Updateable<ParticipantsTable>;
+
+export type SampleRow = Selectable<SamplesTable>;
+export type NewSample = Insertable<SamplesTable>;
+export type SampleUpdate = Updateable<SamplesTable>;
+
+export type WorkItemRow = Selectable<WorkItemsTable>;
+export type NewWorkItem = Insertable<WorkItemsTable>;
+export type WorkItemUpdate = Updateable<WorkItemsTable>;
+
+export type EventRow = Selectable<EventsTable>;
+export type NewEvent = Insertable<EventsTable>;
+
+export type KvRow = Selectable<KvTable>;
