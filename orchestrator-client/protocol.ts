@@ -196,6 +196,7 @@ export const CompleteResponseSchema = z.object({
 });
 
 export const ReleaseRequestSchema = z.object({ lease_id: id }).strict();
+export const ReleaseResponseSchema = z.object({ status: z.literal('released') });
 
 // ---- samples and pathways ----
 

@@ -1,0 +1,142 @@
+// The orchestrator's client: every request signed with the caller's hotkey, every response
+// checked against the protocol's schemas, typed errors, and retries with backoff for what is
+// worth retrying (network failures, 429, 503), so miners ride out restarts of the orchestrator.
+import type { z } from 'zod';
+import {
+  API_PREFIX,
+  type Assignment,
+  AssignmentSchema,
+  type CompleteRequest,
+  CompleteResponseSchema,
+  ErrorBodySchema,
+  type ErrorCode,
+  HeartbeatResponseSchema,
+  type LeaseResponse,
+  LeaseResponseSchema,
+  type Pathway,
+  PathwaySchema,
+  type RegisterRequest,
+  ReleaseResponseSchema,
+  type Run,
+  RunSchema,
+} from './protocol.ts';
+import { type Keypair, signRequest } from './signing.ts';
+
+export class OrchestratorError extends Error {
+  constructor(
+    readonly code: ErrorCode | 'network' | 'bad_response',
+    message: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  keypair: Keypair;
+  now?: () => number;
+  /** Attempts for retryable failures (1 = no retry). */
+  attempts?: number;
+  /** First backoff delay; doubles each attempt, capped at maxDelayMs. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  timeoutMs?: number;
+  /** Injected for tests; global fetch by default. */
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const RETRYABLE = new Set<string>(['network', 'rate_limited', 'unavailable', 'run_full', 'internal']);
+
+export class OrchestratorClient {
+  private readonly base: string;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.base = opts.baseUrl.replace(/\/+$/, '');
+  }
+
+  get hotkey(): string {
+    return this.opts.keypair.address;
+  }
+
+  /** One signed request, retried with backoff where a retry can help. */
+  async request<S extends z.ZodType>(method: 'GET' | 'POST', path: string, schema: S, body?: unknown): Promise<z.output<S>> {
+    const attempts = this.opts.attempts ?? 6;
+    const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(method, path, schema, body);
+      } catch (e) {
+        if (!(e instanceof OrchestratorError) || !RETRYABLE.has(e.code) || attempt >= attempts) throw e;
+        const backoff = Math.min(this.opts.maxDelayMs ?? 10_000, (this.opts.baseDelayMs ?? 250) * 2 ** (attempt - 1));
+        await sleep(Math.max(backoff, e.retryAfterMs ?? 0) * (0.75 + 0.5 * Math.random()));
+      }
+    }
+  }
+
+  private async once<S extends z.ZodType>(method: string, path: string, schema: S, body?: unknown): Promise<z.output<S>> {
+    const full = `${API_PREFIX}${path}`;
+    const raw = body === undefined ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(body));
+    const headers: Record<string, string> = signRequest(this.opts.keypair, { method, path: full, body: raw }, { now: (this.opts.now ?? Date.now)() });
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await (this.opts.fetch ?? fetch)(`${this.base}${full}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : raw,
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+      throw new OrchestratorError('network', `cannot reach the orchestrator at ${this.base} (${cause})`);
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new OrchestratorError('bad_response', `orchestrator answered ${method} ${full} with ${res.status} and a body that is not JSON`, res.status);
+    }
+    if (!res.ok) {
+      const err = ErrorBodySchema.safeParse(json);
+      const retryAfter = Number(res.headers.get('retry-after'));
+      const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined;
+      if (err.success) throw new OrchestratorError(err.data.error.code, err.data.error.message, res.status, retryAfterMs);
+      throw new OrchestratorError(res.status >= 500 ? 'internal' : 'bad_response', `orchestrator answered ${method} ${full} with ${res.status}`, res.status, retryAfterMs);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) throw new OrchestratorError('bad_response', `orchestrator's answer to ${method} ${full} does not match the protocol: ${parsed.error.issues[0]?.message}`, res.status);
+    return parsed.data;
+  }
+
+  register(req: RegisterRequest): Promise<Assignment> {
+    return this.request('POST', '/participants/register', AssignmentSchema, req);
+  }
+  heartbeat(): Promise<z.output<typeof HeartbeatResponseSchema>> {
+    return this.request('POST', '/participants/heartbeat', HeartbeatResponseSchema, {});
+  }
+  move(stage?: number): Promise<Assignment> {
+    return this.request('POST', '/participants/move', AssignmentSchema, stage === undefined ? {} : { stage });
+  }
+  lease(): Promise<LeaseResponse> {
+    return this.request('POST', '/work/lease', LeaseResponseSchema, {});
+  }
+  complete(req: CompleteRequest): Promise<z.output<typeof CompleteResponseSchema>> {
+    return this.request('POST', '/work/complete', CompleteResponseSchema, req);
+  }
+  release(leaseId: string): Promise<z.output<typeof ReleaseResponseSchema>> {
+    return this.request('POST', '/work/release', ReleaseResponseSchema, { lease_id: leaseId });
+  }
+  pathway(runId: string, sampleId: string): Promise<Pathway> {
+    return this.request('GET', `/runs/${encodeURIComponent(runId)}/samples/${encodeURIComponent(sampleId)}`, PathwaySchema);
+  }
+  run(runId: string): Promise<Run> {
+    return this.request('GET', `/runs/${encodeURIComponent(runId)}`, RunSchema);
+  }
+  createRun(spec: unknown): Promise<Run> {
+    return this.request('POST', '/admin/runs', RunSchema, spec);
+  }
+}
