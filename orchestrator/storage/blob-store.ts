@@ -8,6 +8,13 @@ export interface PresignOptions {
   expiresInS: number;
   /** For 'put': the largest body the URL accepts. */
   maxBytes?: number;
+  /**
+   * For 'put': the exact size of the body, when known. S3 can only enforce a size through the
+   * signed Content-Length, which fixes it exactly; with maxBytes alone an S3 URL accepts any size
+   * (up to S3's own 5 GiB) and the size must be checked (head) once the upload is reported.
+   * The local store treats it as maxBytes.
+   */
+  exactBytes?: number;
 }
 
 export interface BlobInfo {
@@ -30,4 +37,13 @@ export const BLOB_KEY = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._-]+(?:\/[A-Za-z
 export function checkKey(key: string): string {
   if (key.length > 512 || !BLOB_KEY.test(key)) throw new Error(`invalid blob key '${key.slice(0, 80)}'`);
   return key;
+}
+
+/** Thrown by BlobStore.get when there is no blob under the key. */
+export class BlobNotFoundError extends Error {
+  readonly code = 'not_found';
+  constructor(readonly key: string) {
+    super(`no blob under key '${key.slice(0, 80)}'`);
+    this.name = 'BlobNotFoundError';
+  }
 }

@@ -1,0 +1,443 @@
+// The embedded blob store: a directory on disk, served by the orchestrator's own HTTP server.
+// Miners reach it only through URLs the orchestrator signs (HMAC-SHA256 over the operation, the
+// key, the expiry and, for uploads, the size limit), so the directory itself is never exposed.
+//
+//   GET|HEAD /v1/blobs/KEY?op=get&exp=MS&sig=HEX          the blob (a single byte range allowed)
+//   PUT      /v1/blobs/KEY?op=put&exp=MS&max=BYTES&sig=HEX  stores the body, at most BYTES long
+//
+// Uploads stream into a temporary file in the store's directory and are renamed into place only
+// when complete and within the limit; an oversized or aborted upload leaves nothing behind.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { API_PREFIX, HTTP_STATUS, type ErrorCode } from '../../orchestrator-client/protocol.ts';
+import { BLOB_KEY, BlobNotFoundError, checkKey, type BlobInfo, type BlobOp, type BlobStore, type PresignOptions } from './blob-store.ts';
+
+/** Where the blob routes live on the orchestrator's server. */
+export const LOCAL_BLOB_ROUTE = `${API_PREFIX}/blobs/`;
+
+/** Temporary upload files: '~' never appears in a key, so they cannot collide with a blob. */
+const TEMP_PREFIX = '~upload-';
+const TEMP_SUFFIX = '.part';
+
+export interface LocalBlobStoreOptions {
+  /** The directory holding the blobs (created when missing). */
+  dir: string;
+  /** Where the orchestrator's server is reached, e.g. http://127.0.0.1:8080; see setBaseUrl. */
+  baseUrl?: string;
+  /** The URL signing key. 32 random bytes by default; pass one in to keep URLs valid across restarts. */
+  secret?: Buffer;
+  /** Size limit of an upload URL presigned without maxBytes. Default 64 MiB. */
+  defaultMaxBytes?: number;
+  /** Clock, milliseconds since the Unix epoch (for tests). */
+  now?: () => number;
+}
+
+/** Why a request for a blob URL is refused. */
+export interface BlobUrlRefusal {
+  ok: false;
+  code: ErrorCode;
+  message: string;
+}
+
+/** A request for a blob URL that carries a valid signature. */
+export interface BlobUrlGrant {
+  ok: true;
+  op: BlobOp;
+  key: string;
+  /** For 'put': the largest body accepted. */
+  maxBytes: number | null;
+}
+
+export class LocalBlobStore implements BlobStore {
+  readonly dir: string;
+  private base: string | null = null;
+  private readonly secret: Buffer;
+  private readonly defaultMaxBytes: number;
+  private readonly now: () => number;
+  private ready: Promise<void> | null = null;
+
+  constructor(opts: LocalBlobStoreOptions) {
+    if (!opts.dir) throw new Error('LocalBlobStore: dir is required');
+    this.dir = resolve(opts.dir);
+    this.secret = opts.secret ?? randomBytes(32);
+    if (this.secret.length < 16) throw new Error('LocalBlobStore: the secret must be at least 16 bytes');
+    this.defaultMaxBytes = opts.defaultMaxBytes ?? 64 * 2 ** 20;
+    if (!Number.isSafeInteger(this.defaultMaxBytes) || this.defaultMaxBytes < 0) throw new Error('LocalBlobStore: defaultMaxBytes must be a non-negative integer');
+    this.now = opts.now ?? Date.now;
+    if (opts.baseUrl !== undefined) this.setBaseUrl(opts.baseUrl);
+  }
+
+  /** Sets where URLs point (once the server listens and its address is known). */
+  setBaseUrl(baseUrl: string): void {
+    let url: URL;
+    try {
+      url = new URL(baseUrl);
+    } catch {
+      throw new Error(`LocalBlobStore: baseUrl '${baseUrl}' is not a URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`LocalBlobStore: baseUrl '${baseUrl}' must be http or https`);
+    if (url.search || url.hash) throw new Error(`LocalBlobStore: baseUrl '${baseUrl}' must not have a query or fragment`);
+    this.base = baseUrl.replace(/\/+$/, '');
+  }
+
+  get baseUrl(): string | null {
+    return this.base;
+  }
+
+  /** Creates the directory and removes temporary files that crashed uploads left behind. */
+  init(): Promise<void> {
+    this.ready ??= (async () => {
+      await mkdir(this.dir, { recursive: true });
+      for (const name of await readdir(this.dir)) {
+        if (name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX)) await unlink(join(this.dir, name)).catch(() => {});
+      }
+    })();
+    return this.ready;
+  }
+
+  async presign(op: BlobOp, key: string, opts: PresignOptions): Promise<string> {
+    if (op !== 'get' && op !== 'put') throw new Error(`presign: unknown operation '${String(op)}'`);
+    checkKey(key);
+    if (this.base === null) throw new Error('LocalBlobStore: no baseUrl set (call setBaseUrl once the server listens)');
+    if (!(Number.isFinite(opts.expiresInS) && opts.expiresInS > 0)) throw new Error(`presign: expiresInS must be positive, got ${opts.expiresInS}`);
+    const exp = String(Math.floor(this.now() + opts.expiresInS * 1000));
+    let max = '';
+    if (op === 'put') {
+      if (opts.exactBytes !== undefined && opts.maxBytes !== undefined && opts.exactBytes > opts.maxBytes) {
+        throw new Error(`presign: exactBytes ${opts.exactBytes} exceeds maxBytes ${opts.maxBytes}`);
+      }
+      const maxBytes = opts.exactBytes ?? opts.maxBytes ?? this.defaultMaxBytes;
+      if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new Error(`presign: maxBytes must be a non-negative integer, got ${maxBytes}`);
+      max = String(maxBytes);
+    }
+    const query = new URLSearchParams({ op, exp });
+    if (op === 'put') query.set('max', max);
+    query.set('sig', this.sign(op, key, exp, max).toString('hex'));
+    return `${this.base}${LOCAL_BLOB_ROUTE}${key}?${query.toString()}`;
+  }
+
+  /**
+   * Checks a request for a blob URL: `method` is the HTTP method, `rawUrl` the request target as
+   * received (path and query, not decoded). Keys are never percent-decoded: a key can only hold
+   * characters that need no encoding, so anything encoded is refused.
+   */
+  authorize(method: string, rawUrl: string): BlobUrlGrant | BlobUrlRefusal {
+    const q = rawUrl.indexOf('?');
+    const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    if (!path.startsWith(LOCAL_BLOB_ROUTE)) return refuse('bad_request', 'not a blob URL');
+    const key = path.slice(LOCAL_BLOB_ROUTE.length);
+    if (key.length > 512 || !BLOB_KEY.test(key)) return refuse('bad_request', 'invalid blob key');
+
+    const params = new Map<string, string>();
+    for (const [name, value] of new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1))) {
+      if (params.has(name)) return refuse('bad_request', `repeated query parameter '${name.slice(0, 20)}'`);
+      if (!['op', 'exp', 'max', 'sig'].includes(name)) return refuse('bad_request', `unknown query parameter '${name.slice(0, 20)}'`);
+      params.set(name, value);
+    }
+    const op = params.get('op');
+    const exp = params.get('exp');
+    const sig = params.get('sig');
+    const max = params.get('max');
+    if (op !== 'get' && op !== 'put') return refuse('bad_request', "missing or invalid 'op'");
+    if (exp === undefined || !/^\d{1,15}$/.test(exp)) return refuse('bad_request', "missing or invalid 'exp'");
+    if (sig === undefined || !/^[0-9a-f]{64}$/.test(sig)) return refuse('bad_request', "missing or invalid 'sig'");
+    if (op === 'put' ? max === undefined || !/^\d{1,15}$/.test(max) : max !== undefined) return refuse('bad_request', "missing or invalid 'max'");
+
+    const wanted: BlobOp = method === 'PUT' ? 'put' : 'get';
+    if (method !== 'PUT' && method !== 'GET' && method !== 'HEAD') return refuse('bad_request', `method ${method} is not allowed`);
+    if (op !== wanted) return refuse('forbidden', `this URL allows ${op}, not ${wanted}`);
+    if (!timingSafeEqual(this.sign(op, key, exp, max ?? ''), Buffer.from(sig, 'hex'))) return refuse('forbidden', 'invalid signature');
+    if (Number(exp) <= this.now()) return refuse('forbidden', 'this URL has expired');
+    return { ok: true, op, key, maxBytes: max === undefined ? null : Number(max) };
+  }
+
+  private sign(op: string, key: string, exp: string, max: string): Buffer {
+    return createHmac('sha256', this.secret).update(`${op}\n${key}\n${exp}\n${max}`).digest();
+  }
+
+  /** The file holding `key` (the key is checked first). */
+  pathOf(key: string): string {
+    checkKey(key);
+    const path = resolve(this.dir, key);
+    if (!path.startsWith(this.dir + sep)) throw new Error(`invalid blob key '${key.slice(0, 80)}'`);
+    return path;
+  }
+
+  async head(key: string): Promise<BlobInfo | null> {
+    try {
+      const s = await stat(this.pathOf(key));
+      return s.isFile() ? { bytes: s.size } : null;
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    try {
+      return new Uint8Array(await readFile(this.pathOf(key)));
+    } catch (err) {
+      if (isMissing(err) || errnoCode(err) === 'EISDIR') throw new BlobNotFoundError(key);
+      throw err;
+    }
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    const path = this.pathOf(key);
+    const { fh, tmp } = await this.openTemp();
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+      await fh.close();
+      await this.commit(tmp, path);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await unlink(this.pathOf(key));
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+  }
+
+  /** Every stored key under `prefix` (a key prefix, e.g. 'run1/'), sorted. */
+  async list(prefix = ''): Promise<string[]> {
+    const keys: string[] = [];
+    const walk = async (dir: string, rel: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (isMissing(err)) return;
+        throw err;
+      }
+      for (const e of entries) {
+        const key = rel + e.name;
+        if (!BLOB_KEY.test(key)) continue; // temporary files and anything else that is not a key
+        if (e.isDirectory()) await walk(join(dir, e.name), key + '/');
+        else if (e.isFile() && key.startsWith(prefix)) keys.push(key);
+      }
+    };
+    await walk(this.dir, '');
+    return keys.sort();
+  }
+
+  private async openTemp(): Promise<{ fh: FileHandle; tmp: string }> {
+    await this.init();
+    const tmp = join(this.dir, `${TEMP_PREFIX}${randomBytes(12).toString('hex')}${TEMP_SUFFIX}`);
+    return { fh: await open(tmp, 'wx', 0o644), tmp };
+  }
+
+  /** Moves a complete temporary file into place (atomically: readers see the old blob or the new one). */
+  private async commit(tmp: string, path: string): Promise<void> {
+    await mkdir(dirname(path), { recursive: true });
+    await rename(tmp, path);
+  }
+
+  /** Receives an upload: the body goes to a temporary file, renamed into place when complete. */
+  async receive(key: string, body: Readable, maxBytes: number): Promise<number> {
+    const path = this.pathOf(key);
+    const { fh, tmp } = await this.openTemp();
+    try {
+      const bytes = await drain(body, fh, maxBytes);
+      await fh.sync();
+      await fh.close();
+      await this.commit(tmp, path);
+      return bytes;
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+  }
+}
+
+class TooLargeError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`the body exceeds the limit of ${maxBytes} bytes`);
+  }
+}
+
+class AbortedError extends Error {
+  constructor() {
+    super('the upload was aborted');
+  }
+}
+
+/** Copies `body` into `fh`, failing as soon as more than `maxBytes` arrive. */
+function drain(body: Readable, fh: FileHandle, maxBytes: number): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    let total = 0;
+    let done = false;
+    const settle = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      body.off('error', onError);
+      body.off('close', onClose);
+      if (err) {
+        body.unpipe(sink);
+        sink.destroy();
+        reject(err);
+      } else resolvePromise(total);
+    };
+    const sink = new Writable({
+      highWaterMark: 1 << 20,
+      write(chunk: Buffer, _encoding, callback) {
+        total += chunk.length;
+        if (total > maxBytes) return callback(new TooLargeError(maxBytes));
+        fh.write(chunk).then(() => callback(), callback);
+      },
+    });
+    const onError = (err: Error): void => settle(err);
+    const onClose = (): void => {
+      if (!body.readableEnded) settle(new AbortedError());
+    };
+    sink.on('error', (err) => settle(err));
+    sink.on('finish', () => settle(null));
+    body.on('error', onError);
+    body.on('close', onClose);
+    body.pipe(sink);
+  });
+}
+
+function refuse(code: ErrorCode, message: string): BlobUrlRefusal {
+  return { ok: false, code, message };
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+function isMissing(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function sendError(reply: FastifyReply, code: ErrorCode, message: string, details?: Record<string, unknown>, status = HTTP_STATUS[code]): FastifyReply {
+  return reply
+    .code(status)
+    .type('application/json; charset=utf-8')
+    .send({ error: { code, message, ...(details ? { details } : {}) } });
+}
+
+type Range = { start: number; end: number };
+
+/** A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `size` bytes, or null when unsatisfiable or malformed. */
+export function parseRange(header: string, size: number): Range | null {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return null;
+  if (m[1] === '') {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) return null;
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const last = m[2] === '' ? Infinity : Number(m[2]);
+  if (last < start || start >= size) return null;
+  return { start, end: Math.min(last, size - 1) };
+}
+
+async function handleGet(store: LocalBlobStore, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const grant = store.authorize(request.method, request.url);
+  if (!grant.ok) return sendError(reply, grant.code, grant.message);
+  let fh: FileHandle;
+  try {
+    fh = await open(store.pathOf(grant.key), 'r');
+  } catch (err) {
+    if (isMissing(err)) return sendError(reply, 'not_found', 'no such blob');
+    throw err;
+  }
+  let streaming = false;
+  try {
+    const s = await fh.stat();
+    if (!s.isFile()) return sendError(reply, 'not_found', 'no such blob');
+    reply
+      .header('accept-ranges', 'bytes')
+      .header('etag', `"${s.size.toString(16)}-${Math.floor(s.mtimeMs).toString(16)}"`)
+      .header('cache-control', 'private, no-store');
+    let range: Range | null = null;
+    const rangeHeader = request.headers.range;
+    if (rangeHeader !== undefined) {
+      range = parseRange(rangeHeader, s.size);
+      if (range === null) {
+        reply.header('content-range', `bytes */${s.size}`);
+        return sendError(reply, 'bad_request', 'range not satisfiable (one range within the blob, e.g. bytes=0-1023)', { size: s.size }, 416);
+      }
+      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${s.size}`);
+    }
+    const length = range ? range.end - range.start + 1 : s.size;
+    reply.header('content-type', 'application/octet-stream').header('content-length', String(length));
+    if (request.method === 'HEAD' || length === 0) return reply.send();
+    const stream = fh.createReadStream(range ? { start: range.start, end: range.end } : {});
+    streaming = true;
+    return reply.send(stream);
+  } finally {
+    if (!streaming) await fh.close().catch(() => {});
+  }
+}
+
+async function handlePut(store: LocalBlobStore, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const grant = store.authorize(request.method, request.url);
+  if (!grant.ok) {
+    if (request.headers['content-length'] !== '0') reply.header('connection', 'close');
+    return sendError(reply, grant.code, grant.message);
+  }
+  const max = grant.maxBytes ?? 0;
+  const declared = request.headers['content-length'];
+  if (declared !== undefined && Number(declared) > max) {
+    // Answer before reading anything, and close the connection rather than read the rest.
+    reply.header('connection', 'close');
+    return sendError(reply, 'payload_too_large', `the body exceeds the limit of ${max} bytes`, { max_bytes: max });
+  }
+  const body = (request.body as Readable | undefined) ?? request.raw;
+  try {
+    const bytes = await store.receive(grant.key, body, max);
+    return reply.code(200).send({ key: grant.key, bytes });
+  } catch (err) {
+    if (err instanceof TooLargeError) {
+      reply.header('connection', 'close');
+      return sendError(reply, 'payload_too_large', err.message, { max_bytes: max });
+    }
+    if (err instanceof AbortedError) return sendError(reply.header('connection', 'close'), 'bad_request', err.message);
+    const code = errnoCode(err);
+    if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
+      return sendError(reply, 'conflict', 'the key clashes with another blob (a blob cannot also be a prefix of keys)');
+    }
+    throw err;
+  }
+}
+
+/**
+ * Serves `store` on `app` at /v1/blobs/* (GET, HEAD, PUT). The routes live in their own
+ * encapsulated plugin with a streaming body parser for every content type, so the server's JSON
+ * parser and body limit do not apply to them: the signed URL's `max` is the limit. Call before
+ * the server is ready.
+ */
+export function registerLocalBlobRoutes(app: FastifyInstance, store: LocalBlobStore): void {
+  void app.register(async (scope) => {
+    await store.init();
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    scope.setErrorHandler((err: FastifyError, request, reply) => {
+      const status = err.statusCode ?? 500;
+      if (status >= 500) {
+        request.log.error({ err }, 'blob request failed');
+        return sendError(reply, 'internal', 'internal error');
+      }
+      return sendError(reply, status === 413 ? 'payload_too_large' : 'bad_request', err.message, undefined, status);
+    });
+    const url = `${LOCAL_BLOB_ROUTE}*`;
+    scope.route({ method: ['GET', 'HEAD'], url, exposeHeadRoute: false, handler: (request, reply) => handleGet(store, request, reply) });
+    scope.route({ method: 'PUT', url, handler: (request, reply) => handlePut(store, request, reply) });
+  });
+}

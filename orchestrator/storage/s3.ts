@@ -1,0 +1,132 @@
+// Blobs in an S3-compatible bucket (AWS S3, Cloudflare R2, MinIO). Miners upload and download
+// through presigned URLs, so the orchestrator's credentials never leave it.
+//
+// Size limits: S3 cannot check "at most N bytes" on a presigned PUT. When PresignOptions.exactBytes
+// is given, the Content-Length is signed and S3 refuses any other size; with maxBytes alone the
+// URL accepts any size and the caller checks the stored size (head) when the upload is reported.
+// Servers that do not check signatures (s3rver, used by the tests) enforce neither.
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { BlobNotFoundError, checkKey, type BlobInfo, type BlobOp, type BlobStore, type PresignOptions } from './blob-store.ts';
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface S3BlobStoreOptions {
+  bucket: string;
+  /** Keys are stored as PREFIX/KEY. */
+  prefix?: string;
+  /** 'auto' for Cloudflare R2. */
+  region: string;
+  /** For R2, MinIO and other S3-compatible services, e.g. https://ACCOUNT.r2.cloudflarestorage.com. */
+  endpoint?: string;
+  /** URLs of the form ENDPOINT/BUCKET/KEY rather than BUCKET.ENDPOINT/KEY (MinIO needs it). */
+  forcePathStyle?: boolean;
+  /** Default: the SDK's chain (environment variables, shared config files, instance roles). */
+  credentials?: S3Credentials;
+  /** Clock for signing URLs, milliseconds since the Unix epoch (for tests). */
+  now?: () => number;
+}
+
+/** Presigned URLs last at most a week (SigV4's limit). */
+const MAX_EXPIRY_S = 7 * 24 * 3600;
+
+export class S3BlobStore implements BlobStore {
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly client: S3Client;
+  private readonly now: () => number;
+
+  constructor(opts: S3BlobStoreOptions) {
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(opts.bucket)) throw new Error(`S3BlobStore: invalid bucket name '${opts.bucket}'`);
+    this.bucket = opts.bucket;
+    const prefix = (opts.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    if (prefix !== '') checkKey(prefix);
+    this.prefix = prefix;
+    this.now = opts.now ?? Date.now;
+    const config: S3ClientConfig = {
+      region: opts.region,
+      forcePathStyle: opts.forcePathStyle ?? false,
+      // Newer SDKs add CRC32 checksums to every request (and to presigned PUT URLs), which many
+      // S3-compatible servers refuse: only send them where the API requires one.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    };
+    if (opts.endpoint !== undefined) config.endpoint = opts.endpoint;
+    if (opts.credentials !== undefined) config.credentials = opts.credentials;
+    this.client = new S3Client(config);
+  }
+
+  /** The object key that holds `key`. */
+  objectKey(key: string): string {
+    checkKey(key);
+    return this.prefix === '' ? key : `${this.prefix}/${key}`;
+  }
+
+  async presign(op: BlobOp, key: string, opts: PresignOptions): Promise<string> {
+    const Key = this.objectKey(key);
+    if (!(Number.isFinite(opts.expiresInS) && opts.expiresInS > 0)) throw new Error(`presign: expiresInS must be positive, got ${opts.expiresInS}`);
+    const expiresIn = Math.min(MAX_EXPIRY_S, Math.max(1, Math.ceil(opts.expiresInS)));
+    const signingDate = new Date(this.now());
+    if (op === 'get') return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key }), { expiresIn, signingDate });
+    if (op !== 'put') throw new Error(`presign: unknown operation '${String(op)}'`);
+    const exact = opts.exactBytes;
+    if (exact !== undefined) {
+      if (!Number.isSafeInteger(exact) || exact < 0) throw new Error(`presign: exactBytes must be a non-negative integer, got ${exact}`);
+      if (opts.maxBytes !== undefined && exact > opts.maxBytes) throw new Error(`presign: exactBytes ${exact} exceeds maxBytes ${opts.maxBytes}`);
+    }
+    // A signed Content-Length is the only size S3 enforces on a presigned PUT: it fixes the size.
+    const command = new PutObjectCommand({ Bucket: this.bucket, Key, ...(exact !== undefined ? { ContentLength: exact } : {}) });
+    return getSignedUrl(this.client, command, { expiresIn, signingDate, ...(exact !== undefined ? { signableHeaders: new Set(['content-length']) } : {}) });
+  }
+
+  async head(key: string): Promise<BlobInfo | null> {
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      return { bytes: out.ContentLength ?? 0 };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      if (!out.Body) return new Uint8Array(0);
+      return await out.Body.transformToByteArray();
+    } catch (err) {
+      if (isNotFound(err)) throw new BlobNotFoundError(key);
+      throw err;
+    }
+  }
+
+  /** One PutObject (S3 takes up to 5 GiB that way; @aws-sdk/lib-storage is not a dependency). */
+  async put(key: string, data: Uint8Array): Promise<void> {
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: data, ContentLength: data.byteLength }));
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+  }
+
+  /** Closes the client's connections. */
+  close(): void {
+    this.client.destroy();
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | null;
+  return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
+}
