@@ -1,0 +1,100 @@
+// Puts the orchestrator together: database, blob store, coordinator and HTTP server, plus the
+// reaper that releases the work of miners that stopped sending heartbeats.
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import { Coordinator, type MetagraphAdmission } from './coordinator.ts';
+import { type Db, openDatabase, redactUrl } from './db/open.ts';
+import { buildServer } from './server.ts';
+import { LocalBlobStore, registerLocalBlobRoutes } from './storage/local.ts';
+import { openBlobStore } from './storage/open.ts';
+
+export interface OrchestratorOptions {
+  /** sqlite:PATH, sqlite::memory: or postgres://… */
+  db: string;
+  /** local:DIR or s3://BUCKET[/PREFIX] */
+  storage: string;
+  host?: string;
+  port?: number;
+  /** A RunSpec JSON file: the run is created at start unless it exists. */
+  runFile?: string;
+  operator?: string;
+  now?: () => number;
+  logger?: boolean | { level: string };
+  reapIntervalMs?: number;
+  rateLimitPerMinute?: number;
+  metagraph?: MetagraphAdmission;
+  version?: string;
+}
+
+export interface Orchestrator {
+  url: string;
+  app: FastifyInstance;
+  coordinator: Coordinator;
+  database: Db;
+  close(): Promise<void>;
+}
+
+/** The local store's URL key lives in the database, so URLs handed out survive a restart. */
+async function localSecret(database: Db): Promise<Buffer> {
+  const row = await database.db.selectFrom('kv').select('value').where('key', '=', 'local_blob_secret').executeTakeFirst();
+  if (row) return Buffer.from(row.value, 'hex');
+  const secret = randomBytes(32);
+  await database.db.insertInto('kv').values({ key: 'local_blob_secret', value: secret.toString('hex') }).execute();
+  return secret;
+}
+
+export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orchestrator> {
+  const database = await openDatabase(opts.db);
+  try {
+    const store = await openBlobStore(opts.storage, { secret: opts.storage.startsWith('local:') ? await localSecret(database) : undefined, now: opts.now });
+    const coordinator = new Coordinator({ db: database.db, store, now: opts.now, metagraph: opts.metagraph });
+    const app = await buildServer({
+      coordinator,
+      operator: opts.operator,
+      now: opts.now,
+      logger: opts.logger,
+      rateLimitPerMinute: opts.rateLimitPerMinute,
+      version: opts.version,
+      plugins: store instanceof LocalBlobStore ? [(a) => registerLocalBlobRoutes(a, store)] : [],
+      isReady: async () => {
+        await sql`select 1`.execute(database.db);
+        return true;
+      },
+    });
+    const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+    const url = address.replace('[::1]', 'localhost');
+    if (store instanceof LocalBlobStore) store.setBaseUrl(url);
+
+    if (opts.runFile) {
+      let spec: { id?: unknown };
+      try {
+        spec = JSON.parse(await readFile(opts.runFile, 'utf8'));
+      } catch (e) {
+        throw new Error(`run file ${opts.runFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+      }
+      const exists = typeof spec.id === 'string' && (await database.db.selectFrom('runs').select('id').where('id', '=', spec.id).executeTakeFirst());
+      if (!exists) await coordinator.createRun(spec);
+    }
+
+    const reaper = setInterval(() => {
+      coordinator.reap().catch((e) => app.log.error({ err: e }, 'reaping silent miners failed'));
+    }, opts.reapIntervalMs ?? 5000);
+    reaper.unref();
+    return {
+      url,
+      app,
+      coordinator,
+      database,
+      close: async () => {
+        clearInterval(reaper);
+        await app.close();
+        await database.close();
+      },
+    };
+  } catch (e) {
+    await database.close();
+    throw new Error(`orchestrator (${redactUrl(opts.db)}, ${opts.storage}): ${(e as Error).message}`, { cause: e });
+  }
+}
