@@ -78,4 +78,5 @@ program
   );
 
 (await import('./commands/wallet.ts')).registerWalletCommand(program, guarded);
+(await import('./commands/orchestrator.ts')).registerOrchestratorCommand(program, guarded);
 await program.parseAsync(process.argv);

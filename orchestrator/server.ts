@@ -2,7 +2,7 @@
 // health, readiness and the blob URLs (which carry their own signatures) takes a signed request;
 // the signer's hotkey is the caller's identity.
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { Registry, collectDefaultMetrics, Counter, Histogram } from 'prom-client';
 import {
   API_PREFIX,
@@ -32,7 +32,7 @@ export interface ServerOptions {
   /** Requests per minute per hotkey (or per address before authentication). */
   rateLimitPerMinute?: number;
   bodyLimitBytes?: number;
-  logger?: boolean | { level: string };
+  logger?: FastifyServerOptions['logger'];
   /** Extra routes (the local blob store) registered on the same server. */
   plugins?: ((app: FastifyInstance) => Promise<void> | void)[];
   version?: string;

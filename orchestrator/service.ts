@@ -2,7 +2,7 @@
 // reaper that releases the work of miners that stopped sending heartbeats.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { sql } from 'kysely';
 import { Coordinator, type MetagraphAdmission } from './coordinator.ts';
 import { type Db, openDatabase, redactUrl } from './db/open.ts';
@@ -21,7 +21,7 @@ export interface OrchestratorOptions {
   runFile?: string;
   operator?: string;
   now?: () => number;
-  logger?: boolean | { level: string };
+  logger?: FastifyServerOptions['logger'];
   reapIntervalMs?: number;
   rateLimitPerMinute?: number;
   metagraph?: MetagraphAdmission;
