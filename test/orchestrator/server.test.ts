@@ -181,6 +181,10 @@ test('a silent miner is reaped and its work goes back to the queue', async () =>
   assert.deepEqual(gone, [key('g').address]);
   const item = await orch.database.db.selectFrom('work_items').select(['status', 'leased_to']).where('lease_id', '=', lease.id).executeTakeFirst();
   assert.equal(item, undefined, 'the lease is gone');
+  // Nothing waits on the vanished miner: the same work goes to the next miner that asks.
+  let again: Lease | null = null;
+  for (let i = 0; i < 20 && !(again?.sample_id === lease.sample_id && again.direction === lease.direction); i++) again = (await client('a').lease()).lease;
+  assert.equal(again?.sample_id, lease.sample_id);
   await rejects(g.lease(), 'not_registered', 403);
   await g.register({ role: 'miner', hardware });
   assert.ok((await g.heartbeat()).server_time > 0, 'registering again brings it back');

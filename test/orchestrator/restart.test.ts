@@ -1,0 +1,100 @@
+// Kill the orchestrator (SIGKILL) in the middle of a run and start it again on the same
+// database: registrations, leases, pathways and losses are all still there, and clients that
+// were talking to it carry on by themselves.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { OrchestratorClient } from '../../orchestrator-client/client.ts';
+import type { Hardware } from '../../orchestrator-client/protocol.ts';
+import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
+import { uploadToUrl } from '../../orchestrator/storage/open.ts';
+
+const TAH = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
+const hardware: Hardware = { device: 'cpu', cores: 2, memory_bytes: 2 ** 33, tokens_per_s: 100 };
+const children: ChildProcess[] = [];
+let dir = '';
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Starts `tah orchestrator` and resolves with its URL once it listens. */
+function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const env = { ...process.env };
+  delete env.NODE_TEST_CONTEXT;
+  const child = spawn(process.execPath, [TAH, 'orchestrator', '--json', '--log-level', 'warn', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const e = JSON.parse(line) as { event?: string; url?: string };
+      if (e.event === 'listening') resolve({ child, url: e.url! });
+    });
+    child.on('exit', (code) => reject(new Error(`orchestrator exited with ${code}: ${stderr}`)));
+  });
+}
+
+test('SIGKILL mid-run, restart on the same database: nothing is lost and clients reconnect', async () => {
+  await ready();
+  dir = await mkdtemp(join(tmpdir(), 'tah-restart-'));
+  const port = await freePort();
+  const operator = keypairFromSeed(new Uint8Array(32).fill(1));
+  const args = ['--port', String(port), '--db', `sqlite:${join(dir, 'o.db')}`, '--storage', `local:${join(dir, 'blobs')}`, '--operator', operator.address];
+  const first = await startChild(args);
+  const client = (seed: number) => new OrchestratorClient({ baseUrl: first.url, keypair: keypairFromSeed(new Uint8Array(32).fill(seed)), attempts: 30, baseDelayMs: 50, maxDelayMs: 500 });
+  const [op, a, b] = [client(1), client(2), client(3)];
+  await op.createRun({ id: 'run', preset: 'tiny', stages: [[0, 1], [2, 3]], samples_per_round: 4 });
+  assert.equal((await a.register({ role: 'miner', hardware })).stage, 0);
+  assert.equal((await b.register({ role: 'miner', hardware })).stage, 1);
+
+  // Sample 1 goes all the way to the last stage and reports its loss; sample 2 is left leased.
+  const f0 = (await a.lease()).lease!;
+  await uploadToUrl(f0.output.url, new Uint8Array([1, 2, 3]));
+  await a.complete({ lease_id: f0.id, output: { key: f0.output.key, bytes: 3 } });
+  const f1 = (await b.lease()).lease!;
+  await uploadToUrl(f1.output.url, new Uint8Array([4]));
+  await b.complete({ lease_id: f1.id, output: { key: f1.output.key, bytes: 1 }, loss: 4.5 });
+  const held = (await a.lease()).lease!;
+  assert.ok(held.direction === 'backward' && held.sample_id === f0.sample_id);
+
+  first.child.kill('SIGKILL');
+  await new Promise((r) => first.child.once('exit', r));
+  // A request sent while the orchestrator is down waits and retries by itself.
+  const pending = a.heartbeat();
+  const second = await startChild(args);
+  assert.equal(second.url, first.url);
+  const beat = await pending;
+  assert.equal(beat.stage, 0, 'the registration survived');
+  assert.equal(beat.leases_held, 1, 'the lease survived');
+
+  assert.deepEqual(await a.complete({ lease_id: held.id }), { status: 'accepted' }, 'a lease taken before the crash completes after it');
+  const path = await a.pathway('run', f0.sample_id);
+  assert.equal(path.loss, 4.5);
+  assert.equal(path.done, true);
+  assert.deepEqual(
+    path.stages.map((s) => [s.forward_miner, s.backward_miner]),
+    [
+      [a.hotkey, a.hotkey],
+      [b.hotkey, b.hotkey],
+    ],
+  );
+  const run = await op.run('run');
+  assert.deepEqual(run.miners_per_stage, [1, 1]);
+  second.child.kill('SIGTERM');
+  await new Promise((r) => second.child.once('exit', r));
+});
