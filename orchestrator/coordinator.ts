@@ -54,7 +54,12 @@ export class Coordinator {
   // ---- runs ----
 
   async createRun(value: unknown): Promise<Run> {
-    const { spec } = checkRunSpec(value);
+    let spec: RunSpec;
+    try {
+      spec = checkRunSpec(value).spec;
+    } catch (e) {
+      throw new ApiError('bad_request', (e as Error).message.slice(0, 600));
+    }
     const exists = await this.db.selectFrom('runs').select('id').where('id', '=', spec.id).executeTakeFirst();
     if (exists) throw new ApiError('conflict', `run ${spec.id} already exists`);
     const now = this.now();

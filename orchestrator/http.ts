@@ -23,7 +23,9 @@ export const errorBody = (code: ErrorCode, message: string, details?: Record<str
 export function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issues = r.error.issues.slice(0, 5).map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+  // Cut each issue: zod quotes unknown keys, and a key can be as long as the body.
+  const cut = (x: string): string => (x.length > 120 ? `${x.slice(0, 120)}…` : x);
+  const issues = r.error.issues.slice(0, 5).map((i) => cut(i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
   throw new ApiError('bad_request', `invalid ${what}: ${issues.join('; ')}`);
 }
 

@@ -2,10 +2,11 @@
 // health, readiness and the blob URLs (which carry their own signatures) takes a signed request;
 // the signer's hotkey is the caller's identity.
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { Registry, collectDefaultMetrics, Counter, Histogram } from 'prom-client';
 import {
   API_PREFIX,
+  AUTH_HEADERS,
   CompleteRequestSchema,
   MoveRequestSchema,
   RegisterRequestSchema,
@@ -39,6 +40,36 @@ export interface ServerOptions {
   isReady?: () => Promise<boolean>;
 }
 
+/** Failed signature checks per address in a one-minute window; past the limit the address waits. */
+class FailureCounter {
+  private readonly counts = new Map<string, { since: number; n: number }>();
+  constructor(
+    private readonly max: number,
+    private readonly now: () => number,
+  ) {}
+
+  blockedFor(ip: string): number {
+    const c = this.counts.get(ip);
+    if (!c) return 0;
+    const left = c.since + 60_000 - this.now();
+    if (left <= 0) {
+      this.counts.delete(ip);
+      return 0;
+    }
+    return c.n >= this.max ? left : 0;
+  }
+
+  add(ip: string): void {
+    const c = this.counts.get(ip);
+    if (c && this.now() - c.since < 60_000) c.n++;
+    else this.counts.set(ip, { since: this.now(), n: 1 });
+    // Bounded memory under a flood from many addresses: forget the oldest windows.
+    if (this.counts.size > 100_000) for (const k of [...this.counts.keys()].slice(0, 10_000)) this.counts.delete(k);
+  }
+}
+
+const shorten = (s: string, n = 200): string => (s.length > n ? `${s.slice(0, n)}…` : s);
+
 const UNSIGNED = new Set([`${API_PREFIX}/health`, `${API_PREFIX}/ready`, '/metrics']);
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
@@ -49,9 +80,32 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   // Requests signed before this process started cannot be checked against the nonces it has
   // not seen, so they are refused: replay protection survives restarts without storing nonces.
   nonces.rejectBefore(started);
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimitBytes ?? 1 << 20, trustProxy: false });
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimitBytes ?? 1 << 20,
+    trustProxy: false,
+    // Errors fastify raises before routing (bad percent-encoding, over-long parameters) and
+    // requests node's HTTP parser refuses answer in the same envelope as everything else.
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
+      void (reply as FastifyReply).code(status).send(errorBody('bad_request', err.code === 'FST_ERR_BAD_URL' ? 'the request path is not valid percent-encoding' : shorten(err.message)));
+    },
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify(errorBody('bad_request', tooLarge ? 'request headers are too large' : 'malformed HTTP request'));
+      if (socket.writable) socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      else socket.destroy();
+    },
+  });
   installErrorHandling(app);
+  // CONNECT is not for this server; answer it rather than leave the socket hanging.
+  app.server.on('connect', (_req, socket) => {
+    const body = JSON.stringify(errorBody('bad_request', 'CONNECT is not supported'));
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
 
+  // Only JSON: fastify's default text parser would let a text body reach the signature check.
+  app.removeAllContentTypeParsers();
   // Keep the raw body: the signature covers its exact bytes.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     req.rawBody = body;
@@ -73,24 +127,35 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     latency.observe({ route }, reply.elapsedTime / 1000);
   });
 
+  const limit = opts.rateLimitPerMinute ?? 6000;
+  // Counted as requests arrive, before the signature check, so forgeries count too. The key is
+  // the address plus the claimed hotkey: a stranger claiming someone's hotkey spends only its own
+  // address's share, and one address rotating made-up hotkeys is stopped by `failures` below.
+  await app.register(rateLimit, {
+    hook: 'onRequest',
+    max: limit,
+    timeWindow: 60_000,
+    keyGenerator: (req) => `${req.ip}|${String(req.headers[AUTH_HEADERS.hotkey] ?? '')}`,
+    // Blob transfers carry their own signed, expiring URLs and are bounded by the leases.
+    allowList: (req) => req.url.startsWith(`${API_PREFIX}/blobs/`),
+    errorResponseBuilder: (_req, ctx) => new ApiError('rate_limited', `too many requests: at most ${ctx.max} a minute; retry in ${Math.ceil(ctx.ttl / 1000)} s`, undefined, { 'retry-after': String(Math.ceil(ctx.ttl / 1000)) }),
+  });
+  const failures = new FailureCounter(limit, now);
+
   app.addHook('preHandler', async (req: FastifyRequest) => {
     const path = req.url.split('?')[0];
     if (UNSIGNED.has(path) || path.startsWith(`${API_PREFIX}/blobs/`) || !path.startsWith(API_PREFIX)) return;
+    const wait = failures.blockedFor(req.ip);
+    if (wait > 0) throw new ApiError('rate_limited', `too many failed signatures from this address; retry in ${Math.ceil(wait / 1000)} s`, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
     const result = verifyRequest(
       { method: req.method, path: req.url, body: req.rawBody ?? Buffer.alloc(0), headers: req.headers as Record<string, string | string[] | undefined> },
       { now: now(), windowMs: opts.signatureWindowMs ?? 60_000, seen: nonces },
     );
-    if (!result.ok) throw new ApiError(result.code, result.message);
+    if (!result.ok) {
+      failures.add(req.ip);
+      throw new ApiError(result.code, result.message);
+    }
     req.hotkey = result.hotkey;
-  });
-  await app.register(rateLimit, {
-    hook: 'preHandler',
-    max: opts.rateLimitPerMinute ?? 6000,
-    timeWindow: 60_000,
-    keyGenerator: (req) => req.hotkey ?? req.ip,
-    // Blob transfers carry their own signed, expiring URLs and are bounded by the leases.
-    allowList: (req) => req.url.startsWith(`${API_PREFIX}/blobs/`),
-    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, ...errorBody('rate_limited', `too many requests: at most ${ctx.max} a minute; retry in ${Math.ceil(ctx.ttl / 1000)} s`) }),
   });
 
   const c = opts.coordinator;

@@ -140,7 +140,7 @@ after(async () => {
 
 // ---- cases ----
 
-/** Product bugs the fuzzing found; their requests are judged in the todo tests below. */
+/** Request classes the fuzzing once caught answering outside the envelope; each is judged in its own test below. */
 type Bug = 'admin-invalid-run-500' | 'bad-url-envelope' | 'long-param-envelope' | 'parser-error-envelope';
 
 type Group = 'signed-body' | 'semantic' | 'oversize' | 'odd-get' | 'bad-auth' | 'replay' | 'blob' | 'unknown-route' | 'parser';
@@ -164,7 +164,7 @@ interface Case {
   codes?: ErrorCode[];
   /** A 413 that the server may answer by closing the connection before reading the body. */
   mayReset?: boolean;
-  /** This request hits a known product bug (see the todo tests). */
+  /** This request belongs to one of those classes (see their tests). */
   bug?: Bug;
   /** Sent after this one is answered (a replay). */
   then?: Case;
@@ -536,7 +536,7 @@ function signedBodyCase(rng: Prng, route: Route, excluded: Map<string, number>):
     const path = PATH[route] + queryNoise(rng);
     const form = rng.int(0, 9);
     const body = form <= 5 ? Buffer.from(toJson(mutatedBody(rng, route))) : form <= 7 ? invalidJson(rng, route) : form === 8 ? Buffer.alloc(0) : Buffer.from(toJson(weird(rng)));
-    // The operator's requests to /admin/runs keep to JSON (see the admin todo test); the rest
+    // The operator's requests to /admin/runs keep to JSON (see the admin test); the rest
     // also come with other content types or none.
     const exactJson = (route === 'admin' && signer === operator) || rng.chance(0.75);
     const contentType: string | undefined = exactJson ? rng.pick([JSON_TYPE, JSON_TYPE, 'application/json; charset=utf-8']) : rng.chance(0.15) ? undefined : rng.pick(CONTENT_TYPES);
@@ -1219,15 +1219,12 @@ interface FuzzResult {
 let result: FuzzResult | undefined;
 let excludedCounts = new Map<string, number>();
 
-const BUG_TODO: Record<Bug, string> = {
-  'admin-invalid-run-500':
-    'orchestrator/runs.ts checkRunSpec throws a plain Error, which Coordinator.createRun (orchestrator/coordinator.ts) lets through, so the error handler in orchestrator/http.ts answers 500 internal to the operator for any invalid run spec; it should be 400 bad_request with the reason',
-  'bad-url-envelope':
-    "a path with invalid percent-encoding (e.g. GET /v1/runs/%zz) is answered by fastify's own onBadUrl: 400 with {error:'Bad Request',code:'FST_ERR_BAD_URL',...}, not the {error:{code,message}} envelope (orchestrator/server.ts buildServer sets no frameworkErrors)",
-  'long-param-envelope':
-    "a route parameter over 100 characters (e.g. GET /v1/runs/ + 101 x 'a') is answered by fastify's own onMaxParamLength: 414 with {error:'Bad Request',code:'FST_ERR_MAX_PARAM_LENGTH',...}, not the envelope (buildServer sets no frameworkErrors)",
-  'parser-error-envelope':
-    "requests node's HTTP parser refuses (unknown methods, malformed request lines or headers, headers over 16 KiB) get fastify's defaultClientErrorHandler body {error:'Bad Request',message:'Client Error',statusCode:400} (431 for headers), not the envelope, and CONNECT gets no answer at all (buildServer sets no clientErrorHandler and no 'connect' listener)",
+/** What each class of request once got wrong: every one of them must now answer in the envelope. */
+const CLASSES: Record<Bug, string> = {
+  'admin-invalid-run-500': 'an invalid run spec answered 500 instead of 400',
+  'bad-url-envelope': "bad percent-encoding got fastify's own 400 body",
+  'long-param-envelope': "an over-long route parameter got fastify's own 414 body",
+  'parser-error-envelope': "requests node's HTTP parser refuses got fastify's default body, and CONNECT no answer",
 };
 
 async function fuzz(): Promise<FuzzResult> {
@@ -1281,7 +1278,7 @@ test(`at least ${MIN_REQUESTS} malformed, oversized or type-confused requests ea
   t.diagnostic(`left out as valid by accident (they would succeed): ${fmt(excludedCounts) || 'none'}`);
   const longest = verdicts.reduce((a, b) => (b.messageLength > a.messageLength ? b : a));
   t.diagnostic(`longest error message: ${longest.messageLength} characters, for ${longest.c.what.slice(0, 100)}: ${longest.message?.slice(0, 100)}…`);
-  for (const [bug, vs] of bugHits) t.diagnostic(`known bug ${bug}: ${vs.length} requests (see its todo test)`);
+  for (const [bug, vs] of bugHits) t.diagnostic(`class ${bug}: ${vs.length} failing requests (see its test)`);
 
   assert.ok(requests >= MIN_REQUESTS, `only ${requests} requests`);
   assert.equal(problems.length, 0, `${problems.length} requests did not get a clear 4xx:\n${describe(problems)}`);
@@ -1310,15 +1307,13 @@ test('the fuzzing left the blob directory as it was (no blob written, no upload 
 
 const MESSAGE_MAX = 1000;
 
-test(`error messages stay short (at most ${MESSAGE_MAX} characters) however long the input`, {
-  todo: 'orchestrator/http.ts parse() joins zod issue messages untruncated, so an unrecognized key of N characters comes back as a message of N+ characters (up to the 1 MiB body limit); cut each issue (and the path it names) to a few dozen characters',
-}, () => {
+test(`error messages stay short (at most ${MESSAGE_MAX} characters) however long the input`, () => {
   const long = (result?.verdicts ?? []).filter((v) => v.messageLength > MESSAGE_MAX);
   assert.equal(long.length, 0, `${long.length} messages longer than ${MESSAGE_MAX} characters, e.g.\n${long.slice(0, 5).map((v) => `  [${v.c.group}] ${v.c.what.slice(0, 80)}: ${v.messageLength} characters: ${v.message?.slice(0, 100)}…`).join('\n')}`);
 });
 
-for (const bug of Object.keys(BUG_TODO) as Bug[]) {
-  test(`known bug ${bug}: those requests get a clear 4xx too`, { todo: BUG_TODO[bug] }, () => {
+for (const bug of Object.keys(CLASSES) as Bug[]) {
+  test(`request class ${bug} (${CLASSES[bug]}): each gets a clear 4xx`, () => {
     const hits = result?.bugHits.get(bug) ?? [];
     assert.equal(hits.length, 0, `${hits.length} requests:\n${describe(hits, 5)}`);
   });
@@ -1370,14 +1365,10 @@ test('the rate limit answers 429 with the error JSON', async () => {
   }
 });
 
-test('the 429 says what the limit is and when to retry', {
-  todo: "orchestrator/server.ts errorResponseBuilder returns a plain object {statusCode, error: {code, message}} that @fastify/rate-limit throws; the error handler in orchestrator/http.ts reads err.message (undefined) and answers the generic 'too many requests', so the built message ('at most N a minute; retry in S s') is lost; return new ApiError('rate_limited', ...) from the builder instead",
-}, () => {
+test('the 429 says what the limit is and when to retry', () => {
   assert.match(rateLimitMessage, /at most 5 a minute/);
 });
 
-test('requests refused by the signature check count against the per-address limit', {
-  todo: "the signature check (a preHandler added before @fastify/rate-limit's) throws first, so unsigned or forged requests are never counted: one address can send any number of them, each well-formed forgery costing an sr25519 verification; ServerOptions.rateLimitPerMinute promises a limit 'per address before authentication' (e.g. rate-limit per IP in onRequest as well)",
-}, () => {
+test('requests refused by the signature check count against the per-address limit', () => {
   assert.ok(forgedStatuses.length === 7 && forgedStatuses.includes(429), `statuses: ${forgedStatuses.join(' ')}`);
 });
