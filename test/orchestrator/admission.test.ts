@@ -68,3 +68,13 @@ test('stages fill by throughput up to their limit; a full run says when to retry
   const run = await client(10).run('small');
   assert.deepEqual(run.miners_per_stage, [2, 2]);
 });
+
+test('health, readiness and Prometheus metrics answer without a signature', async () => {
+  const health = (await (await fetch(`${orch.url}/v1/health`)).json()) as { status: string };
+  assert.equal(health.status, 'ok');
+  const readyRes = await fetch(`${orch.url}/v1/ready`);
+  assert.equal(readyRes.status, 200, 'the database is reachable');
+  const metrics = await (await fetch(`${orch.url}/metrics`)).text();
+  assert.match(metrics, /tah_http_requests_total\{route="\/v1\/participants\/register",status="200"\} \d+/);
+  assert.match(metrics, /tah_http_request_seconds_bucket/);
+});
