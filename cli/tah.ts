@@ -62,6 +62,18 @@ bench
   .option('--profile', 'report time per operator type (ONNX Runtime profiler)')
   .option('--json', 'one JSON object per line')
   .action(guarded(async (o) => benchEngineCommand({ ...o, profile: o.profile ?? false }, makeOutput(o.json ?? false))));
+bench
+  .command('orchestrator')
+  .description('signed lease/complete round trips per second and their latency, many simulated miners against a local orchestrator')
+  .option('--miners <n>', 'simulated miners, each with its own hotkey', int(1), 1000)
+  .option('--seconds <n>', 'measured seconds (after a short warm-up)', positive, 20)
+  .option('--stages <n>', 'pipeline stages the miners are spread over', int(1), 4)
+  .option('--concurrency <n>', 'miners with a request in flight at once (default 8)', int(1))
+  .option('--samples-per-round <n>', 'samples in each round of the run (default: twice the miners, at least 1,000)', int(1))
+  .option('--db <url>', 'the orchestrator\'s database (default: SQLite in a temporary folder)')
+  .option('--profile', 'report where the orchestrator process spends its time (V8 CPU profile)')
+  .option('--json', 'one JSON object per line')
+  .action(guarded(async (o) => (await import('./commands/bench-orchestrator.ts')).benchOrchestratorCommand(o, makeOutput(o.json ?? false))));
 
 program
   .command('export')
