@@ -15,7 +15,7 @@ import {
   RunSpecSchema,
 } from '../orchestrator-client/protocol.ts';
 import { chooseMove, chooseStage, type StageLoad } from './assignment.ts';
-import type { Database, WorkItemRow } from './db/schema.ts';
+import type { Database, NewWorkItem, WorkItemRow } from './db/schema.ts';
 import { pickAvailableItem, withTransaction } from './db/open.ts';
 import { ApiError } from './http.ts';
 import { checkRunSpec } from './runs.ts';
@@ -71,10 +71,17 @@ export class Coordinator {
     return this.getRun(spec.id);
   }
 
+  /** A run's spec never changes once created, so it is read once per process. */
+  private readonly specs = new Map<string, RunSpec>();
+
   private async spec(runId: string): Promise<RunSpec> {
+    const known = this.specs.get(runId);
+    if (known) return known;
     const row = await this.db.selectFrom('runs').select('spec_json').where('id', '=', runId).executeTakeFirst();
     if (!row) throw new ApiError('not_found', `no run ${runId}`);
-    return RunSpecSchema.parse(JSON.parse(row.spec_json));
+    const spec = RunSpecSchema.parse(JSON.parse(row.spec_json));
+    this.specs.set(runId, spec);
+    return spec;
   }
 
   async getRun(runId: string): Promise<Run> {
@@ -93,18 +100,27 @@ export class Coordinator {
   /** Samples of a round and their stage-0 forward items. */
   private async enqueueRound(trx: Transaction<Database>, spec: RunSpec, round: number): Promise<void> {
     const now = this.now();
-    for (let k = 0; k < spec.samples_per_round; k++) {
-      const sampleId = `r${round}-s${k}`;
-      const index = round * spec.samples_per_round + k;
-      await trx.insertInto('samples').values({ run_id: spec.id, id: sampleId, round, seed: spec.seed, shard: index % DATA_SHARDS, idx: Math.floor(index / DATA_SHARDS), loss: null, done: 0, created_at: now }).execute();
-      await this.newItem(trx, spec.id, sampleId, 0, 'forward', null, null);
+    const ids = Array.from({ length: spec.samples_per_round }, (_, k) => k);
+    // In batches: one statement per row made a round of thousands of samples block the server.
+    for (let at = 0; at < ids.length; at += 500) {
+      const batch = ids.slice(at, at + 500);
+      await trx
+        .insertInto('samples')
+        .values(batch.map((k) => {
+          const index = round * spec.samples_per_round + k;
+          return { run_id: spec.id, id: `r${round}-s${k}`, round, seed: spec.seed, shard: index % DATA_SHARDS, idx: Math.floor(index / DATA_SHARDS), loss: null, done: 0, created_at: now };
+        }))
+        .execute();
+      await trx.insertInto('work_items').values(batch.map((k) => this.itemRow(spec.id, `r${round}-s${k}`, 0, 'forward', null, null))).execute();
     }
   }
 
   private async newItem(trx: Transaction<Database>, runId: string, sampleId: string, stage: number, direction: 'forward' | 'backward', inputKey: string | null, requiredHotkey: string | null): Promise<void> {
-    await trx
-      .insertInto('work_items')
-      .values({
+    await trx.insertInto('work_items').values(this.itemRow(runId, sampleId, stage, direction, inputKey, requiredHotkey)).execute();
+  }
+
+  private itemRow(runId: string, sampleId: string, stage: number, direction: 'forward' | 'backward', inputKey: string | null, requiredHotkey: string | null): NewWorkItem {
+    return {
         id: `${runId}.${sampleId}.${stage}.${direction === 'forward' ? 'f' : 'b'}`,
         run_id: runId,
         sample_id: sampleId,
@@ -122,8 +138,7 @@ export class Coordinator {
         completed_at: null,
         output_bytes: null,
         created_at: this.now(),
-      })
-      .execute();
+    };
   }
 
   // ---- participants ----

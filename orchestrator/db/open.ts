@@ -96,8 +96,29 @@ async function openSqlite(path: string, opts: OpenOptions): Promise<Db> {
     if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') throw new Error(`${shown} is not an SQLite database`, { cause: err });
     throw new Error(`cannot open ${shown}: ${(err as Error).message}`, { cause: err });
   }
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: handle }, handle) });
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: cachingStatements(handle) }, handle) });
   return finishOpen(db, 'sqlite', shown);
+}
+
+/**
+ * Prepared statements reused by SQL text: preparing cost more than running most of the
+ * orchestrator's statements (11–20 µs against ~6 µs). The cache is bounded; kysely's queries
+ * have a small set of distinct texts.
+ */
+function cachingStatements(handle: SqliteDatabase.Database): SqliteDialectConfig['database'] & object {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => handle.close(),
+    prepare: (text: string) => {
+      let stmt = cache.get(text);
+      if (!stmt) {
+        if (cache.size >= 1000) cache.clear();
+        stmt = handle.prepare(text);
+        cache.set(text, stmt);
+      }
+      return stmt;
+    },
+  } as SqliteDialectConfig['database'] & object;
 }
 
 /**
