@@ -14,7 +14,7 @@ import { OrchestratorClient, OrchestratorError } from '../../orchestrator-client
 import type { Hardware, Lease } from '../../orchestrator-client/protocol.ts';
 import { type Keypair, keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import { evenStages } from '../../orchestrator/runs.ts';
-import { uploadToUrl } from '../../orchestrator/storage/open.ts';
+import { uploadToUrl } from '../../orchestrator-client/transfer.ts';
 import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
 import type { Output } from '../output.ts';
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import type { Hardware } from '../../orchestrator-client/protocol.ts';
 import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
-import { uploadToUrl } from '../../orchestrator/storage/open.ts';
+import { uploadToUrl } from '../../orchestrator-client/transfer.ts';
 
 const TAH = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
 const hardware: Hardware = { device: 'cpu', cores: 2, memory_bytes: 2 ** 33, tokens_per_s: 100 };

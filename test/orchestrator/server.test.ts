@@ -10,7 +10,7 @@ import { OrchestratorClient, OrchestratorError } from '../../orchestrator-client
 import { type Hardware, type Lease } from '../../orchestrator-client/protocol.ts';
 import { type Keypair, keypairFromSeed, ready, signRequest } from '../../orchestrator-client/signing.ts';
 import { type Orchestrator, startOrchestrator } from '../../orchestrator/service.ts';
-import { downloadFromUrl, uploadToUrl } from '../../orchestrator/storage/open.ts';
+import { downloadFromUrl, uploadToUrl } from '../../orchestrator-client/transfer.ts';
 import { postgresMissing, startPostgres } from '../helpers/postgres.ts';
 
 let clock = Date.UTC(2026, 10, 22);

@@ -13,7 +13,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorBodySchema } from '../../../orchestrator-client/protocol.ts';
 import { BlobNotFoundError } from '../../../orchestrator/storage/blob-store.ts';
 import { LocalBlobStore, parseRange, registerLocalBlobRoutes } from '../../../orchestrator/storage/local.ts';
-import { downloadFromUrl, openBlobStore, uploadToUrl } from '../../../orchestrator/storage/open.ts';
+import { downloadFromUrl, uploadToUrl } from '../../../orchestrator-client/transfer.ts';
+import { openBlobStore } from '../../../orchestrator/storage/open.ts';
 import { rawRequest, type RawResponse } from '../../helpers/raw-http.ts';
 
 const T0 = 1_750_000_000_000;

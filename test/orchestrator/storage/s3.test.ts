@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { BlobNotFoundError } from '../../../orchestrator/storage/blob-store.ts';
-import { downloadFromUrl, openBlobStore, uploadToUrl } from '../../../orchestrator/storage/open.ts';
+import { downloadFromUrl, uploadToUrl } from '../../../orchestrator-client/transfer.ts';
+import { openBlobStore } from '../../../orchestrator/storage/open.ts';
 import { S3BlobStore } from '../../../orchestrator/storage/s3.ts';
 import { startS3rver, type TestS3 } from '../../helpers/s3rver.ts';
 
