@@ -200,9 +200,14 @@ export class Coordinator {
       stage = choice.stage;
     }
     const row = { role: req.role, run_id: runId, stage, hardware_json: JSON.stringify(req.hardware), registered_at: now, last_seen: now, status: 'active' as const };
-    if (existing) await this.db.updateTable('participants').set(row).where('hotkey', '=', hotkey).execute();
-    else await this.db.insertInto('participants').values({ hotkey, ...row }).execute();
-    await this.log(this.db, 'registered', hotkey, runId, { role: req.role, stage });
+    await withTransaction(this.db, async (trx) => {
+      if (existing) {
+        // A new run, role or a comeback after being reaped: nothing from before is still held.
+        await this.releaseAll(trx, hotkey);
+        await trx.updateTable('participants').set(row).where('hotkey', '=', hotkey).execute();
+      } else await trx.insertInto('participants').values({ hotkey, ...row }).execute();
+      await this.log(trx, 'registered', hotkey, runId, { role: req.role, stage });
+    });
     return this.assignment(hotkey, req.role, spec, stage);
   }
 

@@ -30,7 +30,7 @@ export interface ServerOptions {
   now?: () => number;
   /** Signed requests older or newer than this are refused. */
   signatureWindowMs?: number;
-  /** Requests per minute per hotkey (or per address before authentication). */
+  /** Requests per minute per address and claimed hotkey, counted before authentication; also the cap on failed signatures per address. */
   rateLimitPerMinute?: number;
   bodyLimitBytes?: number;
   logger?: FastifyServerOptions['logger'];
