@@ -113,8 +113,29 @@ const initial: Migration = {
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Every migration, by name; names sort in the order they run. */
+/**
+ * Leasing looks up the oldest item of a stage per (direction, status, required hotkey): with the
+ * hotkey in the index both `= ?` and `IS NULL` are range scans in age order, where before every
+ * pending item of the stage was read to find none required for the asking miner.
+ */
+const leaseIndex: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema
+      .createIndex('work_items_lease_order')
+      .on('work_items')
+      .columns(['run_id', 'stage', 'direction', 'status', 'required_hotkey', 'created_at'])
+      .execute();
+    await db.schema.dropIndex('work_items_available').execute();
+  },
+  async down(db: Kysely<any>) {
+    await db.schema.createIndex('work_items_available').on('work_items').columns(['run_id', 'stage', 'direction', 'status', 'created_at']).execute();
+    await db.schema.dropIndex('work_items_lease_order').execute();
+  },
+};
+
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': initial,
+  '0002_lease_index': leaseIndex,
 });
 
 export const migrationProvider: MigrationProvider = {
