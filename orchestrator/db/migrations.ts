@@ -110,9 +110,7 @@ const initial: Migration = {
     }
   },
 };
-/* eslint-enable @typescript-eslint/no-explicit-any */
 
-/** Every migration, by name; names sort in the order they run. */
 /**
  * Leasing looks up the oldest item of a stage per (direction, status, required hotkey): with the
  * hotkey in the index both `= ?` and `IS NULL` are range scans in age order, where before every
@@ -132,7 +130,9 @@ const leaseIndex: Migration = {
     await db.schema.dropIndex('work_items_lease_order').execute();
   },
 };
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
+/** Every migration, by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': initial,
   '0002_lease_index': leaseIndex,
