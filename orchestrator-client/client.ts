@@ -122,13 +122,13 @@ export class OrchestratorClient {
     return this.request('POST', '/participants/move', AssignmentSchema, stage === undefined ? {} : { stage });
   }
   lease(): Promise<LeaseResponse> {
-    return this.request('POST', '/work/lease', LeaseResponseSchema, {});
+    return this.request('POST', '/leases/next', LeaseResponseSchema, {});
   }
   complete(req: CompleteRequest): Promise<z.output<typeof CompleteResponseSchema>> {
-    return this.request('POST', '/work/complete', CompleteResponseSchema, req);
+    return this.request('POST', '/leases/complete', CompleteResponseSchema, req);
   }
   release(leaseId: string): Promise<z.output<typeof ReleaseResponseSchema>> {
-    return this.request('POST', '/work/release', ReleaseResponseSchema, { lease_id: leaseId });
+    return this.request('POST', '/leases/release', ReleaseResponseSchema, { lease_id: leaseId });
   }
   pathway(runId: string, sampleId: string): Promise<Pathway> {
     return this.request('GET', `/runs/${encodeURIComponent(runId)}/samples/${encodeURIComponent(sampleId)}`, PathwaySchema);

@@ -32,7 +32,7 @@ export interface Keypair {
 
 export interface RequestParts {
   method: string;
-  /** Path and query exactly as sent, e.g. "/v1/work/lease?x=1". */
+  /** Path and query exactly as sent, e.g. "/v1/leases/next?x=1". */
   path: string;
   /** The raw body bytes (a string is taken as UTF-8); absent or empty: no body. */
   body?: Uint8Array | string | null;

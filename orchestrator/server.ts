@@ -175,9 +175,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.post(`${API_PREFIX}/participants/register`, async (req) => c.register(who(req), parse(RegisterRequestSchema, req.body, 'registration')));
   app.post(`${API_PREFIX}/participants/heartbeat`, async (req) => c.heartbeat(who(req)));
   app.post(`${API_PREFIX}/participants/move`, async (req) => c.move(who(req), parse(MoveRequestSchema, req.body ?? {}, 'move request').stage));
-  app.post(`${API_PREFIX}/work/lease`, async (req) => c.lease(who(req)));
-  app.post(`${API_PREFIX}/work/complete`, async (req) => c.complete(who(req), parse(CompleteRequestSchema, req.body, 'completion')));
-  app.post(`${API_PREFIX}/work/release`, async (req) => {
+  app.post(`${API_PREFIX}/leases/next`, async (req) => c.lease(who(req)));
+  app.post(`${API_PREFIX}/leases/complete`, async (req) => c.complete(who(req), parse(CompleteRequestSchema, req.body, 'completion')));
+  app.post(`${API_PREFIX}/leases/release`, async (req) => {
     await c.release(who(req), parse(ReleaseRequestSchema, req.body, 'release').lease_id);
     return { status: 'released' };
   });

@@ -42,7 +42,7 @@ before(async () => {
   bob = keypairFromSeed(new Uint8Array(32).fill(7));
 });
 
-const REQ = { method: 'POST', path: '/v1/work/lease?x=1', body: Buffer.from('{"stage":1}') };
+const REQ = { method: 'POST', path: '/v1/leases/next?x=1', body: Buffer.from('{"stage":1}') };
 
 function verify(req: { method: string; path: string; body?: Uint8Array | string | null }, headers: RequestHeaders, opts: { now?: number; seen?: NonceCache } = {}) {
   return verifyRequest({ ...req, headers }, { now: opts.now ?? NOW, windowMs: WINDOW, seen: opts.seen ?? new NonceCache() });
@@ -57,10 +57,10 @@ function assertRefused(result: ReturnType<typeof verifyRequest>, code: string, m
 }
 
 test('the canonical request is exactly the documented text', () => {
-  const text = canonicalRequest({ method: 'post', path: '/v1/work/lease?x=1', body: '', timestamp: 1700000000123, nonce: '00112233445566778899aabbccddeeff', hotkey: BT_ADDRESS });
+  const text = canonicalRequest({ method: 'post', path: '/v1/leases/next?x=1', body: '', timestamp: 1700000000123, nonce: '00112233445566778899aabbccddeeff', hotkey: BT_ADDRESS });
   assert.equal(
     text,
-    `tah-request-v1\nPOST\n/v1/work/lease?x=1\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n1700000000123\n00112233445566778899aabbccddeeff\n${BT_ADDRESS}`,
+    `tah-request-v1\nPOST\n/v1/leases/next?x=1\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n1700000000123\n00112233445566778899aabbccddeeff\n${BT_ADDRESS}`,
   );
   // A string body and its UTF-8 bytes hash alike; absent means empty.
   const parts = { method: 'GET', path: '/', timestamp: 1, nonce: 'ab'.repeat(8), hotkey: BT_ADDRESS };
@@ -136,9 +136,9 @@ test('a forged signature, another key\'s signature, or any changed part of the r
   // Every signed part.
   assertRefused(verify({ ...REQ, body: Buffer.from('{"stage":2}') }, h), 'unauthorized', refusedSignature);
   assertRefused(verify({ ...REQ, body: Buffer.alloc(0) }, h), 'unauthorized', refusedSignature);
-  assertRefused(verify({ ...REQ, path: '/v1/work/lease?x=2' }, h), 'unauthorized', refusedSignature);
-  assertRefused(verify({ ...REQ, path: '/v1/work/lease' }, h), 'unauthorized', refusedSignature);
-  assertRefused(verify({ ...REQ, path: '/v1/work/complete?x=1' }, h), 'unauthorized', refusedSignature);
+  assertRefused(verify({ ...REQ, path: '/v1/leases/next?x=2' }, h), 'unauthorized', refusedSignature);
+  assertRefused(verify({ ...REQ, path: '/v1/leases/next' }, h), 'unauthorized', refusedSignature);
+  assertRefused(verify({ ...REQ, path: '/v1/leases/complete?x=1' }, h), 'unauthorized', refusedSignature);
   assertRefused(verify({ ...REQ, method: 'PUT' }, h), 'unauthorized', refusedSignature);
   assertRefused(verify(REQ, { ...h, [AUTH_HEADERS.timestamp]: String(NOW + 1) }), 'unauthorized', refusedSignature);
   assertRefused(verify(REQ, { ...h, [AUTH_HEADERS.nonce]: 'ab'.repeat(16) }), 'unauthorized', refusedSignature);
@@ -278,7 +278,7 @@ test('a wrong mnemonic is one clear line that does not repeat the words', () => 
 test('cost of signing and verifying', (t) => {
   const n = 2000;
   const body = Buffer.from(JSON.stringify({ lease_id: 'l'.repeat(40), loss: 1.2345 }));
-  const req = { method: 'POST', path: '/v1/work/complete', body };
+  const req = { method: 'POST', path: '/v1/leases/complete', body };
   for (let i = 0; i < 100; i++) verify(req, signRequest(alice, req, { now: NOW }));
   const signed: Record<string, string>[] = [];
   let start = performance.now();

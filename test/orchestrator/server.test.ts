@@ -109,9 +109,9 @@ for (const target of targets) {
     });
 
     test('forged, stale, replayed and wrong-role requests are refused', async () => {
-      const raw = async (headers: Record<string, string>, body = '{}', path = '/v1/work/lease') =>
+      const raw = async (headers: Record<string, string>, body = '{}', path = '/v1/leases/next') =>
         fetch(`${orch.url}${path}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body });
-      const sign = (k: Keypair, body = '{}', at = clock, path = '/v1/work/lease') => signRequest(k, { method: 'POST', path, body: new TextEncoder().encode(body) }, { now: at });
+      const sign = (k: Keypair, body = '{}', at = clock, path = '/v1/leases/next') => signRequest(k, { method: 'POST', path, body: new TextEncoder().encode(body) }, { now: at });
 
       const forged = { ...sign(key('mallory')), 'x-tah-hotkey': key('a').address };
       const r1 = await raw(forged);

@@ -112,7 +112,6 @@ export class CompiledGraph {
   private constructor(
     private readonly session: ort.InferenceSession,
     private readonly shapes: Map<string, { dtype: DType; shape: number[] }>,
-    readonly onnxBytes: number,
   ) {}
 
   /** Compiles the graph, or the part of it that `view` selects. */
@@ -136,7 +135,7 @@ export class CompiledGraph {
     });
     const shapes = new Map<string, { dtype: DType; shape: number[] }>();
     for (const [name, v] of [...view.inputs, ...view.outputs]) shapes.set(name, { dtype: v.dtype, shape: [...v.shape] });
-    return new CompiledGraph(session, shapes, bytes.byteLength);
+    return new CompiledGraph(session, shapes);
   }
 
   private tensor(name: string, data: TypedData): ort.Tensor {

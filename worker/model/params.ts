@@ -66,7 +66,7 @@ export class ParamLayout {
   }
 }
 
-/** 64-bit string hash (FNV-1a) folded into a 32-bit seed, so each parameter's init is independent of stage splits. */
+/** 32-bit FNV-1a of (seed, name): each parameter's init is independent of how the model is split. */
 function nameSeed(seed: number, name: string): number {
   let h = 0x811c9dc5 ^ seed;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
