@@ -10,8 +10,15 @@ import {
   CompleteResponseSchema,
   ErrorBodySchema,
   type ErrorCode,
+  AppliedResponseSchema,
+  type AppliedRequest,
   HeartbeatResponseSchema,
+  LeaveResponseSchema,
+  type LeaseRequest,
   type LeaseResponse,
+  RejectResponseSchema,
+  type RunStatus,
+  RunStatusSchema,
   LeaseResponseSchema,
   type Pathway,
   PathwaySchema,
@@ -118,11 +125,26 @@ export class OrchestratorClient {
   heartbeat(): Promise<z.output<typeof HeartbeatResponseSchema>> {
     return this.request('POST', '/participants/heartbeat', HeartbeatResponseSchema, {});
   }
+  /** Stops taking part: what this miner held is re-issued at once. */
+  leave(): Promise<z.output<typeof LeaveResponseSchema>> {
+    return this.request('POST', '/participants/leave', LeaveResponseSchema, {});
+  }
   move(stage?: number): Promise<Assignment> {
     return this.request('POST', '/participants/move', AssignmentSchema, stage === undefined ? {} : { stage });
   }
-  lease(): Promise<LeaseResponse> {
-    return this.request('POST', '/leases/next', LeaseResponseSchema, {});
+  /** The next task for a miner holding `version` rounds; waits up to wait_ms for one to appear. */
+  lease(req: LeaseRequest = {}): Promise<LeaseResponse> {
+    return this.request('POST', '/leases/next', LeaseResponseSchema, req);
+  }
+  /** Refuses a lease whose input (another miner's upload) failed validation; `reason` names the key. */
+  reject(leaseId: string, reason: string): Promise<z.output<typeof RejectResponseSchema>> {
+    return this.request('POST', '/leases/reject', RejectResponseSchema, { lease_id: leaseId, reason: reason.slice(0, 2000) });
+  }
+  applied(req: AppliedRequest): Promise<z.output<typeof AppliedResponseSchema>> {
+    return this.request('POST', '/rounds/applied', AppliedResponseSchema, req);
+  }
+  runStatus(runId: string): Promise<RunStatus> {
+    return this.request('GET', `/runs/${encodeURIComponent(runId)}/status`, RunStatusSchema);
   }
   complete(req: CompleteRequest): Promise<z.output<typeof CompleteResponseSchema>> {
     return this.request('POST', '/leases/complete', CompleteResponseSchema, req);

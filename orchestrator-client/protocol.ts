@@ -92,6 +92,22 @@ export const AdmissionSchema = z.discriminatedUnion('mode', [
 ]);
 export type Admission = z.infer<typeof AdmissionSchema>;
 
+/** AdamW with warm-up and cosine decay (worker/optim/adamw.ts), in the protocol's snake case. */
+export const OptimizerSpecSchema = z
+  .object({
+    lr: z.number().positive().max(10).default(3e-3),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.95),
+    eps: z.number().positive().max(1).default(1e-8),
+    weight_decay: z.number().min(0).max(10).default(0.1),
+    clip_norm: z.number().min(0).default(1),
+    warmup_steps: count.default(30),
+    total_steps: positive.default(1000),
+    min_lr_ratio: z.number().min(0).max(1).default(0.1),
+  })
+  .strict();
+export type OptimizerSpec = z.output<typeof OptimizerSpecSchema>;
+
 export const RunSpecSchema = z
   .object({
     id,
@@ -108,6 +124,14 @@ export const RunSpecSchema = z
     max_blob_bytes: positive.max(2 ** 34).default(64 * 2 ** 20),
     seed: count.default(0),
     admission: AdmissionSchema.default({ mode: 'open' }),
+    /** Sequences (rows) in one sample; a round's global batch is samples_per_round × this. */
+    rows_per_sample: positive.max(4096).default(1),
+    /** Rounds (optimizer steps) the run lasts; omitted: until the operator stops it. */
+    rounds: positive.max(10_000_000).optional(),
+    /** The optimizer every replica applies, identically, at the end of each round. */
+    optimizer: OptimizerSpecSchema.prefault({}),
+    /** Every this many rounds one replica of each stage stores the stage's state for newcomers. */
+    snapshot_every: positive.max(1_000_000).default(25),
   })
   .strict();
 export type RunSpec = z.output<typeof RunSpecSchema>;
@@ -116,6 +140,9 @@ export const RunSchema = RunSpecSchema.extend({
   created_at: count,
   stage_count: positive,
   miners_per_stage: z.array(count),
+  status: z.enum(['active', 'finished', 'stopped']),
+  /** Rounds whose optimizer step is known (every stage reduced). */
+  rounds_done: count,
 });
 export type Run = z.infer<typeof RunSchema>;
 
@@ -143,28 +170,48 @@ export const AssignmentSchema = z.object({
 });
 export type Assignment = z.infer<typeof AssignmentSchema>;
 
+export const LeaveResponseSchema = z.object({ status: z.literal('left') });
+
 export const MoveRequestSchema = z.object({ stage: count.optional() }).strict();
 
 export const HeartbeatResponseSchema = z.object({ server_time: count, stage: count.nullable(), leases_held: count });
 
 // ---- work ----
 
-export const DirectionSchema = z.enum(['forward', 'backward']);
+/** 'redo' recomputes a stage's parameter gradients for a sample whose first result was lost. */
+export const DirectionSchema = z.enum(['forward', 'backward', 'redo']);
 export type Direction = z.infer<typeof DirectionSchema>;
+
+/**
+ * Which training rows a sample is: rows first_row … first_row + rows − 1 of the single-process
+ * batch for optimizer step `step` (worker/data/dataset.ts trainBatch with this seed and
+ * batch_size), so that a round trains on exactly what one process would.
+ */
+export const SampleRefSchema = z.object({ seed: count, step: count, batch_size: positive, first_row: count, rows: positive });
+export type SampleRef = z.infer<typeof SampleRefSchema>;
+
+const BlobRefSchema = z.object({ key: z.string(), url: z.string(), bytes: count });
+export type BlobRef = z.infer<typeof BlobRefSchema>;
+const UploadSchema = z.object({ key: z.string(), url: z.string(), max_bytes: count });
+export type Upload = z.infer<typeof UploadSchema>;
 
 /** Where a work item's input comes from: a data sample (stage 0 forward) or a stored tensor. */
 export const LeaseInputSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('sample'), seed: count, shard: count, index: count }),
-  z.object({ kind: z.literal('blob'), key: z.string(), url: z.string(), bytes: count }),
+  z.object({ kind: z.literal('sample') }).extend(SampleRefSchema.shape),
+  z.object({ kind: z.literal('blob') }).extend(BlobRefSchema.shape),
 ]);
 
 export const LeaseSchema = z.object({
+  kind: z.literal('work'),
   id,
   run_id: id,
+  round: count,
   sample_id: id,
   stage: count,
   direction: DirectionSchema,
   expires_at: count,
+  /** The sample's rows: stage 0 reads them, the last stage takes its targets from them. */
+  sample: SampleRefSchema,
   input: LeaseInputSchema,
   /** For a backward item: the activation this miner received as input on the way forward. */
   forward_input: LeaseInputSchema.optional(),
@@ -173,19 +220,89 @@ export const LeaseSchema = z.object({
 });
 export type Lease = z.infer<typeof LeaseSchema>;
 
+/** A flat range [start, end) of a stage's parameter (and gradient) buffer. */
+const SliceSchema = z.tuple([count, count]);
+
+/** End of a round's compute at this stage: upload your gradient sum, one blob per slice. */
+export const ShareTaskSchema = z.object({
+  kind: z.literal('share'),
+  id,
+  run_id: id,
+  round: count,
+  stage: count,
+  expires_at: count,
+  slices: z.array(z.object({ range: SliceSchema, upload: UploadSchema })).min(1),
+});
+export type ShareTask = z.infer<typeof ShareTaskSchema>;
+
+/** Sum one slice over every replica's share (in the given order), scale it, and upload it. */
+export const ReduceTaskSchema = z.object({
+  kind: z.literal('reduce'),
+  id,
+  run_id: id,
+  round: count,
+  stage: count,
+  expires_at: count,
+  range: SliceSchema,
+  /** Multiplies the sum: 1 / samples per round, for the mean over the round's batch. */
+  scale: z.number().positive(),
+  inputs: z.array(BlobRefSchema).min(1),
+  upload: UploadSchema,
+});
+export type ReduceTask = z.infer<typeof ReduceTaskSchema>;
+
+/** The round's reduced gradient is ready: apply optimizer step `round + 1` with these scalars. */
+export const ApplyTaskSchema = z.object({
+  kind: z.literal('apply'),
+  run_id: id,
+  round: count,
+  stage: count,
+  lr: z.number().nonnegative(),
+  clip: z.number().positive().max(1),
+  slices: z.array(z.object({ range: SliceSchema, blob: BlobRefSchema })).min(1),
+  /** This replica also stores the stage's state after the step (weights, moments, step). */
+  snapshot: UploadSchema.optional(),
+});
+export type ApplyTask = z.infer<typeof ApplyTaskSchema>;
+
+/** Load the stage's stored state (after `round` rounds) instead of replaying older rounds. */
+export const SyncTaskSchema = z.object({ kind: z.literal('sync'), run_id: id, stage: count, rounds: count, blob: BlobRefSchema });
+export type SyncTask = z.infer<typeof SyncTaskSchema>;
+
+export const TaskSchema = z.discriminatedUnion('kind', [LeaseSchema, ShareTaskSchema, ReduceTaskSchema, ApplyTaskSchema, SyncTaskSchema]);
+export type Task = z.infer<typeof TaskSchema>;
+
+export const LeaseRequestSchema = z
+  .object({
+    /** Rounds whose step this miner has applied to its copy of the stage. */
+    version: count.default(0),
+    /** Wait up to this long for work to appear before answering with none. */
+    wait_ms: count.max(30_000).default(0),
+  })
+  .strict();
+export type LeaseRequest = z.input<typeof LeaseRequestSchema>;
+
 export const LeaseResponseSchema = z.object({
-  lease: LeaseSchema.nullable(),
+  lease: TaskSchema.nullable(),
+  /** The run ended: nothing more will come. */
+  finished: z.boolean().default(false),
   /** When no work is available: how long to wait before asking again. */
   retry_after_ms: count,
 });
 export type LeaseResponse = z.infer<typeof LeaseResponseSchema>;
 
+const UploadedSchema = z.object({ key: z.string().min(1).max(512), bytes: count }).strict();
+
 export const CompleteRequestSchema = z
   .object({
     lease_id: id,
-    output: z.object({ key: z.string().min(1).max(512), bytes: count }).strict().optional(),
+    output: UploadedSchema.optional(),
+    /** A share's slices, in the task's order. */
+    outputs: z.array(UploadedSchema).max(4096).optional(),
     /** The sample's loss, reported by the last stage. */
     loss: z.number().finite().optional(),
+    /** A reduce task's result: the sum of squares of the reduced (scaled) slice. */
+    sumsq: z.number().finite().nonnegative().optional(),
   })
   .strict();
 export type CompleteRequest = z.infer<typeof CompleteRequestSchema>;
@@ -196,6 +313,34 @@ export const CompleteResponseSchema = z.object({
 });
 
 export const ReleaseRequestSchema = z.object({ lease_id: id }).strict();
+
+/** A leased item whose input (another miner's upload) failed validation: refused, re-issued. */
+export const RejectRequestSchema = z.object({ lease_id: id, reason: z.string().min(1).max(2000) }).strict();
+export const RejectResponseSchema = z.object({ status: z.literal('rejected') });
+
+/** A replica applied a round's step (and, when asked, stored the stage's state). */
+export const AppliedRequestSchema = z
+  .object({
+    round: count,
+    snapshot: UploadedSchema.optional(),
+  })
+  .strict();
+export type AppliedRequest = z.infer<typeof AppliedRequestSchema>;
+export const AppliedResponseSchema = z.object({ status: z.enum(['ok', 'duplicate']) });
+
+/** Progress of a run, for dashboards and the swarm's live view. */
+export const RunStatusSchema = z.object({
+  run_id: id,
+  status: z.enum(['active', 'finished', 'stopped']),
+  rounds: count.nullable(),
+  rounds_done: count,
+  /** Mean training loss of each finished round, oldest first. */
+  losses: z.array(z.object({ round: count, loss: z.number().nullable(), tokens: count, reduced_at: count })),
+  miners: z.array(z.object({ hotkey: Ss58Schema, stage: count.nullable(), version: count, status: z.string(), last_seen: count })),
+  /** The newest stored state of each stage: what a newcomer loads. */
+  snapshots: z.array(z.object({ stage: count, rounds: count, key: z.string(), bytes: count })),
+});
+export type RunStatus = z.infer<typeof RunStatusSchema>;
 export const ReleaseResponseSchema = z.object({ status: z.literal('released') });
 
 // ---- samples and pathways ----

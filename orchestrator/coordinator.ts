@@ -2,23 +2,37 @@
 // and their completion, pathways, heartbeats. Its world comes in as arguments (database, blob
 // store, clock), and every state change goes through the database, so a restart loses nothing.
 import type { Kysely, Transaction } from 'kysely';
+import { type BlobDims, type BlobKind, MAX_BLOB_HEADER_BYTES, blobBytes, blobTensors, checkBlobHeader } from '../orchestrator-client/blobs.ts';
 import {
+  type AppliedRequest,
   type Assignment,
+  type BlobRef,
   type CompleteRequest,
+  type Direction,
   type Hardware,
   type Lease,
+  type LeaseRequest,
   type LeaseResponse,
   type Pathway,
   type RegisterRequest,
   type Run,
   type RunSpec,
   RunSpecSchema,
+  type RunStatus,
+  type SampleRef,
+  type Task,
+  type Upload,
 } from '../orchestrator-client/protocol.ts';
+import { type ModelConfig, loadPreset } from '../worker/model/config.ts';
+import { ParamLayout } from '../worker/model/params.ts';
+import { clipCoefficient, learningRate } from '../worker/optim/adamw.ts';
 import { chooseMove, chooseStage, type StageLoad } from './assignment.ts';
-import type { Database, NewWorkItem, WorkItemRow } from './db/schema.ts';
+import { isPostgres } from './db/migrations.ts';
+import type { Database, ItemKind, NewWorkItem, WorkItemRow } from './db/schema.ts';
+import { newLeaseId } from './db/work-items.ts';
 import { pickAvailableItem, withTransaction } from './db/open.ts';
 import { ApiError } from './http.ts';
-import { checkRunSpec } from './runs.ts';
+import { checkRunSpec, optimizerConfig, splitRange } from './runs.ts';
 import type { BlobStore } from './storage/blob-store.ts';
 
 /** Decides whether a hotkey may take part in a run (the seam for a chain-backed metagraph). */
@@ -38,7 +52,19 @@ export interface CoordinatorOptions {
 }
 
 type Item = WorkItemRow;
-const DATA_SHARDS = 16;
+/** A share item: the slices of the stage buffer and the key each one goes to. */
+interface ShareDetail {
+  slices: [number, number][];
+  keys: string[];
+  /** Filled in at completion: the size of each uploaded slice. */
+  bytes?: number[];
+}
+/** A reduce item: its slice, the shares to sum in this order, and the scale. */
+interface ReduceDetail {
+  range: [number, number];
+  scale: number;
+  inputs: { hotkey: string; key: string; bytes: number }[];
+}
 
 export class Coordinator {
   private readonly db: Kysely<Database>;
@@ -86,9 +112,43 @@ export class Coordinator {
 
   async getRun(runId: string): Promise<Run> {
     const spec = await this.spec(runId);
-    const row = await this.db.selectFrom('runs').select('created_at').where('id', '=', runId).executeTakeFirstOrThrow();
+    const row = await this.db.selectFrom('runs').select(['created_at', 'status']).where('id', '=', runId).executeTakeFirstOrThrow();
     const loads = await this.stageLoads(runId, spec.stages.length);
-    return { ...spec, created_at: Number(row.created_at), stage_count: spec.stages.length, miners_per_stage: loads.map((l) => l.miners) };
+    return {
+      ...spec,
+      created_at: Number(row.created_at),
+      stage_count: spec.stages.length,
+      miners_per_stage: loads.map((l) => l.miners),
+      status: row.status as Run['status'],
+      rounds_done: await this.roundsDone(runId),
+    };
+  }
+
+  /** Round-by-round progress, the miners and their versions, the stored stage states. */
+  async runStatus(runId: string): Promise<RunStatus> {
+    const spec = await this.spec(runId);
+    const run = await this.db.selectFrom('runs').select('status').where('id', '=', runId).executeTakeFirstOrThrow();
+    const rounds = await this.db.selectFrom('rounds').select(['round', 'reduced_at']).where('run_id', '=', runId).where('status', '=', 'reduced').orderBy('round').execute();
+    const losses = await this.db
+      .selectFrom('samples')
+      .select(['round', (eb) => eb.fn.avg<number>('loss').as('loss')])
+      .where('run_id', '=', runId)
+      .groupBy('round')
+      .execute();
+    const lossOf = new Map(losses.map((l) => [Number(l.round), l.loss === null ? null : Number(l.loss)]));
+    const miners = await this.db.selectFrom('participants').select(['hotkey', 'stage', 'version', 'status', 'last_seen']).where('run_id', '=', runId).where('role', '=', 'miner').orderBy('hotkey').execute();
+    const snaps = await this.db.selectFrom('snapshots').select(['stage', 'rounds', 'key', 'bytes']).where('run_id', '=', runId).where('status', '=', 'done').orderBy('stage').orderBy('rounds', 'desc').execute();
+    const newest = spec.stages.map((_, s) => snaps.find((x) => x.stage === s)).filter((x) => x !== undefined);
+    const tokens = spec.samples_per_round * spec.rows_per_sample * this.model(spec).config.seq_len;
+    return {
+      run_id: runId,
+      status: run.status as RunStatus['status'],
+      rounds: spec.rounds ?? null,
+      rounds_done: rounds.length,
+      losses: rounds.map((r) => ({ round: Number(r.round), loss: lossOf.get(Number(r.round)) ?? null, tokens, reduced_at: Number(r.reduced_at) })),
+      miners: miners.map((m) => ({ hotkey: m.hotkey, stage: m.stage, version: Number(m.version), status: m.status, last_seen: Number(m.last_seen) })),
+      snapshots: newest.map((x) => ({ stage: x.stage, rounds: Number(x.rounds), key: x.key, bytes: Number(x.bytes) })),
+    };
   }
 
   private async defaultRunId(): Promise<string> {
@@ -97,7 +157,7 @@ export class Coordinator {
     return row.id;
   }
 
-  /** Samples of a round and their stage-0 forward items. */
+  /** Samples of a round, their stage-0 forward items, and the round's bookkeeping rows. */
   private async enqueueRound(trx: Transaction<Database>, spec: RunSpec, round: number): Promise<void> {
     const now = this.now();
     const ids = Array.from({ length: spec.samples_per_round }, (_, k) => k);
@@ -106,38 +166,40 @@ export class Coordinator {
       const batch = ids.slice(at, at + 500);
       await trx
         .insertInto('samples')
-        .values(batch.map((k) => {
-          const index = round * spec.samples_per_round + k;
-          return { run_id: spec.id, id: `r${round}-s${k}`, round, seed: spec.seed, shard: index % DATA_SHARDS, idx: Math.floor(index / DATA_SHARDS), loss: null, done: 0, created_at: now };
-        }))
+        .values(batch.map((k) => ({ run_id: spec.id, id: `r${round}-s${k}`, round, seed: spec.seed, shard: 0, idx: k, loss: null, done: 0, created_at: now })))
         .execute();
-      await trx.insertInto('work_items').values(batch.map((k) => this.itemRow(spec.id, `r${round}-s${k}`, 0, 'forward', null, null))).execute();
+      await trx.insertInto('work_items').values(batch.map((k) => this.itemRow(spec.id, `r${round}-s${k}`, 0, 'forward', null, null, round))).execute();
     }
+    await trx.insertInto('rounds').values({ run_id: spec.id, round, status: 'compute', created_at: now, reduced_at: null, grad_sumsq: null, clip: null, lr: null }).execute();
+    await trx.insertInto('stage_rounds').values(spec.stages.map((_, stage) => ({ run_id: spec.id, round, stage, phase: 'compute' as const, sumsq: null }))).execute();
   }
 
-  private async newItem(trx: Transaction<Database>, runId: string, sampleId: string, stage: number, direction: 'forward' | 'backward', inputKey: string | null, requiredHotkey: string | null): Promise<void> {
-    await trx.insertInto('work_items').values(this.itemRow(runId, sampleId, stage, direction, inputKey, requiredHotkey)).execute();
+  private async newItem(trx: Transaction<Database>, from: Item, stage: number, direction: 'forward' | 'backward', inputKey: string | null, requiredHotkey: string | null): Promise<void> {
+    await trx.insertInto('work_items').values(this.itemRow(from.run_id, from.sample_id, stage, direction, inputKey, requiredHotkey, Number(from.round))).execute();
   }
 
-  private itemRow(runId: string, sampleId: string, stage: number, direction: 'forward' | 'backward', inputKey: string | null, requiredHotkey: string | null): NewWorkItem {
+  private itemRow(runId: string, sampleId: string, stage: number, direction: ItemKind, inputKey: string | null, requiredHotkey: string | null, round: number): NewWorkItem {
     return {
-        id: `${runId}.${sampleId}.${stage}.${direction === 'forward' ? 'f' : 'b'}`,
-        run_id: runId,
-        sample_id: sampleId,
-        stage,
-        direction,
-        status: 'pending',
-        input_key: inputKey,
-        output_key: '',
-        required_hotkey: requiredHotkey,
-        lease_id: null,
-        leased_to: null,
-        lease_expires: null,
-        attempts: 0,
-        completed_by: null,
-        completed_at: null,
-        output_bytes: null,
-        created_at: this.now(),
+      id: `${runId}.${sampleId}.${stage}.${direction === 'forward' ? 'f' : direction === 'backward' ? 'b' : direction}`,
+      run_id: runId,
+      sample_id: sampleId,
+      stage,
+      direction,
+      status: 'pending',
+      input_key: inputKey,
+      output_key: '',
+      required_hotkey: requiredHotkey,
+      lease_id: null,
+      leased_to: null,
+      lease_expires: null,
+      attempts: 0,
+      completed_by: null,
+      completed_at: null,
+      output_bytes: null,
+      created_at: this.now(),
+      round,
+      sumsq: null,
+      not_hotkey: null,
     };
   }
 
@@ -188,9 +250,15 @@ export class Coordinator {
     await this.admit(spec, hotkey);
     const now = this.now();
     const existing = await this.db.selectFrom('participants').selectAll().where('hotkey', '=', hotkey).executeTakeFirst();
-    // Registering again (a restart of the miner) keeps the stage it had in the same run.
+    // Registering again (a restart of the miner) keeps the stage it had in the same run; what it
+    // held in memory (kept activations, its gradient sum) is gone, so its work is re-issued.
     if (existing && existing.run_id === runId && existing.role === req.role && existing.status === 'active') {
-      await this.db.updateTable('participants').set({ hardware_json: JSON.stringify(req.hardware), last_seen: now }).where('hotkey', '=', hotkey).execute();
+      await withTransaction(this.db, async (trx) => {
+        await this.forget(trx, spec, hotkey, existing.stage);
+        await trx.updateTable('participants').set({ hardware_json: JSON.stringify(req.hardware), last_seen: now, version: 0 }).where('hotkey', '=', hotkey).execute();
+      });
+      await this.advance(spec);
+      this.wake();
       return this.assignment(hotkey, req.role, spec, existing.stage);
     }
     let stage: number | null = null;
@@ -203,8 +271,8 @@ export class Coordinator {
     await withTransaction(this.db, async (trx) => {
       if (existing) {
         // A new run, role or a comeback after being reaped: nothing from before is still held.
-        await this.releaseAll(trx, hotkey);
-        await trx.updateTable('participants').set(row).where('hotkey', '=', hotkey).execute();
+        if (existing.status === 'active') await this.forget(trx, await this.spec(existing.run_id), hotkey, existing.stage);
+        await trx.updateTable('participants').set({ ...row, version: 0 }).where('hotkey', '=', hotkey).execute();
       } else await trx.insertInto('participants').values({ hotkey, ...row }).execute();
       await this.log(trx, 'registered', hotkey, runId, { role: req.role, stage });
     });
@@ -236,101 +304,347 @@ export class Coordinator {
     }
     if (choice.stage !== p.stage) {
       await withTransaction(this.db, async (trx) => {
-        await this.releaseAll(trx, hotkey);
-        await trx.updateTable('participants').set({ stage: choice.stage, last_seen: this.now() }).where('hotkey', '=', hotkey).execute();
+        await this.forget(trx, spec, hotkey, p.stage);
+        await trx.updateTable('participants').set({ stage: choice.stage, last_seen: this.now(), version: 0 }).where('hotkey', '=', hotkey).execute();
         await this.log(trx, 'moved', hotkey, spec.id, { from: p.stage, to: choice.stage });
       });
     }
     return this.assignment(hotkey, 'miner', spec, choice.stage);
   }
 
-  /** Hands back everything a miner holds: its leases return to the queue, its backward work to anyone. */
-  private async releaseAll(trx: Transaction<Database>, hotkey: string): Promise<void> {
+  /**
+   * Hands back everything a miner holds: its leases return to the queue, its backward work goes to
+   * anyone (who recomputes the forward), and its unshared gradient sum is re-issued as redo work.
+   */
+  private async forget(trx: Transaction<Database>, spec: RunSpec, hotkey: string, stage: number | null): Promise<void> {
     await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null }).where('leased_to', '=', hotkey).where('status', '=', 'leased').execute();
-    await trx.updateTable('work_items').set({ required_hotkey: null }).where('required_hotkey', '=', hotkey).where('status', '!=', 'done').execute();
+    // A share is the sum in that miner's memory: nobody else can upload it.
+    await trx.updateTable('work_items').set({ required_hotkey: null }).where('required_hotkey', '=', hotkey).where('status', '!=', 'done').where('direction', '!=', 'share').execute();
+    if (stage === null) return;
+    const open = await trx.selectFrom('rounds').select('round').where('run_id', '=', spec.id).where('status', '=', 'compute').execute();
+    for (const r of open) await this.loseContribution(trx, spec, hotkey, stage, Number(r.round), false);
+  }
+
+  /** A miner that stops says so: its work is re-issued at once, not after its heartbeats stop. */
+  async leave(hotkey: string): Promise<void> {
+    const p = await this.participant(hotkey);
+    const spec = await this.spec(p.run_id);
+    await withTransaction(this.db, async (trx) => {
+      await this.forget(trx, spec, hotkey, p.stage);
+      await trx.updateTable('participants').set({ status: 'gone' }).where('hotkey', '=', hotkey).execute();
+      await this.log(trx, 'left', hotkey, spec.id, {});
+    });
+    await this.advance(spec);
+    this.wake();
   }
 
   /** Miners silent for longer than their run's heartbeat timeout are gone; their work is re-offered. */
   async reap(): Promise<string[]> {
     const now = this.now();
     const gone: string[] = [];
-    const active = await this.db.selectFrom('participants').select(['hotkey', 'run_id', 'last_seen']).where('status', '=', 'active').execute();
+    const active = await this.db.selectFrom('participants').select(['hotkey', 'run_id', 'last_seen', 'stage']).where('status', '=', 'active').execute();
     const timeouts = new Map<string, number>();
     for (const p of active) {
       if (!timeouts.has(p.run_id)) timeouts.set(p.run_id, (await this.spec(p.run_id)).heartbeat_timeout_s * 1000);
       if (now - Number(p.last_seen) <= timeouts.get(p.run_id)!) continue;
+      const spec = await this.spec(p.run_id);
       await withTransaction(this.db, async (trx) => {
         await trx.updateTable('participants').set({ status: 'gone' }).where('hotkey', '=', p.hotkey).execute();
-        await this.releaseAll(trx, p.hotkey);
+        await this.forget(trx, spec, p.hotkey, p.stage);
         await this.log(trx, 'gone', p.hotkey, p.run_id, { silent_ms: now - Number(p.last_seen) });
       });
+      await this.advance(spec);
       gone.push(p.hotkey);
     }
+    if (gone.length) this.wake();
     return gone;
   }
 
   // ---- work ----
+  //
+  // A round is one optimizer step of the whole model. Per stage it moves through four phases:
+  //  compute  forward and backward items of the round's samples (and redo items, below);
+  //  share    each replica that did gradient work uploads its gradient sum, one blob per slice;
+  //  reduce   each slice is summed over the replicas' shares by one replica and stored;
+  //  done     every slice is reduced.
+  // When every stage is done the round is reduced: its whole-model gradient norm gives the clip
+  // coefficient, every replica applies the same AdamW step, and the next round's samples are
+  // queued. A replica's sum lives only in its memory until it is shared, so when a replica is lost
+  // (silent, restarted, or caught uploading garbage) before its share is stored, the samples its
+  // sum covered are re-issued as redo items and the stage's share starts again: the round's
+  // update stays exactly the one a single process would compute.
 
   private keyFor(item: Pick<Item, 'run_id' | 'sample_id' | 'stage' | 'direction'>, leaseId: string): string {
     return `runs/${item.run_id}/samples/${item.sample_id}/${item.stage}-${item.direction}-${leaseId}.safetensors`;
   }
 
-  private async blobInput(key: string, spec: RunSpec): Promise<Lease['input']> {
+  private roundKey(runId: string, round: number, stage: number, attempt: number, name: string): string {
+    return `runs/${runId}/rounds/${round}/stage-${stage}/a${attempt}/${name}.safetensors`;
+  }
+
+  /** The run's model as the miners build it: parameter count per stage, blob dimensions. */
+  private model(spec: RunSpec): { config: ModelConfig; stageParams: number[] } {
+    const known = this.models.get(spec.id);
+    if (known) return known;
+    const config = loadPreset(spec.preset);
+    const last = spec.stages.length - 1;
+    const stageParams = spec.stages.map((layers, s) => new ParamLayout(config, { layers, hasEmbed: s === 0, hasHead: s === last }).size);
+    const m = { config, stageParams };
+    this.models.set(spec.id, m);
+    return m;
+  }
+  private readonly models = new Map<string, { config: ModelConfig; stageParams: number[] }>();
+
+  private dims(spec: RunSpec, length = 0): BlobDims {
+    const { config } = this.model(spec);
+    return { rows: spec.rows_per_sample, seqLen: config.seq_len, dModel: config.d_model, length };
+  }
+
+  /** Refuses an upload whose size or safetensors header is not what `kind` must be. */
+  private async checkUpload(key: string, reported: { key: string; bytes: number } | undefined, expectedKey: string, kind: BlobKind, dims: BlobDims): Promise<number> {
+    if (!reported) throw new ApiError('bad_request', `this work item must upload its ${kind} to ${expectedKey} first`);
+    if (reported.key !== expectedKey) throw new ApiError('forbidden', `this lease may only write ${expectedKey}, not ${reported.key}`);
     const info = await this.store.head(key);
-    return { kind: 'blob', key, url: await this.store.presign('get', key, { expiresInS: spec.lease_ttl_s * 2 }), bytes: info?.bytes ?? 0 };
+    if (!info) throw new ApiError('bad_request', `nothing was uploaded to ${key}`);
+    if (info.bytes !== reported.bytes) throw new ApiError('bad_request', `${key} holds ${info.bytes} bytes, the completion says ${reported.bytes}`);
+    const head = await this.store.getRange(key, 0, 8 + MAX_BLOB_HEADER_BYTES);
+    const problem = checkBlobHeader(head, info.bytes, blobTensors(kind, dims));
+    if (problem) {
+      // A refused upload is removed, so nothing downstream can ever read it.
+      await this.store.delete(key);
+      throw new ApiError('bad_request', `upload refused: ${key} is not a valid ${kind} blob: ${problem}`, { key, kind });
+    }
+    return info.bytes;
   }
 
-  private async sampleInput(runId: string, sampleId: string): Promise<Lease['input']> {
-    const s = await this.db.selectFrom('samples').select(['seed', 'shard', 'idx']).where('run_id', '=', runId).where('id', '=', sampleId).executeTakeFirstOrThrow();
-    return { kind: 'sample', seed: Number(s.seed), shard: Number(s.shard), index: Number(s.idx) };
+  private async blobRef(key: string, spec: RunSpec, bytes?: number): Promise<BlobRef> {
+    const size = bytes ?? (await this.store.head(key))?.bytes ?? 0;
+    return { key, url: await this.store.presign('get', key, { expiresInS: spec.lease_ttl_s * 2 }), bytes: size };
   }
 
-  async lease(hotkey: string): Promise<LeaseResponse> {
-    const p = await this.participant(hotkey);
-    if (p.role !== 'miner' || p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
-    const spec = await this.spec(p.run_id);
-    const now = this.now();
-    await this.db.updateTable('participants').set({ last_seen: now }).where('hotkey', '=', hotkey).execute();
+  private async upload(key: string, spec: RunSpec, maxBytes = spec.max_blob_bytes): Promise<Upload> {
+    return { key, url: await this.store.presign('put', key, { expiresInS: spec.lease_ttl_s * 2, maxBytes }), max_bytes: maxBytes };
+  }
+
+  private sampleRef(spec: RunSpec, round: number, index: number): SampleRef {
+    const rows = spec.rows_per_sample;
+    return { seed: spec.seed, step: round, batch_size: rows * spec.samples_per_round, first_row: index * rows, rows };
+  }
+
+  private async sampleOf(runId: string, sampleId: string): Promise<{ round: number; index: number }> {
+    const s = await this.db.selectFrom('samples').select(['round', 'idx']).where('run_id', '=', runId).where('id', '=', sampleId).executeTakeFirstOrThrow();
+    return { round: Number(s.round), index: Number(s.idx) };
+  }
+
+  private async roundsDone(runId: string): Promise<number> {
+    const row = await this.db.selectFrom('rounds').select((eb) => eb.fn.countAll<number>().as('n')).where('run_id', '=', runId).where('status', '=', 'reduced').executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  /** Miners waiting for work (long poll) are woken when the queue or a round changes. */
+  private waiters = new Set<() => void>();
+  private wake(): void {
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+  private waitForChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+
+  async lease(hotkey: string, req: LeaseRequest = {}): Promise<LeaseResponse> {
+    const version = req.version ?? 0;
+    const deadline = this.now() + (req.wait_ms ?? 0);
+    for (;;) {
+      const p = await this.participant(hotkey);
+      if (p.role !== 'miner' || p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
+      const spec = await this.spec(p.run_id);
+      await this.db.updateTable('participants').set({ last_seen: this.now(), version }).where('hotkey', '=', hotkey).execute();
+      const task = await this.nextTask(hotkey, p.stage, spec, version);
+      if (task === 'finished') return { lease: null, finished: true, retry_after_ms: 0 };
+      if (task) return { lease: task, finished: false, retry_after_ms: 0 };
+      await this.advance(spec);
+      const left = deadline - this.now();
+      if (left <= 0) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
+      await this.waitForChange(Math.min(left, 5000));
+    }
+  }
+
+  /** What a miner holding `version` rounds of its stage should do next, or null for nothing yet. */
+  private async nextTask(hotkey: string, stage: number, spec: RunSpec, version: number): Promise<Task | 'finished' | null> {
+    const done = await this.roundsDone(spec.id);
+    if (version > done) throw new ApiError('conflict', `this miner reports ${version} rounds applied; run ${spec.id} has reduced only ${done}`);
+    if (version < done) return this.catchUp(hotkey, stage, spec, version);
+    if (spec.rounds !== undefined && version >= spec.rounds) {
+      const pending = await this.db.selectFrom('snapshots').select('stage').where('run_id', '=', spec.id).where('rounds', '=', spec.rounds).where('status', '=', 'done').execute();
+      return pending.length === spec.stages.length ? 'finished' : null;
+    }
+    const ttlMs = spec.lease_ttl_s * 1000;
     const picked = await withTransaction(this.db, async (trx) => {
-      const item = await pickAvailableItem(trx, { runId: p.run_id, stage: p.stage!, hotkey, now, ttlMs: spec.lease_ttl_s * 1000 });
-      if (!item) return null;
+      const item = await pickAvailableItem(trx, { runId: spec.id, stage, hotkey, now: this.now(), ttlMs });
+      if (!item || item.direction === 'share' || item.direction === 'reduce' || item.direction === 'redo') return item;
       const outputKey = this.keyFor(item, item.lease_id!);
       await trx.updateTable('work_items').set({ output_key: outputKey }).where('id', '=', item.id).execute();
       return { ...item, output_key: outputKey };
     });
-    if (!picked) {
-      await this.maybeNextRound(p.run_id);
-      return { lease: null, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
+    if (!picked) return null;
+    const base = { id: picked.lease_id!, run_id: spec.id, round: Number(picked.round), stage: picked.stage, expires_at: Number(picked.lease_expires) };
+    if (picked.direction === 'share') {
+      const d = JSON.parse(picked.detail_json) as ShareDetail;
+      return { kind: 'share', ...base, slices: await Promise.all(d.slices.map(async (range, j) => ({ range, upload: await this.upload(d.keys[j], spec, blobBytes(blobTensors('share', { ...this.dims(spec), length: range[1] - range[0] }), MAX_BLOB_HEADER_BYTES)) }))) };
     }
+    if (picked.direction === 'reduce') {
+      const d = JSON.parse(picked.detail_json) as ReduceDetail;
+      return {
+        kind: 'reduce',
+        ...base,
+        range: d.range,
+        scale: d.scale,
+        inputs: await Promise.all(d.inputs.map((i) => this.blobRef(i.key, spec, i.bytes))),
+        upload: await this.upload(picked.output_key, spec, blobBytes(blobTensors('reduced', { ...this.dims(spec), length: d.range[1] - d.range[0] }), MAX_BLOB_HEADER_BYTES)),
+      };
+    }
+    return this.workLease(picked, spec, base);
+  }
+
+  private async workLease(picked: Item, spec: RunSpec, base: { id: string; run_id: string; round: number; stage: number; expires_at: number }): Promise<Lease> {
     const last = spec.stages.length - 1;
-    const stage = picked.stage;
-    const input = picked.input_key ? await this.blobInput(picked.input_key, spec) : await this.sampleInput(picked.run_id, picked.sample_id);
-    let forwardInput: Lease['input'] | undefined;
-    if (picked.direction === 'backward') {
+    const { stage } = picked;
+    const { index } = await this.sampleOf(picked.run_id, picked.sample_id);
+    const sample = this.sampleRef(spec, base.round, index);
+    const sampleInput = { kind: 'sample' as const, ...sample };
+    // A sample's stage input: the activation the previous stage uploaded, or the data at stage 0.
+    const stageInput = async (): Promise<Lease['input']> => {
+      if (stage === 0) return sampleInput;
       const fwd = await this.db.selectFrom('work_items').select('input_key').where('id', '=', `${picked.run_id}.${picked.sample_id}.${stage}.f`).executeTakeFirstOrThrow();
-      forwardInput = fwd.input_key ? await this.blobInput(fwd.input_key, spec) : await this.sampleInput(picked.run_id, picked.sample_id);
-    }
-    // Forward at the last stage also runs backward at once and sends the gradient down; stage 0's
-    // backward has nowhere to send one.
-    const outputKind = picked.direction === 'forward' ? (stage < last ? 'activation' : stage > 0 ? 'gradient' : 'none') : stage > 0 ? 'gradient' : 'none';
-    const output: Lease['output'] =
-      outputKind === 'none'
-        ? { kind: 'none', key: '', url: '', max_bytes: 0 }
-        : { kind: outputKind, key: picked.output_key, url: await this.store.presign('put', picked.output_key, { expiresInS: spec.lease_ttl_s * 2, maxBytes: spec.max_blob_bytes }), max_bytes: spec.max_blob_bytes };
-    return {
-      lease: {
-        id: picked.lease_id!,
-        run_id: picked.run_id,
-        sample_id: picked.sample_id,
-        stage,
-        direction: picked.direction as 'forward' | 'backward',
-        expires_at: Number(picked.lease_expires),
-        input,
-        ...(forwardInput ? { forward_input: forwardInput } : {}),
-        output,
-      },
-      retry_after_ms: 0,
+      return { kind: 'blob', ...(await this.blobRef(fwd.input_key!, spec)) };
     };
+    let input: Lease['input'];
+    let forwardInput: Lease['input'] | undefined;
+    if (picked.direction === 'forward') input = await stageInput();
+    else if (picked.direction === 'backward' || stage < last) {
+      // Backward (and its redo below the last stage): the output gradient, plus the stage input.
+      input = { kind: 'blob', ...(await this.blobRef(picked.input_key!, spec)) };
+      forwardInput = await stageInput();
+    } else input = await stageInput(); // redo at the last stage: forward and backward again.
+    // Forward at the last stage also runs backward at once and sends the gradient down; stage 0's
+    // backward has nowhere to send one, and a redo sends nothing at all.
+    const outputKind =
+      picked.direction === 'redo' ? 'none' : picked.direction === 'forward' ? (stage < last ? 'activation' : stage > 0 ? 'gradient' : 'none') : stage > 0 ? 'gradient' : 'none';
+    const maxBytes = blobBytes(blobTensors('activation', this.dims(spec)), MAX_BLOB_HEADER_BYTES);
+    const output: Lease['output'] = outputKind === 'none' ? { kind: 'none', key: '', url: '', max_bytes: 0 } : { kind: outputKind, ...(await this.upload(picked.output_key, spec, maxBytes)) };
+    return {
+      kind: 'work',
+      ...base,
+      sample_id: picked.sample_id,
+      direction: picked.direction as Direction,
+      sample,
+      input,
+      ...(forwardInput ? { forward_input: forwardInput } : {}),
+      output,
+    };
+  }
+
+  /** A miner behind the run: the stored state when it is newer, else the next round's step. */
+  private async catchUp(hotkey: string, stage: number, spec: RunSpec, version: number): Promise<Task | null> {
+    const snap = await this.db
+      .selectFrom('snapshots')
+      .selectAll()
+      .where('run_id', '=', spec.id)
+      .where('stage', '=', stage)
+      .where('status', '=', 'done')
+      .orderBy('rounds', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (snap && Number(snap.rounds) > version) {
+      return { kind: 'sync', run_id: spec.id, stage, rounds: Number(snap.rounds), blob: await this.blobRef(snap.key, spec, Number(snap.bytes)) };
+    }
+    const round = await this.db.selectFrom('rounds').selectAll().where('run_id', '=', spec.id).where('round', '=', version).executeTakeFirstOrThrow();
+    const reduced = await this.db
+      .selectFrom('work_items')
+      .select(['output_key', 'output_bytes', 'detail_json'])
+      .where('run_id', '=', spec.id)
+      .where('round', '=', version)
+      .where('stage', '=', stage)
+      .where('direction', '=', 'reduce')
+      .where('status', '=', 'done')
+      .execute();
+    const slices = await Promise.all(
+      reduced
+        .map((r) => ({ ...r, range: (JSON.parse(r.detail_json) as ReduceDetail).range }))
+        .sort((a, b) => a.range[0] - b.range[0])
+        .map(async (r) => ({ range: r.range, blob: await this.blobRef(r.output_key, spec, Number(r.output_bytes)) })),
+    );
+    const snapshot = await this.snapshotDuty(hotkey, stage, spec, version + 1);
+    return { kind: 'apply', run_id: spec.id, round: version, stage, lr: Number(round.lr), clip: Number(round.clip), slices, ...(snapshot ? { snapshot } : {}) };
+  }
+
+  /** Every snapshot_every rounds, and after the last one, one replica per stage stores the state. */
+  private async snapshotDuty(hotkey: string, stage: number, spec: RunSpec, rounds: number): Promise<Upload | null> {
+    if (rounds % spec.snapshot_every !== 0 && rounds !== spec.rounds) return null;
+    const now = this.now();
+    const key = `runs/${spec.id}/snapshots/stage-${stage}/${rounds}.safetensors`;
+    const taken = await withTransaction(this.db, async (trx) => {
+      const row = await trx.selectFrom('snapshots').selectAll().where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', rounds).executeTakeFirst();
+      if (row && (row.status === 'done' || (row.holder !== hotkey && now - Number(row.assigned_at) < spec.lease_ttl_s * 1000))) return false;
+      if (row) await trx.updateTable('snapshots').set({ holder: hotkey, assigned_at: now }).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', rounds).execute();
+      else await trx.insertInto('snapshots').values({ run_id: spec.id, stage, rounds, key, bytes: null, status: 'assigned', holder: hotkey, assigned_at: now }).execute();
+      return true;
+    });
+    if (!taken) return null;
+    const length = this.model(spec).stageParams[stage];
+    return this.upload(key, spec, blobBytes(blobTensors('snapshot', { ...this.dims(spec), length }), MAX_BLOB_HEADER_BYTES));
+  }
+
+  async applied(hotkey: string, req: AppliedRequest): Promise<{ status: 'ok' | 'duplicate' }> {
+    const p = await this.participant(hotkey);
+    if (p.stage === null) throw new ApiError('forbidden', 'only miners with a stage apply rounds');
+    const spec = await this.spec(p.run_id);
+    if (!req.snapshot) return { status: 'ok' };
+    const rounds = req.round + 1;
+    const row = await this.db.selectFrom('snapshots').selectAll().where('run_id', '=', spec.id).where('stage', '=', p.stage).where('rounds', '=', rounds).executeTakeFirst();
+    if (row?.status === 'done') return { status: 'duplicate' };
+    if (!row || row.holder !== hotkey) throw new ApiError('forbidden', `no snapshot of stage ${p.stage} after round ${req.round} was asked of this miner`);
+    const bytes = await this.checkUpload(row.key, req.snapshot, row.key, 'snapshot', this.dims(spec, this.model(spec).stageParams[p.stage]));
+    await withTransaction(this.db, async (trx) => {
+      await trx.updateTable('snapshots').set({ status: 'done', bytes }).where('run_id', '=', spec.id).where('stage', '=', p.stage!).where('rounds', '=', rounds).execute();
+      await this.log(trx, 'snapshot', hotkey, spec.id, { stage: p.stage, rounds, bytes });
+    });
+    await this.collectGarbage(spec, p.stage, rounds);
+    if (spec.rounds !== undefined && rounds === spec.rounds) await this.maybeFinish(spec);
+    this.wake();
+    return { status: 'ok' };
+  }
+
+  /** Reduced gradients older than a stored state are never needed again; nor are older states. */
+  private async collectGarbage(spec: RunSpec, stage: number, rounds: number): Promise<void> {
+    const old = await this.db
+      .selectFrom('work_items')
+      .select(['id', 'output_key', 'detail_json', 'direction'])
+      .where('run_id', '=', spec.id)
+      .where('stage', '=', stage)
+      .where('round', '<', rounds)
+      .where('direction', 'in', ['share', 'reduce'])
+      .execute();
+    const keys = old.flatMap((i) => (i.direction === 'reduce' ? [i.output_key] : (JSON.parse(i.detail_json) as ShareDetail).keys));
+    const snaps = await this.db.selectFrom('snapshots').select(['key', 'rounds']).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '<', rounds).execute();
+    for (const key of [...keys, ...snaps.map((s) => s.key)]) await this.store.delete(key).catch(() => {});
+    await this.db.deleteFrom('snapshots').where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '<', rounds).execute();
+  }
+
+  private async maybeFinish(spec: RunSpec): Promise<void> {
+    const done = await this.db.selectFrom('snapshots').select('stage').where('run_id', '=', spec.id).where('rounds', '=', spec.rounds!).where('status', '=', 'done').execute();
+    if (done.length === spec.stages.length) {
+      await this.db.updateTable('runs').set({ status: 'finished' }).where('id', '=', spec.id).execute();
+    }
   }
 
   async complete(hotkey: string, req: CompleteRequest): Promise<{ status: 'accepted' | 'duplicate' }> {
@@ -339,39 +653,56 @@ export class Coordinator {
     if (!item) throw new ApiError('lease_expired', `lease ${req.lease_id} is no longer valid: it expired and the work was handed to another miner`);
     if (item.leased_to !== hotkey) throw new ApiError('forbidden', `lease ${req.lease_id} belongs to another miner`);
     if (item.status === 'done') return { status: 'duplicate' };
+    if (item.status !== 'leased') throw new ApiError('lease_expired', `lease ${req.lease_id} is no longer valid`);
     const spec = await this.spec(item.run_id);
     const last = spec.stages.length - 1;
-    const wantsOutput = item.direction === 'forward' ? item.stage < last || item.stage > 0 : item.stage > 0;
+    const now = this.now();
     let bytes: number | null = null;
-    if (wantsOutput) {
-      if (!req.output) throw new ApiError('bad_request', `this work item must upload its ${item.direction === 'forward' && item.stage < last ? 'activation' : 'gradient'} to ${item.output_key} first`);
-      if (req.output.key !== item.output_key) throw new ApiError('forbidden', `lease ${req.lease_id} may only write ${item.output_key}, not ${req.output.key}`);
-      const info = await this.store.head(item.output_key);
-      if (!info) throw new ApiError('bad_request', `nothing was uploaded to ${item.output_key}`);
-      if (info.bytes !== req.output.bytes) throw new ApiError('bad_request', `${item.output_key} holds ${info.bytes} bytes, the completion says ${req.output.bytes}`);
-      bytes = info.bytes;
+    let detail: string | undefined;
+    let sumsq: number | null = null;
+    if (item.direction === 'share') {
+      const d = JSON.parse(item.detail_json) as ShareDetail;
+      if (req.outputs?.length !== d.keys.length) throw new ApiError('bad_request', `a share must report its ${d.keys.length} slices`);
+      const sizes: number[] = [];
+      for (const [j, key] of d.keys.entries()) sizes.push(await this.checkUpload(key, req.outputs[j], key, 'share', this.dims(spec, d.slices[j][1] - d.slices[j][0])));
+      detail = JSON.stringify({ ...d, bytes: sizes });
+    } else if (item.direction === 'reduce') {
+      const d = JSON.parse(item.detail_json) as ReduceDetail;
+      if (req.sumsq === undefined) throw new ApiError('bad_request', 'a reduce task must report the sum of squares of its slice');
+      bytes = await this.checkUpload(item.output_key, req.output, item.output_key, 'reduced', this.dims(spec, d.range[1] - d.range[0]));
+      sumsq = req.sumsq;
+    } else {
+      const wantsOutput = item.direction !== 'redo' && (item.direction === 'forward' ? item.stage < last || item.stage > 0 : item.stage > 0);
+      if (wantsOutput) {
+        const kind = item.direction === 'forward' && item.stage < last ? 'activation' : 'gradient';
+        bytes = await this.checkUpload(item.output_key, req.output, item.output_key, kind, this.dims(spec));
+      }
     }
     const reportsLoss = item.direction === 'forward' && item.stage === last;
     if (reportsLoss && req.loss === undefined) throw new ApiError('bad_request', 'the last stage must report the sample loss');
-    const now = this.now();
     const outcome = await withTransaction(this.db, async (trx) => {
       // Conditional on the lease still being this one: two completions racing apply once.
       const done = await trx
         .updateTable('work_items')
-        .set({ status: 'done', completed_by: hotkey, completed_at: now, output_bytes: bytes })
+        .set({ status: 'done', completed_by: hotkey, completed_at: now, output_bytes: bytes, sumsq, ...(detail ? { detail_json: detail } : {}) })
         .where('id', '=', item.id)
         .where('lease_id', '=', req.lease_id)
         .where('status', '=', 'leased')
         .executeTakeFirst();
       if (Number(done.numUpdatedRows) === 0) return 'duplicate' as const;
+      if (item.direction === 'share' || item.direction === 'reduce' || item.direction === 'redo') return 'accepted' as const;
       if (reportsLoss) await trx.updateTable('samples').set({ loss: req.loss! }).where('run_id', '=', item.run_id).where('id', '=', item.sample_id).execute();
       const forwardMiner = async (stage: number): Promise<string | null> =>
         (await trx.selectFrom('work_items').select('completed_by').where('id', '=', `${item.run_id}.${item.sample_id}.${stage}.f`).executeTakeFirst())?.completed_by ?? null;
-      if (item.direction === 'forward' && item.stage < last) await this.newItem(trx, item.run_id, item.sample_id, item.stage + 1, 'forward', item.output_key, null);
-      else if (item.stage > 0) await this.newItem(trx, item.run_id, item.sample_id, item.stage - 1, 'backward', item.output_key, await forwardMiner(item.stage - 1));
+      if (item.direction === 'forward' && item.stage < last) await this.newItem(trx, item, item.stage + 1, 'forward', item.output_key, null);
+      else if (item.stage > 0) await this.newItem(trx, item, item.stage - 1, 'backward', item.output_key, await forwardMiner(item.stage - 1));
       else await trx.updateTable('samples').set({ done: 1 }).where('run_id', '=', item.run_id).where('id', '=', item.sample_id).execute();
       return 'accepted' as const;
     });
+    if (outcome === 'accepted') {
+      await this.advance(spec);
+      this.wake();
+    }
     return { status: outcome };
   }
 
@@ -385,20 +716,207 @@ export class Coordinator {
       .where('status', '=', 'leased')
       .executeTakeFirst();
     if (Number(r.numUpdatedRows) === 0) throw new ApiError('not_found', `no lease ${leaseId} held by ${hotkey}`);
+    this.wake();
   }
 
-  /** When every sample of the newest round is done, the next round is queued. */
-  private async maybeNextRound(runId: string): Promise<void> {
-    const latest = await this.db.selectFrom('samples').select((eb) => eb.fn.max('round').as('round')).where('run_id', '=', runId).executeTakeFirst();
-    const round = Number(latest?.round ?? 0);
-    const open = await this.db.selectFrom('samples').select('id').where('run_id', '=', runId).where('round', '=', round).where('done', '=', 0).executeTakeFirst();
-    if (open) return;
-    const spec = await this.spec(runId);
+  /**
+   * A miner found an input of its lease unusable (not finite, malformed). The blob's producer is
+   * recorded, its work is offered again to anyone else, and its gradient sum for the round, which
+   * may hold the same garbage, is not used: what it covered is re-issued too.
+   */
+  async reject(hotkey: string, leaseId: string, reason: string): Promise<void> {
+    await this.participant(hotkey);
+    const item = await this.db.selectFrom('work_items').selectAll().where('lease_id', '=', leaseId).where('leased_to', '=', hotkey).where('status', '=', 'leased').executeTakeFirst();
+    if (!item) throw new ApiError('not_found', `no lease ${leaseId} held by ${hotkey}`);
+    const spec = await this.spec(item.run_id);
     await withTransaction(this.db, async (trx) => {
-      // Another request may have queued it first.
-      const again = await trx.selectFrom('samples').select('id').where('run_id', '=', runId).where('round', '=', round + 1).executeTakeFirst();
-      if (!again) await this.enqueueRound(trx, spec, round + 1);
+      if (item.direction === 'reduce') {
+        // A reducer found a bad share: that replica's whole contribution goes.
+        const d = JSON.parse(item.detail_json) as ReduceDetail;
+        const bad = d.inputs.find((i) => reason.includes(i.key)) ?? null;
+        const culprit = bad?.hotkey ?? null;
+        await this.log(trx, 'bad_upload', culprit, spec.id, { by: hotkey, item: item.id, reason: reason.slice(0, 500) });
+        if (culprit) await this.expel(trx, spec, culprit, item.stage, Number(item.round));
+        else await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null, not_hotkey: hotkey }).where('id', '=', item.id).execute();
+        return;
+      }
+      // Which upload is bad: the reason names its key (the lease's input or forward input).
+      const candidates = [item.input_key, await this.stageInputKey(trx, item)].filter((k): k is string => k !== null);
+      const badKey = candidates.find((k) => reason.includes(k)) ?? candidates[0];
+      const producer = badKey ? await trx.selectFrom('work_items').selectAll().where('output_key', '=', badKey).where('status', '=', 'done').executeTakeFirst() : undefined;
+      await this.log(trx, 'bad_upload', producer?.completed_by ?? null, spec.id, { by: hotkey, item: item.id, key: badKey, reason: reason.slice(0, 500) });
+      if (!producer) {
+        await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null, not_hotkey: hotkey }).where('id', '=', item.id).execute();
+        return;
+      }
+      // The consumer's item disappears; the producer's item, redone, will create it again.
+      if (producer.output_key === item.input_key) await trx.deleteFrom('work_items').where('id', '=', item.id).execute();
+      else await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null }).where('id', '=', item.id).execute();
+      await this.deleteDownstream(trx, producer);
+      await trx
+        .updateTable('work_items')
+        .set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null, completed_by: null, completed_at: null, output_bytes: null, required_hotkey: null, not_hotkey: producer.completed_by })
+        .where('id', '=', producer.id)
+        .execute();
+      await this.store.delete(badKey!).catch(() => {});
+      if (producer.completed_by) await this.expel(trx, spec, producer.completed_by, producer.stage, Number(producer.round));
     });
+    await this.advance(spec);
+    this.wake();
+  }
+
+  /**
+   * A miner caught uploading garbage: its sum for the round is untrusted (re-issued, not to it), and
+   * it is dropped, so it must register again and start from a clean sum.
+   */
+  private async expel(trx: Transaction<Database>, spec: RunSpec, hotkey: string, stage: number, round: number): Promise<void> {
+    await this.loseContribution(trx, spec, hotkey, stage, round, true);
+    await this.forget(trx, spec, hotkey, stage);
+    await trx.updateTable('participants').set({ status: 'gone' }).where('hotkey', '=', hotkey).execute();
+  }
+
+  /** The key of a work item's stage input (null at stage 0, whose input is the sample). */
+  private async stageInputKey(db: Kysely<Database>, item: Item): Promise<string | null> {
+    if (item.stage === 0) return null;
+    const fwd = await db.selectFrom('work_items').select('input_key').where('id', '=', `${item.run_id}.${item.sample_id}.${item.stage}.f`).executeTakeFirst();
+    return fwd?.input_key ?? null;
+  }
+
+  /** Items created by `producer`'s completion that are not done yet (done ones cannot exist while its output is unread). */
+  private async deleteDownstream(trx: Transaction<Database>, producer: Item): Promise<void> {
+    await trx.deleteFrom('work_items').where('run_id', '=', producer.run_id).where('input_key', '=', producer.output_key).where('status', 'in', ['pending', 'leased']).where('direction', 'in', ['forward', 'backward']).execute();
+  }
+
+  /**
+   * `hotkey`'s gradient sum for (round, stage) is gone or untrusted: the samples it covered are
+   * re-issued as redo items (not to it when `flagged`), and the stage's share starts again.
+   */
+  private async loseContribution(trx: Transaction<Database>, spec: RunSpec, hotkey: string, stage: number, round: number, flagged: boolean): Promise<void> {
+    const sr = await trx.selectFrom('stage_rounds').selectAll().where('run_id', '=', spec.id).where('round', '=', round).where('stage', '=', stage).executeTakeFirst();
+    const r = await trx.selectFrom('rounds').select('status').where('run_id', '=', spec.id).where('round', '=', round).executeTakeFirst();
+    if (!sr || r?.status !== 'compute') return;
+    if (!flagged && sr.phase !== 'compute') {
+      // A share already stored is as good as the replica: nothing is lost.
+      const share = await trx.selectFrom('work_items').select('status').where('id', '=', this.shareId(spec.id, round, stage, Number(sr.attempt), hotkey)).executeTakeFirst();
+      if (!share || share.status === 'done') return;
+    }
+    const last = spec.stages.length - 1;
+    const covered = await trx
+      .selectFrom('work_items')
+      .selectAll()
+      .where('run_id', '=', spec.id)
+      .where('round', '=', round)
+      .where('stage', '=', stage)
+      .where('direction', 'in', stage === last ? ['forward', 'redo'] : ['backward', 'redo'])
+      .where('status', '=', 'done')
+      .where('completed_by', '=', hotkey)
+      .execute();
+    if (covered.length === 0 && sr.phase === 'compute') return;
+    for (const c of covered) {
+      await trx.updateTable('work_items').set({ status: 'lost' }).where('id', '=', c.id).execute();
+      await trx
+        .insertInto('work_items')
+        .values({ ...this.itemRow(spec.id, c.sample_id, stage, 'redo', c.input_key, null, round), id: `${spec.id}.${c.sample_id}.${stage}.redo-${newLeaseId().slice(0, 12)}`, not_hotkey: flagged ? hotkey : null })
+        .execute();
+    }
+    if (sr.phase !== 'compute') {
+      await trx.deleteFrom('work_items').where('run_id', '=', spec.id).where('round', '=', round).where('stage', '=', stage).where('direction', 'in', ['share', 'reduce']).execute();
+      await trx.updateTable('stage_rounds').set({ phase: 'compute', attempt: Number(sr.attempt) + 1, sumsq: null }).where('run_id', '=', spec.id).where('round', '=', round).where('stage', '=', stage).execute();
+    }
+    await this.log(trx, 'contribution_lost', hotkey, spec.id, { round, stage, samples: covered.length, flagged });
+  }
+
+  private shareId(runId: string, round: number, stage: number, attempt: number, hotkey: string): string {
+    return `${runId}.r${round}.${stage}.a${attempt}.share.${hotkey}`;
+  }
+
+  /**
+   * Moves the run's open round along: stages whose samples are all covered start their share,
+   * shared stages get their reduce items, and when every stage is reduced the round's step is
+   * fixed and the next round queued. Idempotent; called after anything that may let it move.
+   */
+  private async advance(spec: RunSpec): Promise<void> {
+    const moved = await withTransaction(this.db, async (trx) => {
+      const round = await trx
+        .selectFrom('rounds')
+        .selectAll()
+        .where('run_id', '=', spec.id)
+        .where('status', '=', 'compute')
+        .orderBy('round')
+        .limit(1)
+        .$if(isPostgres(trx), (qb) => qb.forUpdate())
+        .executeTakeFirst();
+      if (!round) return false;
+      const r = Number(round.round);
+      const last = spec.stages.length - 1;
+      let changed = false;
+      const stages = await trx.selectFrom('stage_rounds').selectAll().where('run_id', '=', spec.id).where('round', '=', r).orderBy('stage').execute();
+      const counts = await trx
+        .selectFrom('work_items')
+        .select(['stage', 'direction', 'status', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('run_id', '=', spec.id)
+        .where('round', '=', r)
+        .groupBy(['stage', 'direction', 'status'])
+        .execute();
+      const count = (stage: number, directions: string[], statuses: string[]): number =>
+        counts.filter((c) => c.stage === stage && directions.includes(c.direction) && statuses.includes(c.status)).reduce((n, c) => n + Number(c.n), 0);
+      for (const sr of stages) {
+        const s = sr.stage;
+        const attempt = Number(sr.attempt);
+        if (sr.phase === 'compute') {
+          const gradientKinds: ItemKind[] = s === last ? ['forward', 'redo'] : ['backward', 'redo'];
+          if (count(s, gradientKinds, ['done']) !== spec.samples_per_round || count(s, ['redo'], ['pending', 'leased']) > 0) continue;
+          const rows = await trx.selectFrom('work_items').select('completed_by').distinct().where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).where('direction', 'in', gradientKinds).where('status', '=', 'done').execute();
+          const contributors = rows.map((x) => x.completed_by!).sort();
+          const slices = splitRange(this.model(spec).stageParams[s], contributors.length);
+          for (const h of contributors) {
+            const keys = slices.map((_, j) => this.roundKey(spec.id, r, s, attempt, `share-${h}-${j}`));
+            await trx.insertInto('work_items').values({ ...this.itemRow(spec.id, `r${r}-s0`, s, 'share', null, h, r), id: this.shareId(spec.id, r, s, attempt, h), detail_json: JSON.stringify({ slices, keys } satisfies ShareDetail) }).execute();
+          }
+          await trx.updateTable('stage_rounds').set({ phase: 'share', contributors_json: JSON.stringify(contributors) }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
+          changed = true;
+        } else if (sr.phase === 'share') {
+          const shares = await trx.selectFrom('work_items').select(['status', 'required_hotkey', 'detail_json']).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).where('direction', '=', 'share').execute();
+          if (shares.length === 0 || shares.some((x) => x.status !== 'done')) continue;
+          const contributors = JSON.parse(sr.contributors_json) as string[];
+          const details = new Map(shares.map((x) => [x.required_hotkey!, JSON.parse(x.detail_json) as ShareDetail & { bytes: number[] }]));
+          const slices = details.get(contributors[0])!.slices;
+          for (const [j, range] of slices.entries()) {
+            const inputs = contributors.map((h) => ({ hotkey: h, key: details.get(h)!.keys[j], bytes: details.get(h)!.bytes[j] }));
+            const reduce = this.itemRow(spec.id, `r${r}-s0`, s, 'reduce', null, null, r);
+            await trx
+              .insertInto('work_items')
+              .values({ ...reduce, id: `${spec.id}.r${r}.${s}.a${attempt}.reduce.${j}`, output_key: this.roundKey(spec.id, r, s, attempt, `reduced-${j}`), detail_json: JSON.stringify({ range, scale: 1 / spec.samples_per_round, inputs } satisfies ReduceDetail) })
+              .execute();
+          }
+          await trx.updateTable('stage_rounds').set({ phase: 'reduce' }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
+          changed = true;
+        } else if (sr.phase === 'reduce') {
+          const reduces = await trx.selectFrom('work_items').select(['status', 'sumsq']).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).where('direction', '=', 'reduce').execute();
+          if (reduces.length === 0 || reduces.some((x) => x.status !== 'done')) continue;
+          const sumsq = reduces.reduce((a, x) => a + Number(x.sumsq), 0);
+          await trx.updateTable('stage_rounds').set({ phase: 'done', sumsq }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
+          sr.phase = 'done';
+          sr.sumsq = sumsq;
+          changed = true;
+        }
+      }
+      if (stages.every((sr) => sr.phase === 'done')) {
+        const gradSumSq = stages.reduce((a, sr) => a + Number(sr.sumsq), 0);
+        const optim = optimizerConfig(spec);
+        await trx
+          .updateTable('rounds')
+          .set({ status: 'reduced', reduced_at: this.now(), grad_sumsq: gradSumSq, clip: clipCoefficient(gradSumSq, optim), lr: learningRate(r, optim) })
+          .where('run_id', '=', spec.id)
+          .where('round', '=', r)
+          .execute();
+        if (spec.rounds === undefined || r + 1 < spec.rounds) await this.enqueueRound(trx, spec, r + 1);
+        await this.log(trx, 'round_reduced', null, spec.id, { round: r, grad_norm: Math.sqrt(gradSumSq) });
+        changed = true;
+      }
+      return changed;
+    });
+    if (moved) this.wake();
   }
 
   // ---- pathways ----

@@ -7,9 +7,12 @@ import { Registry, collectDefaultMetrics, Counter, Histogram } from 'prom-client
 import {
   API_PREFIX,
   AUTH_HEADERS,
+  AppliedRequestSchema,
   CompleteRequestSchema,
+  LeaseRequestSchema,
   MoveRequestSchema,
   RegisterRequestSchema,
+  RejectRequestSchema,
   ReleaseRequestSchema,
 } from '../orchestrator-client/protocol.ts';
 import { NonceCache, ready as cryptoReady, verifyRequest } from '../orchestrator-client/signing.ts';
@@ -174,13 +177,24 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.post(`${API_PREFIX}/participants/register`, async (req) => c.register(who(req), parse(RegisterRequestSchema, req.body, 'registration')));
   app.post(`${API_PREFIX}/participants/heartbeat`, async (req) => c.heartbeat(who(req)));
+  app.post(`${API_PREFIX}/participants/leave`, async (req) => {
+    await c.leave(who(req));
+    return { status: 'left' };
+  });
   app.post(`${API_PREFIX}/participants/move`, async (req) => c.move(who(req), parse(MoveRequestSchema, req.body ?? {}, 'move request').stage));
-  app.post(`${API_PREFIX}/leases/next`, async (req) => c.lease(who(req)));
+  app.post(`${API_PREFIX}/leases/next`, async (req) => c.lease(who(req), parse(LeaseRequestSchema, req.body ?? {}, 'lease request')));
   app.post(`${API_PREFIX}/leases/complete`, async (req) => c.complete(who(req), parse(CompleteRequestSchema, req.body, 'completion')));
   app.post(`${API_PREFIX}/leases/release`, async (req) => {
     await c.release(who(req), parse(ReleaseRequestSchema, req.body, 'release').lease_id);
     return { status: 'released' };
   });
+  app.post(`${API_PREFIX}/leases/reject`, async (req) => {
+    const r = parse(RejectRequestSchema, req.body, 'rejection');
+    await c.reject(who(req), r.lease_id, r.reason);
+    return { status: 'rejected' };
+  });
+  app.post(`${API_PREFIX}/rounds/applied`, async (req) => c.applied(who(req), parse(AppliedRequestSchema, req.body, 'applied report')));
+  app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/status`, async (req) => c.runStatus(req.params.run));
   app.get<{ Params: { run: string; sample: string } }>(`${API_PREFIX}/runs/:run/samples/:sample`, async (req) => c.pathway(req.params.run, req.params.sample));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run`, async (req) => c.getRun(req.params.run));
   app.post(`${API_PREFIX}/admin/runs`, async (req, reply) => {

@@ -15,6 +15,7 @@ import type { Hardware, Lease } from '../../orchestrator-client/protocol.ts';
 import { type Keypair, keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import { evenStages } from '../../orchestrator/runs.ts';
 import { uploadToUrl } from '../../orchestrator-client/transfer.ts';
+import { encodeSafetensors } from '../../worker/checkpoint/safetensors.ts';
 import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
 import type { Output } from '../output.ts';
 
@@ -23,7 +24,6 @@ const TAH_BIN = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
 /** What the issue asks of one machine: round trips per second at least, p99 below. */
 export const GOAL = { round_trips_per_s: 2000, p99_ms: 50 } as const;
 /** Bytes each miner uploads as its activation or gradient. */
-export const PAYLOAD_BYTES = 1024;
 /** Miners in flight at once unless --concurrency says otherwise (see the comment in benchOrchestratorCommand). */
 export const DEFAULT_CONCURRENCY = 8;
 
@@ -339,7 +339,10 @@ export async function benchOrchestratorCommand(flags: BenchOrchestratorFlags, ou
     out.event('registered', { run_id: runId, miners: minerCount, miners_per_stage: perStage, samples_per_round: samplesPerRound, create_run_s: createRunS, register_s: registerS });
 
     // ---- the timed loop ----
-    const payload = new Uint8Array(PAYLOAD_BYTES).fill(7);
+    // Real blobs of the run's shapes: the orchestrator checks each upload's header.
+    const config = loadPreset(preset);
+    const blob = (name: string): Uint8Array => encodeSafetensors({ [name]: { dtype: 'F32', shape: [1, config.seq_len, config.d_model], data: new Float32Array(config.seq_len * config.d_model).fill(0.5) } });
+    const payloads = { activation: blob('activation'), gradient: blob('gradient') };
     const queue = new ReadyQueue();
     for (let i = 0; i < minerCount; i++) queue.push(i);
     const t0 = performance.now();
@@ -375,7 +378,9 @@ export async function benchOrchestratorCommand(flags: BenchOrchestratorFlags, ou
         let retryMs: number;
         try {
           const r = await m.client.lease();
-          lease = r.lease;
+          // Only sample work is measured; a round's end (share, reduce, apply) is out of reach of a run this short.
+          const task = r.lease;
+          lease = task && task.kind === 'work' ? task : null;
           retryMs = r.retry_after_ms;
         } catch (e) {
           const t = performance.now();
@@ -398,6 +403,7 @@ export async function benchOrchestratorCommand(flags: BenchOrchestratorFlags, ou
           let output: { key: string; bytes: number } | undefined;
           let uploadMs: number | undefined;
           if (lease.output.kind !== 'none') {
+            const payload = payloads[lease.output.kind];
             const u0 = performance.now();
             await uploadToUrl(lease.output.url, payload);
             const u1 = performance.now();
@@ -515,7 +521,7 @@ export async function benchOrchestratorCommand(flags: BenchOrchestratorFlags, ou
         requests_per_s: total.requests / windowS,
         signed_requests_per_s: total.signed / windowS,
         uploads: up.length,
-        upload_bytes: PAYLOAD_BYTES,
+        upload_bytes: payloads.activation.length,
         upload_p50_ms: up.length ? quantile(up, 0.5) : null,
         upload_p99_ms: up.length ? quantile(up, 0.99) : null,
         empty_leases: total.emptyLeases,
@@ -531,7 +537,7 @@ export async function benchOrchestratorCommand(flags: BenchOrchestratorFlags, ou
         `${Math.round(roundTripsPerS).toLocaleString('en-US')} lease/complete round trips/s, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms ` +
           `(${minerCount} miners over ${stages} stages, ${concurrency} in flight, ${windowS.toFixed(1)} s)`,
         `${Math.round(total.requests / windowS).toLocaleString('en-US')} requests/s (${Math.round(total.signed / windowS).toLocaleString('en-US')} signed), ` +
-          `upload of ${PAYLOAD_BYTES} B p50 ${up.length ? quantile(up, 0.5).toFixed(1) : '-'} ms, ${total.emptyLeases} empty leases, ` +
+          `upload of ${payloads.activation.length} B p50 ${up.length ? quantile(up, 0.5).toFixed(1) : '-'} ms, ${total.emptyLeases} empty leases, ` +
           `${errorCount ? `errors ${JSON.stringify(errors)}` : 'no errors'}`,
         `server ${serverCores === null ? '?' : serverCores.toFixed(2)} cores busy, this process ${clientCores.toFixed(2)} cores; ` +
           `goal ≥ ${GOAL.round_trips_per_s} round trips/s with p99 < ${GOAL.p99_ms} ms: ${met ? 'met' : 'not met'}`,

@@ -130,12 +130,72 @@ const leaseIndex: Migration = {
     await db.schema.dropIndex('work_items_lease_order').execute();
   },
 };
+/**
+ * Rounds: a round is one optimizer step of the whole model. Per stage it moves through compute
+ * (forward/backward items), share (each replica uploads its gradient sum in slices), reduce (each
+ * slice summed over replicas) and done; snapshots are stored stage states for newcomers.
+ */
+const rounds: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema.alterTable('work_items').addColumn('round', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('work_items').addColumn('detail_json', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+    await db.schema.alterTable('work_items').addColumn('sumsq', 'double precision').execute();
+    await db.schema.alterTable('work_items').addColumn('not_hotkey', 'text').execute();
+    await db.schema.createIndex('work_items_by_round').on('work_items').columns(['run_id', 'round', 'stage', 'direction', 'status']).execute();
+    await db.schema.alterTable('participants').addColumn('version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+
+    await db.schema
+      .createTable('rounds')
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('round', 'integer', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('reduced_at', 'bigint')
+      .addColumn('grad_sumsq', 'double precision')
+      .addColumn('clip', 'double precision')
+      .addColumn('lr', 'double precision')
+      .addPrimaryKeyConstraint('rounds_pk', ['run_id', 'round'])
+      .execute();
+
+    await db.schema
+      .createTable('stage_rounds')
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('round', 'integer', (c) => c.notNull())
+      .addColumn('stage', 'integer', (c) => c.notNull())
+      .addColumn('attempt', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('phase', 'text', (c) => c.notNull())
+      .addColumn('contributors_json', 'text', (c) => c.notNull().defaultTo('[]'))
+      .addColumn('sumsq', 'double precision')
+      .addPrimaryKeyConstraint('stage_rounds_pk', ['run_id', 'round', 'stage'])
+      .execute();
+
+    await db.schema
+      .createTable('snapshots')
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('stage', 'integer', (c) => c.notNull())
+      .addColumn('rounds', 'integer', (c) => c.notNull())
+      .addColumn('key', 'text', (c) => c.notNull())
+      .addColumn('bytes', 'bigint')
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('holder', 'text')
+      .addColumn('assigned_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('snapshots_pk', ['run_id', 'stage', 'rounds'])
+      .execute();
+  },
+  async down(db: Kysely<any>) {
+    for (const table of ['snapshots', 'stage_rounds', 'rounds']) await db.schema.dropTable(table).execute();
+    await db.schema.dropIndex('work_items_by_round').execute();
+    for (const column of ['not_hotkey', 'sumsq', 'detail_json', 'round']) await db.schema.alterTable('work_items').dropColumn(column).execute();
+    await db.schema.alterTable('participants').dropColumn('version').execute();
+  },
+};
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Every migration, by name; names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': initial,
   '0002_lease_index': leaseIndex,
+  '0003_rounds': rounds,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -13,7 +13,12 @@ import type { Direction, Role } from '../../orchestrator-client/protocol.ts';
 type WithDefault<T> = ColumnType<T, T | undefined, T>;
 
 export type ParticipantStatus = 'active' | 'gone';
-export type WorkItemStatus = 'pending' | 'leased' | 'done';
+/** 'lost': done, but its result died with the miner that held it (a redo item replaces it). */
+export type WorkItemStatus = 'pending' | 'leased' | 'done' | 'lost';
+/** Work items: a sample's forward and backward passes, a redo, or a round's share and reduce steps. */
+export type ItemKind = Direction | 'share' | 'reduce';
+export type RoundStatus = 'compute' | 'reduced';
+export type StagePhase = 'compute' | 'share' | 'reduce' | 'done';
 
 export interface RunsTable {
   id: string;
@@ -36,6 +41,8 @@ export interface ParticipantsTable {
   registered_at: number;
   last_seen: number;
   status: ParticipantStatus;
+  /** Rounds whose step the miner reported applied to its copy of the stage. */
+  version: WithDefault<number>;
 }
 
 export interface SamplesTable {
@@ -57,8 +64,15 @@ export interface WorkItemsTable {
   run_id: string;
   sample_id: string;
   stage: number;
-  direction: Direction;
+  direction: ItemKind;
   status: WorkItemStatus;
+  round: WithDefault<number>;
+  /** Share and reduce items: their slices and inputs, as JSON. */
+  detail_json: WithDefault<string>;
+  /** A reduce item's result: the sum of squares of its reduced slice. */
+  sumsq: number | null;
+  /** A miner that may not take the item (its earlier upload for it was refused). */
+  not_hotkey: string | null;
   /** Blob key of the input tensor; null where the input is the sample itself (stage 0 forward). */
   input_key: string | null;
   /** Blob key the result goes to. */
@@ -87,6 +101,42 @@ export interface EventsTable {
   details_json: WithDefault<string>;
 }
 
+export interface RoundsTable {
+  run_id: string;
+  round: number;
+  status: RoundStatus;
+  created_at: number;
+  reduced_at: number | null;
+  /** Squared norm of the round's whole-model gradient, and the clip and learning rate it gives. */
+  grad_sumsq: number | null;
+  clip: number | null;
+  lr: number | null;
+}
+
+export interface StageRoundsTable {
+  run_id: string;
+  round: number;
+  stage: number;
+  /** Bumped when a replica's gradient sum is lost mid-share and the share starts again. */
+  attempt: WithDefault<number>;
+  phase: StagePhase;
+  /** The replicas whose sums are reduced, in reduction order (JSON array of hotkeys). */
+  contributors_json: WithDefault<string>;
+  sumsq: number | null;
+}
+
+export interface SnapshotsTable {
+  run_id: string;
+  stage: number;
+  /** The state is the stage after this many rounds. */
+  rounds: number;
+  key: string;
+  bytes: number | null;
+  status: 'assigned' | 'done';
+  holder: string | null;
+  assigned_at: number;
+}
+
 export interface KvTable {
   key: string;
   value: string;
@@ -99,6 +149,9 @@ export interface Database {
   work_items: WorkItemsTable;
   events: EventsTable;
   kv: KvTable;
+  rounds: RoundsTable;
+  stage_rounds: StageRoundsTable;
+  snapshots: SnapshotsTable;
 }
 
 export type RunRow = Selectable<RunsTable>;

@@ -2,7 +2,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { isPostgres } from './migrations.ts';
-import type { Database, WorkItemRow } from './schema.ts';
+import type { Database, ItemKind, WorkItemRow } from './schema.ts';
+
+/**
+ * Round steps first (a stage's all-reduce holds up the round), then backward work (it frees the
+ * activations a miner keeps), redo, and forward work last.
+ */
+const PRIORITY: readonly ItemKind[] = ['reduce', 'share', 'backward', 'redo', 'forward'];
 
 export interface PickOptions {
   runId: string;
@@ -38,7 +44,7 @@ export async function pickAvailableItem(trx: Kysely<Database>, o: PickOptions): 
   // class, a pending item and an item whose lease expired compete by age, so stragglers' work is
   // not starved by newer work. Run inside withTransaction: on PostgreSQL the candidates stay
   // locked (FOR UPDATE SKIP LOCKED) until the update commits.
-  const oldest = (direction: 'forward' | 'backward', required: 'mine' | 'none', expired: boolean) =>
+  const oldest = (direction: ItemKind, required: 'mine' | 'none', expired: boolean) =>
     trx
       .selectFrom('work_items')
       .select(['id', 'created_at'])
@@ -49,12 +55,13 @@ export async function pickAvailableItem(trx: Kysely<Database>, o: PickOptions): 
       .$if(expired, (qb) => qb.where('lease_expires', '<=', o.now))
       .$if(required === 'mine', (qb) => qb.where('required_hotkey', '=', o.hotkey))
       .$if(required === 'none', (qb) => qb.where('required_hotkey', 'is', null))
+      .where((eb) => eb.or([eb('not_hotkey', 'is', null), eb('not_hotkey', '!=', o.hotkey)]))
       .orderBy('created_at')
       .orderBy('id')
       .limit(1)
       .$if(isPostgres(trx), (qb) => qb.forUpdate().skipLocked())
       .executeTakeFirst();
-  for (const direction of ['backward', 'forward'] as const) {
+  for (const direction of PRIORITY) {
     for (const required of ['mine', 'none'] as const) {
       const found = [await oldest(direction, required, false), await oldest(direction, required, true)].filter((c) => c !== undefined);
       if (found.length === 0) continue;

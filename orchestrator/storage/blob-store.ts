@@ -27,6 +27,8 @@ export interface BlobStore {
   /** Size of a stored blob, or null when there is none. */
   head(key: string): Promise<BlobInfo | null>;
   get(key: string): Promise<Uint8Array>;
+  /** Bytes [start, end) of a stored blob (fewer where it is shorter); BlobNotFoundError when none. */
+  getRange(key: string, start: number, end: number): Promise<Uint8Array>;
   put(key: string, data: Uint8Array): Promise<void>;
   delete(key: string): Promise<void>;
 }

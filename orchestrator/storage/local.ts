@@ -187,6 +187,23 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.pathOf(key), 'r');
+    } catch (err) {
+      if (isMissing(err) || errnoCode(err) === 'EISDIR') throw new BlobNotFoundError(key);
+      throw err;
+    }
+    try {
+      const buf = new Uint8Array(Math.max(0, end - start));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
   async put(key: string, data: Uint8Array): Promise<void> {
     const path = this.pathOf(key);
     const { fh, tmp } = await this.openTemp();

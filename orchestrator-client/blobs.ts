@@ -1,0 +1,82 @@
+// What each blob of a run holds, as one contract for the miners that write and read them and the
+// orchestrator that checks uploads: every blob is a safetensors file of float32 tensors with fixed
+// names and shapes. The orchestrator checks the header of each reported upload (a few hundred
+// bytes, read by range) so a wrong name, dtype, shape or size is refused at once with a clear
+// error; values (NaN, Inf) are checked by whoever downloads the blob before using it.
+
+export type BlobKind = 'activation' | 'gradient' | 'share' | 'reduced' | 'snapshot';
+
+export interface TensorSpec {
+  name: string;
+  dtype: 'F32';
+  shape: number[];
+}
+
+export interface BlobDims {
+  /** Rows (sequences) of a sample, its sequence length and the model width. */
+  rows: number;
+  seqLen: number;
+  dModel: number;
+  /** Elements of the slice (share, reduced) or of the whole stage buffer (snapshot). */
+  length: number;
+}
+
+/** The tensors a blob of `kind` holds, in name order. */
+export function blobTensors(kind: BlobKind, d: BlobDims): TensorSpec[] {
+  const f32 = (name: string, shape: number[]): TensorSpec => ({ name, dtype: 'F32', shape });
+  switch (kind) {
+    case 'activation':
+      return [f32('activation', [d.rows, d.seqLen, d.dModel])];
+    case 'gradient':
+      return [f32('gradient', [d.rows, d.seqLen, d.dModel])];
+    case 'share':
+    case 'reduced':
+      return [f32('grad', [d.length])];
+    case 'snapshot':
+      return [f32('m', [d.length]), f32('params', [d.length]), f32('v', [d.length])];
+  }
+}
+
+/** Exact size in bytes of a well-formed blob with these tensors and a header of `headerBytes`. */
+export const blobBytes = (tensors: TensorSpec[], headerBytes: number): number =>
+  8 + headerBytes + tensors.reduce((n, t) => n + 4 * t.shape.reduce((a, b) => a * b, 1), 0);
+
+/** A header longer than this is not one we wrote. */
+export const MAX_BLOB_HEADER_BYTES = 64 * 1024;
+
+/**
+ * Checks a safetensors header (`head`: the blob's first bytes, at least 8 + header length) against
+ * the expected tensors and the blob's total size. Returns a one-line problem, or null when it fits.
+ */
+export function checkBlobHeader(head: Uint8Array, totalBytes: number, expected: TensorSpec[]): string | null {
+  if (head.length < 8) return `${totalBytes} bytes is too short for a safetensors file`;
+  const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_BLOB_HEADER_BYTES)) return `header length ${n} is over ${MAX_BLOB_HEADER_BYTES} bytes: not a blob of this run`;
+  const len = Number(n);
+  if (head.length < 8 + len) return `the header (${len} bytes) runs past the end of the blob`;
+  let header: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(head.subarray(8, 8 + len)));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return 'the header is not a JSON object';
+    header = parsed as Record<string, unknown>;
+  } catch (e) {
+    return `the header is not valid JSON (${(e as Error).message.slice(0, 100)})`;
+  }
+  const names = Object.keys(header).filter((k) => k !== '__metadata__').sort();
+  const want = expected.map((t) => t.name).sort();
+  if (names.join(',') !== want.join(',')) return `expected tensors [${want.join(', ')}], the blob has [${names.slice(0, 8).join(', ')}]`;
+  let offset = 0;
+  for (const t of [...expected].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const e = header[t.name] as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (e?.dtype !== t.dtype) return `tensor ${t.name}: expected dtype ${t.dtype}, got ${JSON.stringify(e?.dtype)}`;
+    if (!Array.isArray(e.shape) || e.shape.join(',') !== t.shape.join(',')) return `tensor ${t.name}: expected shape [${t.shape.join(', ')}], got ${JSON.stringify(e.shape)}`;
+    const size = 4 * t.shape.reduce((a, b) => a * b, 1);
+    if (!Array.isArray(e.data_offsets) || e.data_offsets[0] !== offset || e.data_offsets[1] !== offset + size) {
+      return `tensor ${t.name}: data_offsets ${JSON.stringify(e.data_offsets)} do not tile the data (expected [${offset}, ${offset + size}])`;
+    }
+    offset += size;
+  }
+  const expectedBytes = blobBytes(expected, len);
+  if (totalBytes !== expectedBytes) return `the blob has ${totalBytes} bytes; its header describes ${expectedBytes}`;
+  return null;
+}

@@ -1,0 +1,52 @@
+// Tensors between miners: what a miner uploads and how it reads what others uploaded. Every blob
+// read is checked in full before use (a safetensors file with exactly the expected float32
+// tensors, all values finite); a blob that fails is refused with an error naming its key, which
+// the miner reports so that the orchestrator re-issues the work that made it.
+import { type BlobDims, type BlobKind, blobTensors } from '../../orchestrator-client/blobs.ts';
+import { decodeSafetensors, encodeSafetensors, toFloat32 } from '../checkpoint/safetensors.ts';
+
+/** Another miner's upload that cannot be used. */
+export class BadBlobError extends Error {
+  constructor(
+    readonly key: string,
+    problem: string,
+  ) {
+    super(`${key}: ${problem}`);
+    this.name = 'BadBlobError';
+  }
+}
+
+/** A blob of `kind`: the tensors in `values` by name, shaped as the run's dimensions say. */
+export function encodeBlob(kind: BlobKind, dims: BlobDims, values: Record<string, Float32Array>, metadata?: Record<string, string>): Uint8Array {
+  const tensors = Object.fromEntries(blobTensors(kind, dims).map((t) => [t.name, { dtype: t.dtype, shape: t.shape, data: values[t.name] }]));
+  return encodeSafetensors(tensors, metadata);
+}
+
+/** Decodes and checks a downloaded blob; returns its tensors (copies) by name and its metadata. */
+export function decodeBlob(key: string, bytes: Uint8Array, kind: BlobKind, dims: BlobDims): { tensors: Map<string, Float32Array>; metadata: Record<string, string> } {
+  let file;
+  try {
+    file = decodeSafetensors(bytes, key);
+  } catch (e) {
+    throw new BadBlobError(key, (e as Error).message.replace(`${key}: `, ''));
+  }
+  const out = new Map<string, Float32Array>();
+  const expected = blobTensors(kind, dims);
+  const names = [...file.tensors.keys()].sort();
+  if (names.join(',') !== expected.map((t) => t.name).join(',')) throw new BadBlobError(key, `expected tensors [${expected.map((t) => t.name).join(', ')}], got [${names.slice(0, 8).join(', ')}]`);
+  for (const t of expected) {
+    const got = file.tensors.get(t.name)!;
+    if (got.dtype !== t.dtype) throw new BadBlobError(key, `tensor ${t.name} is ${got.dtype}, expected ${t.dtype}`);
+    if (got.shape.join(',') !== t.shape.join(',')) throw new BadBlobError(key, `tensor ${t.name} has shape [${got.shape.join(', ')}], expected [${t.shape.join(', ')}]`);
+    const values = toFloat32(got);
+    const bad = firstNonFinite(values);
+    if (bad >= 0) throw new BadBlobError(key, `tensor ${t.name} holds ${values[bad]} at element ${bad}: values must be finite`);
+    out.set(t.name, values);
+  }
+  return { tensors: out, metadata: file.metadata };
+}
+
+function firstNonFinite(v: Float32Array): number {
+  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return i;
+  return -1;
+}

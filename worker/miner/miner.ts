@@ -1,0 +1,367 @@
+// The miner loop: register, hold one stage of the model, and do what the orchestrator asks —
+// forward and backward passes of samples, the round's share and reduce steps, applying each
+// round's optimizer step — until the run ends or the host stops it. Everything outside comes in
+// as arguments (client, data, clock), and everything a host wants to show goes out as typed events,
+// so the same loop runs under `tah miner`, the local swarm and the desktop app's utility process.
+import type { OrchestratorClient } from '../../orchestrator-client/client.ts';
+import { OrchestratorError } from '../../orchestrator-client/client.ts';
+import type { BlobDims } from '../../orchestrator-client/blobs.ts';
+import type { ApplyTask, Assignment, Hardware, Lease, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask } from '../../orchestrator-client/protocol.ts';
+import { downloadFromUrl, uploadToUrl } from '../../orchestrator-client/transfer.ts';
+import type { StageSpan } from '../checkpoint/checkpoint.ts';
+import { type Dataset, trainBatch } from '../data/dataset.ts';
+import type { DeviceChoice } from '../engine/session.ts';
+import { type ModelConfig, loadPreset } from '../model/config.ts';
+import { ParamLayout, initParams } from '../model/params.ts';
+import { type Saved, Stage } from '../model/stage.ts';
+import { StageOptimizer } from '../optim/optimizer.ts';
+import { optimizerConfig } from '../../orchestrator/runs.ts';
+import { BadBlobError, decodeBlob, encodeBlob } from './blobs.ts';
+
+export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'share' | 'reduce' | 'apply' | 'sync' | 'stopping' | 'stopped' | 'finished';
+
+/** What a miner tells its host, one message at a time (JSON-safe: it crosses process boundaries). */
+export type MinerEvent =
+  | { type: 'status'; state: MinerState; version: number }
+  | { type: 'assigned'; run_id: string; stage: number; stage_count: number; layers: [number, number]; params: number }
+  | { type: 'work'; direction: 'forward' | 'backward' | 'redo'; round: number; sample_id: string; ms: number; tokens: number }
+  | { type: 'loss'; round: number; sample_id: string; loss: number }
+  | { type: 'applied'; round: number; version: number; lr: number; clip: number }
+  | { type: 'throughput'; tokens_per_s: number; items: number }
+  | { type: 'error'; message: string; recoverable: boolean };
+
+export interface MinerOptions {
+  client: OrchestratorClient;
+  hardware: Hardware;
+  runId?: string;
+  device?: DeviceChoice;
+  threads?: number;
+  /** The training data; loaded on first use (stage 0 reads inputs, the last stage targets). */
+  dataset: () => Dataset;
+  onEvent?: (e: MinerEvent) => void;
+  /** How long one lease request may wait on the server for work. */
+  waitMs?: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+interface StageState {
+  assignment: Assignment;
+  spec: RunSpec;
+  config: ModelConfig;
+  layout: ParamLayout;
+  stage: Stage;
+  optimizer: StageOptimizer;
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+  /** Rounds applied to this copy of the stage. */
+  version: number;
+  /** The gradient summed over this round's samples, and a scratch buffer for one sample's. */
+  gradSum: Float32Array;
+  scratch: Float32Array;
+  /** Per sample: what the forward kept for the backward. */
+  kept: Map<string, { input: Float32Array | BigInt64Array; saved: Saved }>;
+  dims: BlobDims;
+  last: boolean;
+}
+
+export class Miner {
+  private stopping = false;
+  private state: StageState | null = null;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private items = 0;
+  private tokens = 0;
+  private readonly started: number;
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly opts: MinerOptions) {
+    this.now = opts.now ?? Date.now;
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.started = this.now();
+  }
+
+  private emit(e: MinerEvent): void {
+    this.opts.onEvent?.(e);
+  }
+
+  private status(state: MinerState): void {
+    this.emit({ type: 'status', state, version: this.state?.version ?? 0 });
+  }
+
+  /** Asks the loop to end: the task in hand is finished (or handed back) first. */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** Runs until the run finishes or stop() is called. */
+  async run(): Promise<'finished' | 'stopped'> {
+    this.status('starting');
+    try {
+      await this.join();
+      for (;;) {
+        if (this.stopping) return 'stopped';
+        try {
+          const done = await this.step();
+          if (done) {
+            this.status('finished');
+            return 'finished';
+          }
+        } catch (e) {
+          if (e instanceof OrchestratorError && e.code === 'not_registered') {
+            // Reaped while away (asleep, offline): what it held was re-issued, so start clean.
+            this.emit({ type: 'error', message: 'the orchestrator dropped this miner; registering again', recoverable: true });
+            await this.join();
+            continue;
+          }
+          if (e instanceof OrchestratorError && e.code !== 'network' && e.code !== 'lease_expired' && e.code !== 'bad_request' && e.code !== 'conflict') throw e;
+          this.emit({ type: 'error', message: (e as Error).message, recoverable: true });
+          await this.sleep(500);
+        }
+      }
+    } finally {
+      clearInterval(this.heartbeat);
+      if (this.stopping) {
+        this.status('stopping');
+        // Leaving says so at once, so the work this miner covered is re-issued without waiting
+        // for its heartbeats to stop.
+        await this.opts.client.leave().catch(() => {});
+      }
+      await this.state?.stage.dispose();
+      await this.state?.optimizer.dispose();
+      this.status('stopped');
+    }
+  }
+
+  /** Registers and builds the stage (fresh weights at round 0; tasks bring it up to date). */
+  private async join(): Promise<void> {
+    const { client } = this.opts;
+    const assignment = await client.register({ role: 'miner', run_id: this.opts.runId, hardware: this.opts.hardware });
+    const spec = await client.run(assignment.run_id);
+    const stageIndex = assignment.stage!;
+    const same = this.state && this.state.assignment.run_id === assignment.run_id && this.state.assignment.stage === stageIndex;
+    if (same) {
+      // The same stage: the weights are still good; only the round's memory goes.
+      const s = this.state!;
+      s.assignment = assignment;
+      s.gradSum.fill(0);
+      s.kept.clear();
+    } else {
+      await this.state?.stage.dispose();
+      await this.state?.optimizer.dispose();
+      const config = loadPreset(spec.preset);
+      const last = stageIndex === spec.stages.length - 1;
+      const span: StageSpan = { layers: assignment.layers!, hasEmbed: stageIndex === 0, hasHead: last };
+      const layout = new ParamLayout(config, span);
+      const session = { device: this.opts.device, threads: this.opts.threads };
+      const stage = await Stage.create(config, span, { ...session, batch: spec.rows_per_sample, activations: 'keep' });
+      const optimizer = await StageOptimizer.create(layout, optimizerConfig(spec), session);
+      this.state = {
+        assignment,
+        spec,
+        config,
+        layout,
+        stage,
+        optimizer,
+        params: initParams(layout, spec.seed, (n) => new Float32Array(n)),
+        m: new Float32Array(layout.size),
+        v: new Float32Array(layout.size),
+        version: 0,
+        gradSum: new Float32Array(layout.size),
+        scratch: new Float32Array(layout.size),
+        kept: new Map(),
+        dims: { rows: spec.rows_per_sample, seqLen: config.seq_len, dModel: config.d_model, length: 0 },
+        last,
+      };
+      this.emit({ type: 'assigned', run_id: assignment.run_id, stage: stageIndex, stage_count: assignment.stage_count, layers: assignment.layers!, params: layout.size });
+    }
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => {
+      client.heartbeat().catch((e: Error) => this.emit({ type: 'error', message: `heartbeat: ${e.message}`, recoverable: true }));
+    }, assignment.heartbeat_interval_s * 1000);
+    this.heartbeat.unref();
+  }
+
+  /** One task; true when the run has finished. */
+  private async step(): Promise<boolean> {
+    const s = this.state!;
+    const res = await this.opts.client.lease({ version: s.version, wait_ms: this.opts.waitMs ?? 1000 });
+    if (res.finished) return true;
+    const task = res.lease;
+    if (!task) {
+      this.status('idle');
+      if (res.retry_after_ms > 0 && (this.opts.waitMs ?? 1000) === 0) await this.sleep(res.retry_after_ms);
+      return false;
+    }
+    switch (task.kind) {
+      case 'work':
+        await this.guarded(task.id, () => this.work(s, task));
+        break;
+      case 'share':
+        await this.share(s, task);
+        break;
+      case 'reduce':
+        await this.guarded(task.id, () => this.reduce(s, task));
+        break;
+      case 'apply':
+        await this.apply(s, task);
+        break;
+      case 'sync':
+        await this.sync(s, task);
+        break;
+    }
+    return false;
+  }
+
+  /** Runs a leased task; an unusable input is reported (and the work re-issued), anything else hands the lease back. */
+  private async guarded(leaseId: string, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      if (e instanceof BadBlobError) {
+        this.emit({ type: 'error', message: `refused another miner's upload: ${e.message}`, recoverable: true });
+        await this.opts.client.reject(leaseId, e.message).catch(() => {});
+        return;
+      }
+      await this.opts.client.release(leaseId).catch(() => {});
+      throw e;
+    }
+  }
+
+  // ---- sample work ----
+
+  /** The sample's rows of the single-process batch: token ids and next-token targets. */
+  private rows(ref: SampleRef, seqLen: number): { inputs: BigInt64Array; targets: BigInt64Array } {
+    const batch = trainBatch(this.opts.dataset(), { seed: ref.seed, step: ref.step, batchSize: ref.batch_size, seqLen });
+    const from = ref.first_row * seqLen;
+    const to = (ref.first_row + ref.rows) * seqLen;
+    return { inputs: batch.inputs.slice(from, to), targets: batch.targets.slice(from, to) };
+  }
+
+  private async download(ref: { key: string; url: string; bytes: number }, kind: 'activation' | 'gradient' | 'reduced' | 'share' | 'snapshot', dims: BlobDims): Promise<Map<string, Float32Array>> {
+    const bytes = await downloadFromUrl(ref.url, { maxBytes: Math.max(ref.bytes, 1) * 2 + 65_536 });
+    return decodeBlob(ref.key, bytes, kind, dims).tensors;
+  }
+
+  private async stageInput(s: StageState, input: Lease['input']): Promise<Float32Array | BigInt64Array> {
+    if (input.kind === 'sample') return this.rows(input, s.config.seq_len).inputs;
+    return (await this.download(input, 'activation', s.dims)).get('activation')!;
+  }
+
+  private addScratch(s: StageState): void {
+    const { gradSum, scratch } = s;
+    for (let i = 0; i < gradSum.length; i++) gradSum[i] += scratch[i];
+  }
+
+  private async work(s: StageState, lease: Lease): Promise<void> {
+    const t0 = this.now();
+    this.status(lease.direction);
+    const tokens = lease.sample.rows * s.config.seq_len;
+    let output: Float32Array | undefined;
+    let loss: number | undefined;
+    if (lease.direction === 'forward' && !s.last) {
+      const input = await this.stageInput(s, lease.input);
+      const r = await s.stage.forward(s.params, input);
+      s.kept.set(lease.sample_id, { input, saved: r.saved! });
+      output = r.output as Float32Array;
+    } else if (s.last && lease.direction !== 'backward') {
+      // The last stage: forward, loss and backward at once (a redo sends nothing down).
+      const input = await this.stageInput(s, lease.input);
+      const { targets } = this.rows(lease.sample, s.config.seq_len);
+      const f = await s.stage.forward(s.params, input, targets);
+      const b = await s.stage.backward(s.params, input, { targets }, s.scratch, f.saved);
+      this.addScratch(s);
+      loss = f.loss;
+      if (lease.direction === 'forward') output = b.gradInput as Float32Array | undefined;
+    } else {
+      // Backward (or its redo): the gradient of this stage's output, and the forward's activations.
+      const gradOutput = (await this.download(lease.input as { key: string; url: string; bytes: number }, 'gradient', s.dims)).get('gradient')!;
+      let kept = lease.direction === 'backward' ? s.kept.get(lease.sample_id) : undefined;
+      if (!kept) {
+        // Recompute the forward: this miner did not run it (or no longer holds it).
+        const input = await this.stageInput(s, lease.forward_input!);
+        kept = { input, saved: (await s.stage.forward(s.params, input)).saved! };
+      }
+      const b = await s.stage.backward(s.params, kept.input, { gradOutput }, s.scratch, kept.saved);
+      s.kept.delete(lease.sample_id);
+      this.addScratch(s);
+      if (lease.direction === 'backward') output = b.gradInput as Float32Array | undefined;
+    }
+    let uploaded: { key: string; bytes: number } | undefined;
+    if (lease.output.kind !== 'none') {
+      if (!output) throw new Error(`lease ${lease.id} wants a ${lease.output.kind} this stage does not produce`);
+      const blob = encodeBlob(lease.output.kind, s.dims, { [lease.output.kind]: output });
+      await uploadToUrl(lease.output.url, blob);
+      uploaded = { key: lease.output.key, bytes: blob.length };
+    }
+    await this.opts.client.complete({ lease_id: lease.id, ...(uploaded ? { output: uploaded } : {}), ...(loss !== undefined && lease.direction === 'forward' ? { loss } : {}) });
+    if (loss !== undefined && lease.direction === 'forward') this.emit({ type: 'loss', round: lease.round, sample_id: lease.sample_id, loss });
+    this.items++;
+    if (lease.direction !== 'backward' || !s.last) this.tokens += lease.direction === 'forward' ? tokens : 0;
+    this.emit({ type: 'work', direction: lease.direction, round: lease.round, sample_id: lease.sample_id, ms: this.now() - t0, tokens });
+    this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items });
+  }
+
+  // ---- the round's end ----
+
+  private async share(s: StageState, task: ShareTask): Promise<void> {
+    this.status('share');
+    const outputs = [];
+    for (const { range, upload } of task.slices) {
+      const blob = encodeBlob('share', { ...s.dims, length: range[1] - range[0] }, { grad: s.gradSum.subarray(range[0], range[1]) });
+      await uploadToUrl(upload.url, blob);
+      outputs.push({ key: upload.key, bytes: blob.length });
+    }
+    await this.opts.client.complete({ lease_id: task.id, outputs });
+  }
+
+  private async reduce(s: StageState, task: ReduceTask): Promise<void> {
+    this.status('reduce');
+    const dims = { ...s.dims, length: task.range[1] - task.range[0] };
+    const sum = new Float32Array(dims.length);
+    // In the task's order, in float32: every replica that reduces this slice gets the same bits.
+    for (const input of task.inputs) {
+      const part = (await this.download(input, 'share', dims)).get('grad')!;
+      for (let i = 0; i < sum.length; i++) sum[i] += part[i];
+    }
+    let sumsq = 0;
+    for (let i = 0; i < sum.length; i++) {
+      sum[i] *= task.scale;
+      sumsq += sum[i] * sum[i];
+    }
+    const blob = encodeBlob('reduced', dims, { grad: sum });
+    await uploadToUrl(task.upload.url, blob);
+    await this.opts.client.complete({ lease_id: task.id, output: { key: task.upload.key, bytes: blob.length }, sumsq });
+  }
+
+  private async apply(s: StageState, task: ApplyTask): Promise<void> {
+    this.status('apply');
+    const grad = new Float32Array(s.layout.size);
+    for (const { range, blob } of task.slices) grad.set((await this.download(blob, 'reduced', { ...s.dims, length: range[1] - range[0] })).get('grad')!, range[0]);
+    const next = { params: new Float32Array(s.layout.size), m: new Float32Array(s.layout.size), v: new Float32Array(s.layout.size) };
+    await s.optimizer.step({ params: s.params, m: s.m, v: s.v }, grad, next, task.round + 1, task.lr, task.clip);
+    Object.assign(s, next);
+    s.version = task.round + 1;
+    s.gradSum.fill(0);
+    s.kept.clear();
+    if (task.snapshot) {
+      const blob = encodeBlob('snapshot', { ...s.dims, length: s.layout.size }, { params: s.params, m: s.m, v: s.v }, { rounds: String(s.version) });
+      await uploadToUrl(task.snapshot.url, blob);
+      await this.opts.client.applied({ round: task.round, snapshot: { key: task.snapshot.key, bytes: blob.length } });
+    }
+    this.emit({ type: 'applied', round: task.round, version: s.version, lr: task.lr, clip: task.clip });
+  }
+
+  private async sync(s: StageState, task: SyncTask): Promise<void> {
+    this.status('sync');
+    const t = await this.download(task.blob, 'snapshot', { ...s.dims, length: s.layout.size });
+    s.params = t.get('params')!;
+    s.m = t.get('m')!;
+    s.v = t.get('v')!;
+    s.version = task.rounds;
+    s.gradSum.fill(0);
+    s.kept.clear();
+    this.emit({ type: 'applied', round: task.rounds - 1, version: s.version, lr: 0, clip: 1 });
+  }
+}
