@@ -91,4 +91,6 @@ program
 
 (await import('./commands/wallet.ts')).registerWalletCommand(program, guarded);
 (await import('./commands/orchestrator.ts')).registerOrchestratorCommand(program, guarded);
+(await import('./commands/miner.ts')).registerMinerCommand(program, guarded);
+(await import('./commands/swarm.ts')).registerSwarmCommand(program, guarded);
 await program.parseAsync(process.argv);

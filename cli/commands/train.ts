@@ -8,7 +8,7 @@ import { buildDataset, isHeldout } from '../../worker/data/dataset.ts';
 import { type Tokenizer, byteTokenizer } from '../../worker/data/tokenizer.ts';
 import { chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
 import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
-import { DEFAULT_ADAMW } from '../../worker/optim/adamw.ts';
+import { type AdamWConfig, DEFAULT_ADAMW } from '../../worker/optim/adamw.ts';
 import { train } from '../../worker/train/trainer.ts';
 import type { Output } from '../output.ts';
 
@@ -27,13 +27,23 @@ export interface TrainFlags {
 /** Learning rates of MODEL.md's reference recipe; other models start from 2e-3. */
 const PRESET_LR: Record<string, number> = { tiny: 3e-3, small: 2e-3, demo: 2e-3 };
 
+/** The optimizer recipe for `steps` steps of a preset: one definition for `tah train` and `tah swarm`. */
+export function trainRecipe(preset: string, steps: number, lr?: number): AdamWConfig {
+  return {
+    ...DEFAULT_ADAMW,
+    lr: lr ?? PRESET_LR[preset] ?? 2e-3,
+    totalSteps: steps,
+    warmupSteps: Math.min(DEFAULT_ADAMW.warmupSteps, Math.max(1, Math.floor(steps / 10))),
+  };
+}
+
 export async function trainCommand(flags: TrainFlags, out: Output): Promise<void> {
   const started = performance.now();
   const config = loadPreset(flags.preset);
   const device = await confirmDevice(chooseDevice(parseDevice(flags.device), probeDevices()));
   if (device.note) out.note(device.note);
-  const lr = flags.lr ?? PRESET_LR[flags.preset] ?? 2e-3;
-  const optim = { ...DEFAULT_ADAMW, lr, totalSteps: flags.steps, warmupSteps: Math.min(DEFAULT_ADAMW.warmupSteps, Math.max(1, Math.floor(flags.steps / 10))) };
+  const optim = trainRecipe(flags.preset, flags.steps, flags.lr);
+  const { lr } = optim;
   const name = (PRESET_NAMES as readonly string[]).includes(flags.preset) ? flags.preset : 'custom';
   const checkpoint = flags.checkpoint ?? join('runs', `train-${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.safetensors`);
 

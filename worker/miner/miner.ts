@@ -27,7 +27,7 @@ export type MinerEvent =
   | { type: 'work'; direction: 'forward' | 'backward' | 'redo'; round: number; sample_id: string; ms: number; tokens: number }
   | { type: 'loss'; round: number; sample_id: string; loss: number }
   | { type: 'applied'; round: number; version: number; lr: number; clip: number }
-  | { type: 'throughput'; tokens_per_s: number; items: number }
+  | { type: 'throughput'; tokens_per_s: number; items: number; bytes_up: number; bytes_down: number }
   | { type: 'error'; message: string; recoverable: boolean };
 
 export interface MinerOptions {
@@ -72,6 +72,8 @@ export class Miner {
   private heartbeat: NodeJS.Timeout | undefined;
   private items = 0;
   private tokens = 0;
+  private bytesUp = 0;
+  private bytesDown = 0;
   private readonly started: number;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -241,7 +243,13 @@ export class Miner {
 
   private async download(ref: { key: string; url: string; bytes: number }, kind: 'activation' | 'gradient' | 'reduced' | 'share' | 'snapshot', dims: BlobDims): Promise<Map<string, Float32Array>> {
     const bytes = await downloadFromUrl(ref.url, { maxBytes: Math.max(ref.bytes, 1) * 2 + 65_536 });
+    this.bytesDown += bytes.length;
     return decodeBlob(ref.key, bytes, kind, dims).tensors;
+  }
+
+  private async put(url: string, blob: Uint8Array): Promise<void> {
+    await uploadToUrl(url, blob);
+    this.bytesUp += blob.length;
   }
 
   private async stageInput(s: StageState, input: Lease['input']): Promise<Float32Array | BigInt64Array> {
@@ -292,15 +300,16 @@ export class Miner {
     if (lease.output.kind !== 'none') {
       if (!output) throw new Error(`lease ${lease.id} wants a ${lease.output.kind} this stage does not produce`);
       const blob = encodeBlob(lease.output.kind, s.dims, { [lease.output.kind]: output });
-      await uploadToUrl(lease.output.url, blob);
+      await this.put(lease.output.url, blob);
       uploaded = { key: lease.output.key, bytes: blob.length };
     }
     await this.opts.client.complete({ lease_id: lease.id, ...(uploaded ? { output: uploaded } : {}), ...(loss !== undefined && lease.direction === 'forward' ? { loss } : {}) });
     if (loss !== undefined && lease.direction === 'forward') this.emit({ type: 'loss', round: lease.round, sample_id: lease.sample_id, loss });
     this.items++;
-    if (lease.direction !== 'backward' || !s.last) this.tokens += lease.direction === 'forward' ? tokens : 0;
+    // Tokens through this stage: counted once per sample, on its forward pass.
+    if (lease.direction === 'forward') this.tokens += tokens;
     this.emit({ type: 'work', direction: lease.direction, round: lease.round, sample_id: lease.sample_id, ms: this.now() - t0, tokens });
-    this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items });
+    this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items, bytes_up: this.bytesUp, bytes_down: this.bytesDown });
   }
 
   // ---- the round's end ----
@@ -310,7 +319,7 @@ export class Miner {
     const outputs = [];
     for (const { range, upload } of task.slices) {
       const blob = encodeBlob('share', { ...s.dims, length: range[1] - range[0] }, { grad: s.gradSum.subarray(range[0], range[1]) });
-      await uploadToUrl(upload.url, blob);
+      await this.put(upload.url, blob);
       outputs.push({ key: upload.key, bytes: blob.length });
     }
     await this.opts.client.complete({ lease_id: task.id, outputs });
@@ -331,7 +340,7 @@ export class Miner {
       sumsq += sum[i] * sum[i];
     }
     const blob = encodeBlob('reduced', dims, { grad: sum });
-    await uploadToUrl(task.upload.url, blob);
+    await this.put(task.upload.url, blob);
     await this.opts.client.complete({ lease_id: task.id, output: { key: task.upload.key, bytes: blob.length }, sumsq });
   }
 
@@ -347,7 +356,7 @@ export class Miner {
     s.kept.clear();
     if (task.snapshot) {
       const blob = encodeBlob('snapshot', { ...s.dims, length: s.layout.size }, { params: s.params, m: s.m, v: s.v }, { rounds: String(s.version) });
-      await uploadToUrl(task.snapshot.url, blob);
+      await this.put(task.snapshot.url, blob);
       await this.opts.client.applied({ round: task.round, snapshot: { key: task.snapshot.key, bytes: blob.length } });
     }
     this.emit({ type: 'applied', round: task.round, version: s.version, lr: task.lr, clip: task.clip });

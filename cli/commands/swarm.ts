@@ -1,0 +1,318 @@
+// `tah swarm`: the embedded default, a whole swarm on this machine. An orchestrator and
+// stages × replicas miners run as separate processes and train the model round by round; a live
+// view shows the rounds, the loss and every miner; at the end the stages are put together into one
+// checkpoint, evaluated on held-out text, and a report (SVG loss curve) is written. The same
+// preset trained in one process, on the same cores, is measured first as the yardstick.
+import { availableParallelism } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { RunSpecSchema, type RunStatus } from '../../orchestrator-client/protocol.ts';
+import { evenStages } from '../../orchestrator/runs.ts';
+import { assembleStages } from '../../worker/checkpoint/assemble.ts';
+import { saveCheckpoint } from '../../worker/checkpoint/checkpoint.ts';
+import { decodeSafetensors, toFloat32 } from '../../worker/checkpoint/safetensors.ts';
+import { loadBrownCorpus } from '../../worker/data/brown.ts';
+import { buildDataset, heldoutBatches, trainBatch } from '../../worker/data/dataset.ts';
+import { byteTokenizer } from '../../worker/data/tokenizer.ts';
+import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
+import { Trainer, freshState } from '../../worker/train/trainer.ts';
+import { type AdamWConfig, learningRate } from '../../worker/optim/adamw.ts';
+import { lineChartSvg } from '../loss-chart.ts';
+import { makeOutput, type Output } from '../output.ts';
+import { LocalSwarm } from '../swarm/local-swarm.ts';
+import { type MinerView, renderSwarmView } from '../swarm-view.ts';
+import { trainRecipe } from './train.ts';
+import type { Guard } from './wallet.ts';
+
+export interface SwarmFlags {
+  preset: string;
+  stages: number;
+  replicas: number;
+  rounds?: number;
+  minutes?: number;
+  samplesPerRound?: number;
+  seed: number;
+  lr?: number;
+  threadsPerMiner: number;
+  dir?: string;
+  evalBatches: number;
+  baseline: boolean;
+  json?: boolean;
+}
+
+const int = (min: number) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got '${v}'`);
+  return n;
+};
+const positive = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${v}'`);
+  return n;
+};
+
+export function registerSwarmCommand(program: Command, guarded: Guard): void {
+  program
+    .command('swarm')
+    .description('train with a whole local swarm: an orchestrator and stages × replicas miners as separate processes')
+    .option('--preset <name>', 'tiny, small or demo', 'demo')
+    .option('--stages <n>', 'pipeline stages', int(1), 3)
+    .option('--replicas <n>', 'miners per stage', int(1), 2)
+    .option('--rounds <n>', 'rounds (optimizer steps of the whole model)', int(1))
+    .option('--minutes <m>', 'instead of --rounds: as many rounds as fit in about this long', positive)
+    .option('--samples-per-round <n>', "work items per round; the preset's batch is split among them (default: 2 per replica)", int(1))
+    .option('--seed <n>', 'initialisation and data seed', int(0), 1)
+    .option('--lr <x>', 'peak learning rate (default: the preset recipe)', positive)
+    .option('--threads-per-miner <n>', 'CPU threads of each miner', int(1), 1)
+    .option('--dir <folder>', 'working folder (default: runs/swarm-<preset>-<time>)')
+    .option('--eval-batches <n>', 'held-out batches for the final loss', int(1), 32)
+    .option('--no-baseline', 'skip measuring single-process throughput')
+    .option('--json', 'one JSON object per line')
+    .action(guarded(async (o: SwarmFlags) => swarmCommand(o, makeOutput(o.json ?? false))));
+}
+
+/** Samples per round: the preset's batch split evenly, by default two work items per replica. */
+export function splitBatch(batch: number, replicas: number, wanted?: number): { samples: number; rows: number } {
+  const samples = wanted ?? Math.min(batch, 2 * replicas);
+  if (batch % samples !== 0) {
+    if (wanted !== undefined) throw new Error(`--samples-per-round ${wanted} does not divide the preset's batch of ${batch} sequences`);
+    for (let s = samples; s >= 1; s--) if (batch % s === 0) return { samples: s, rows: batch / s };
+  }
+  return { samples, rows: batch / samples };
+}
+
+/** Tokens per second of the whole model trained in this process on the same preset and cores. */
+async function singleProcessThroughput(preset: string, optim: AdamWConfig, seed: number, out: Output): Promise<number> {
+  const config = loadPreset(preset);
+  const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
+  const trainer = await Trainer.create(config, optim, { threads: availableParallelism() });
+  try {
+    let cur = freshState(trainer.layout, seed);
+    let next = freshState(trainer.layout, seed);
+    const tokensPerStep = config.batch_size * config.seq_len;
+    let steps = 0;
+    let t0 = 0;
+    // Two warm-up steps, then about eight seconds (at least three steps).
+    for (let s = 0; ; s++) {
+      if (s === 2) t0 = performance.now();
+      const batch = trainBatch(dataset, { seed, step: s, batchSize: config.batch_size, seqLen: config.seq_len });
+      await trainer.trainStep(cur, next, batch, s + 1, learningRate(s, optim), optim);
+      [cur, next] = [next, cur];
+      if (s >= 2) steps++;
+      if (steps >= 3 && performance.now() - t0 > 8000) break;
+    }
+    const tps = (steps * tokensPerStep) / ((performance.now() - t0) / 1000);
+    out.event('baseline', { single_process_tokens_per_s: tps, steps, threads: availableParallelism() });
+    return tps;
+  } finally {
+    await trainer.dispose();
+  }
+}
+
+export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void> {
+  const started = performance.now();
+  if (!(PRESET_NAMES as readonly string[]).includes(flags.preset)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(', ')}, got '${flags.preset}'`);
+  if (flags.rounds !== undefined && flags.minutes !== undefined) throw new Error('give --rounds or --minutes, not both');
+  const config = loadPreset(flags.preset);
+  const stages = evenStages(config.n_layers, flags.stages);
+  const { samples, rows } = splitBatch(config.batch_size, flags.replicas, flags.samplesPerRound);
+  const tokensPerRound = config.batch_size * config.seq_len;
+  const dir = resolve(flags.dir ?? join('runs', `swarm-${flags.preset}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  await mkdir(dir, { recursive: true });
+
+  const probeRecipe = trainRecipe(flags.preset, flags.rounds ?? 1000, flags.lr);
+  const single = flags.baseline ? await singleProcessThroughput(flags.preset, probeRecipe, flags.seed, out) : null;
+  // With --minutes the schedule needs a length up front: rounds at about half the one-process speed.
+  const rounds = flags.rounds ?? Math.max(10, Math.floor(((flags.minutes ?? 10) * 60 * 0.5 * (single ?? 5000)) / tokensPerRound));
+  const optim = trainRecipe(flags.preset, rounds, flags.lr);
+  const spec = RunSpecSchema.parse({
+    id: 'swarm',
+    preset: flags.preset,
+    stages,
+    samples_per_round: samples,
+    rows_per_sample: rows,
+    rounds,
+    seed: flags.seed,
+    lease_ttl_s: 60,
+    heartbeat_timeout_s: 10,
+    snapshot_every: 50,
+    optimizer: { lr: optim.lr, beta1: optim.beta1, beta2: optim.beta2, eps: optim.eps, weight_decay: optim.weightDecay, clip_norm: optim.clipNorm, warmup_steps: optim.warmupSteps, total_steps: optim.totalSteps, min_lr_ratio: optim.minLrRatio },
+  });
+  const minerCount = flags.stages * flags.replicas;
+  out.event('start', { preset: flags.preset, stages, replicas: flags.replicas, miners: minerCount, rounds, samples_per_round: samples, rows_per_sample: rows, dir });
+
+  // ---- the live view ----
+  const views: MinerView[] = Array.from({ length: minerCount }, (_, i) => ({ name: `miner-${i}`, stage: null, state: 'starting', version: 0, tokensPerS: 0, items: 0 }));
+  const bytes = Array.from({ length: minerCount }, () => ({ up: 0, down: 0 }));
+  let lastStatus: RunStatus | null = null;
+  let orchestratorState = 'up';
+  const tty = !out.json && process.stderr.isTTY;
+  let drawn = 0;
+  const draw = (): void => {
+    if (!tty || !lastStatus) return;
+    const done = lastStatus.losses;
+    const elapsedS = (performance.now() - started) / 1000;
+    const lines = renderSwarmView(
+      {
+        preset: flags.preset,
+        round: lastStatus.rounds_done,
+        rounds,
+        loss: done.length ? done[done.length - 1].loss : null,
+        tokens: lastStatus.rounds_done * tokensPerRound,
+        tokensPerS: steadyTokensPerS(done, tokensPerRound) ?? 0,
+        elapsedS,
+        remainingS: remaining(done, rounds),
+        miners: views,
+        orchestrator: orchestratorState,
+      },
+      { width: process.stderr.columns ?? 100, color: true },
+    );
+    process.stderr.write((drawn ? `\x1b[${drawn}A` : '') + lines.map((l) => `\x1b[2K${l}\n`).join(''));
+    drawn = lines.length;
+  };
+  const swarm = new LocalSwarm({
+    dir,
+    spec,
+    threadsPerMiner: flags.threadsPerMiner,
+    onMinerEvent: (i, e) => {
+      const v = views[i];
+      if (e.event === 'assigned') v.stage = e.stage as number;
+      if (e.event === 'status') {
+        v.state = e.state as string;
+        v.version = e.version as number;
+      }
+      if (e.event === 'applied') v.version = e.version as number;
+      if (e.event === 'throughput') {
+        v.tokensPerS = e.tokens_per_s as number;
+        v.items = e.items as number;
+        bytes[i] = { up: e.bytes_up as number, down: e.bytes_down as number };
+      }
+      if (e.event === 'error') v.lastError = e.message as string;
+    },
+    onMinerExit: (i, code, signal) => {
+      views[i].state = code === 0 ? 'stopped' : 'dead';
+      if (code !== 0) views[i].lastError = `exited (${signal ?? `code ${code}`})`;
+    },
+  });
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    out.note('\nstopping the swarm (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSignal);
+  let status: RunStatus;
+  try {
+    await swarm.start();
+    out.event('orchestrator', { url: swarm.url });
+    for (let i = 0; i < minerCount; i++) await swarm.addMiner();
+    const bar = tty ? null : out.progress('swarm', rounds);
+    let reported = 0;
+    const ticker = setInterval(draw, 500);
+    try {
+      status = await swarm.waitFinished(
+        (s) => {
+          lastStatus = s;
+          for (const r of s.losses.slice(reported)) {
+            out.event('round', { round: r.round, loss: r.loss, tokens: (r.round + 1) * tokensPerRound, elapsed_s: (performance.now() - started) / 1000 });
+            bar?.update(r.round + 1, r.loss === null ? '' : `loss ${r.loss.toFixed(3)}`);
+          }
+          reported = s.losses.length;
+        },
+        500,
+        () => interrupted,
+      );
+    } finally {
+      clearInterval(ticker);
+      draw();
+      bar?.stop();
+      orchestratorState = 'stopping';
+    }
+  } finally {
+    await swarm.close();
+    process.off('SIGINT', onSignal);
+  }
+  if (status.status !== 'finished') throw new Error(`the swarm stopped after ${status.rounds_done} of ${rounds} rounds`);
+
+  // ---- the result: one checkpoint, its held-out loss, a report ----
+  const stageStates = await Promise.all(
+    stages.map(async (layers, s) => {
+      const snap = status.snapshots.find((x) => x.stage === s && x.rounds === rounds);
+      if (!snap) throw new Error(`stage ${s} has no stored state after round ${rounds}`);
+      const file = decodeSafetensors(await readFile(join(dir, 'blobs', snap.key)), snap.key);
+      const t = (n: string): Float32Array => toFloat32(file.tensors.get(n)!);
+      return { span: { layers, hasEmbed: s === 0, hasHead: s === stages.length - 1 }, params: t('params'), m: t('m'), v: t('v') };
+    }),
+  );
+  const { layout, state } = assembleStages(config, stageStates);
+  const checkpoint = join(dir, 'model.safetensors');
+  const { toCheckpoint } = await import('../../worker/train/trainer.ts');
+  await saveCheckpoint(checkpoint, toCheckpoint(layout, state, rounds, { source: 'tah swarm', rounds: String(rounds) }));
+  const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
+  const evaluator = await Trainer.create(config, optim, { threads: availableParallelism() });
+  let heldout: number;
+  try {
+    heldout = await evaluator.heldoutLoss(state.params, heldoutBatches(dataset, { batchSize: config.batch_size, seqLen: config.seq_len, maxBatches: flags.evalBatches }));
+  } finally {
+    await evaluator.dispose();
+  }
+  const wallS = (performance.now() - started) / 1000;
+  const tokens = rounds * tokensPerRound;
+  const tokensPerS = steadyTokensPerS(status.losses, tokensPerRound) ?? tokens / wallS;
+  const moved = bytes.reduce((a, b) => a + b.up + b.down, 0);
+  const report = join(dir, 'report.svg');
+  const points = status.losses.filter((l) => l.loss !== null).map((l) => ({ x: l.round + 1, y: l.loss! }));
+  await writeFile(
+    report,
+    lineChartSvg([{ name: `swarm: ${flags.stages} stages × ${flags.replicas} replicas (training loss)`, points }], {
+      title: `tah swarm --preset ${flags.preset}: held-out loss ${heldout.toFixed(3)} after ${rounds} rounds`,
+      xLabel: 'round',
+      yLabel: 'loss',
+      hline: { y: heldout, label: `held-out ${heldout.toFixed(3)}` },
+    }),
+  );
+  const summary = {
+    ok: true,
+    preset: flags.preset,
+    stages: flags.stages,
+    replicas: flags.replicas,
+    rounds,
+    heldout_loss: heldout,
+    final_train_loss: points.length ? points[points.length - 1].y : null,
+    tokens,
+    tokens_per_s: tokensPerS,
+    single_process_tokens_per_s: single,
+    throughput_ratio: single ? tokensPerS / single : null,
+    bytes_moved: moved,
+    bytes_per_token: moved / tokens,
+    wall_s: wallS,
+    checkpoint,
+    report,
+    cores: availableParallelism(),
+  };
+  await writeFile(join(dir, 'summary.json'), JSON.stringify(summary, null, 2));
+  out.summary(
+    summary,
+    [
+      `swarm finished: ${rounds} rounds of ${flags.preset} on ${flags.stages} stages × ${flags.replicas} replicas in ${wallS.toFixed(0)} s`,
+      `held-out loss ${heldout.toFixed(3)}; ${tokensPerS.toFixed(0)} tokens/s${single ? ` (${((100 * tokensPerS) / single).toFixed(0)}% of one process: ${single.toFixed(0)} tokens/s)` : ''}; ${(moved / tokens / 1024).toFixed(1)} KiB moved per token`,
+      `checkpoint ${checkpoint}`,
+      `report ${report}`,
+    ].join('\n'),
+  );
+}
+
+/** Throughput once the swarm runs: tokens of the rounds after the first over the time they took. */
+function steadyTokensPerS(losses: RunStatus['losses'], tokensPerRound: number): number | null {
+  if (losses.length < 2) return null;
+  const span = (losses[losses.length - 1].reduced_at - losses[0].reduced_at) / 1000;
+  return span > 0 ? ((losses.length - 1) * tokensPerRound) / span : null;
+}
+
+function remaining(losses: RunStatus['losses'], rounds: number): number | null {
+  if (losses.length < 2) return null;
+  const per = (losses[losses.length - 1].reduced_at - losses[0].reduced_at) / 1000 / (losses.length - 1);
+  return per * (rounds - losses.length);
+}

@@ -1,0 +1,159 @@
+// A whole swarm on this machine, each part its own process, as on separate computers: one
+// orchestrator (SQLite and a local blob directory in the working folder) and miners, each with
+// its own wallet. The host starts, kills and restarts them and reads their JSON events; tests use
+// the same class to inject failures (SIGKILL a miner mid-round, restart the orchestrator).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { OrchestratorClient } from '../../orchestrator-client/client.ts';
+import type { RunStatus } from '../../orchestrator-client/protocol.ts';
+import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
+import { createWallet } from '../../orchestrator-client/wallet.ts';
+
+const TAH = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
+
+export interface LocalSwarmOptions {
+  /** Working folder: database, blobs, wallets, logs. */
+  dir: string;
+  /** The run to create (a RunSpec as JSON-able object). */
+  spec: { id: string } & Record<string, unknown>;
+  /** CPU threads of each miner's ONNX Runtime sessions. */
+  threadsPerMiner: number;
+  onMinerEvent?: (miner: number, event: Record<string, unknown>) => void;
+  onMinerExit?: (miner: number, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** Extra environment for the child processes. */
+  env?: NodeJS.ProcessEnv;
+}
+
+interface MinerProcess {
+  child: ChildProcess;
+  exited: Promise<void>;
+  hotkey?: string;
+}
+
+export class LocalSwarm {
+  url = '';
+  private port = 0;
+  private orchestrator: ChildProcess | null = null;
+  private orchestratorExited: Promise<void> = Promise.resolve();
+  readonly miners: MinerProcess[] = [];
+  private statusClient: OrchestratorClient | null = null;
+  private stderrTail: string[] = [];
+
+  constructor(private readonly opts: LocalSwarmOptions) {}
+
+  get runId(): string {
+    return this.opts.spec.id;
+  }
+
+  private spawnTah(args: string[], label: string): ChildProcess {
+    const child = spawn(process.execPath, [TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.opts.env } });
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      this.stderrTail.push(`${label}: ${line}`);
+      if (this.stderrTail.length > 40) this.stderrTail.shift();
+    });
+    return child;
+  }
+
+  /** The last lines the children wrote to stderr (for error messages). */
+  get recentErrors(): string[] {
+    return [...this.stderrTail];
+  }
+
+  async start(): Promise<void> {
+    await mkdir(join(this.opts.dir, 'wallets'), { recursive: true });
+    await writeFile(join(this.opts.dir, 'run.json'), JSON.stringify(this.opts.spec, null, 2));
+    await this.startOrchestrator();
+    await ready();
+    // The host's own key, for reading the run's status (a signed request like any other).
+    this.statusClient = new OrchestratorClient({ baseUrl: this.url, keypair: keypairFromSeed(new Uint8Array(32).fill(7)), attempts: 20, maxDelayMs: 1000 });
+  }
+
+  /** Starts (or restarts, on the same port and database) the orchestrator process. */
+  async startOrchestrator(): Promise<void> {
+    const d = this.opts.dir;
+    const child = this.spawnTah(
+      ['orchestrator', '--db', `sqlite:${join(d, 'orchestrator.db')}`, '--storage', `local:${join(d, 'blobs')}`, '--port', String(this.port), '--run', join(d, 'run.json'), '--log-level', 'warn', '--json'],
+      'orchestrator',
+    );
+    this.orchestrator = child;
+    this.orchestratorExited = new Promise((r) => child.once('exit', () => r()));
+    this.url = await new Promise<string>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout! });
+      lines.on('line', (line) => {
+        try {
+          const e = JSON.parse(line) as { event?: string; url?: string; summary?: boolean; error?: string };
+          if (e.event === 'listening' && e.url) resolve(e.url);
+          if (e.summary && e.error) reject(new Error(`the orchestrator did not start: ${e.error}`));
+        } catch {
+          // not a JSON line
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`the orchestrator exited (code ${code}) before listening: ${this.stderrTail.slice(-3).join(' | ')}`)));
+    });
+    this.port = Number(new URL(this.url).port);
+  }
+
+  async killOrchestrator(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    this.orchestrator?.kill(signal);
+    await this.orchestratorExited;
+    this.orchestrator = null;
+  }
+
+  /** Starts one more miner process; returns its index. */
+  async addMiner(): Promise<number> {
+    const i = this.miners.length;
+    const wallet = join(this.opts.dir, 'wallets', `miner-${i}.json`);
+    const created = await createWallet(wallet, { overwrite: true });
+    const child = this.spawnTah(['miner', '--orchestrator', this.url, '--wallet', wallet, '--threads', String(this.opts.threadsPerMiner), '--run', this.runId, '--json'], `miner-${i}`);
+    const exited = new Promise<void>((r) =>
+      child.once('exit', (code, signal) => {
+        this.opts.onMinerExit?.(i, code, signal);
+        r();
+      }),
+    );
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        this.opts.onMinerEvent?.(i, JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a JSON line
+      }
+    });
+    this.miners.push({ child, exited, hotkey: created.address });
+    return i;
+  }
+
+  killMiner(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    this.miners[i].child.kill(signal);
+    return this.miners[i].exited;
+  }
+
+  status(): Promise<RunStatus> {
+    return this.statusClient!.runStatus(this.runId);
+  }
+
+  /** Polls the run until it is finished; `onTick` sees each status. */
+  async waitFinished(onTick?: (s: RunStatus) => void, pollMs = 500, shouldStop?: () => boolean): Promise<RunStatus> {
+    for (;;) {
+      const s = await this.status();
+      onTick?.(s);
+      if (s.status !== 'active' || shouldStop?.()) return s;
+      if (this.miners.length > 0 && this.miners.every((m) => m.child.exitCode !== null || m.child.signalCode !== null)) {
+        throw new Error(`every miner exited before the run finished: ${this.stderrTail.slice(-5).join(' | ')}`);
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /** Stops the miners (they hand back their work), then the orchestrator. */
+  async close(): Promise<void> {
+    for (const m of this.miners) if (m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGTERM');
+    const all = Promise.all(this.miners.map((m) => m.exited));
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000).unref());
+    if ((await Promise.race([all, timeout])) === 'timeout') for (const m of this.miners) m.child.kill('SIGKILL');
+    await all;
+    if (this.orchestrator) await this.killOrchestrator('SIGTERM');
+  }
+}
