@@ -40,6 +40,7 @@ program
   .description('train the whole model in this process on the bundled corpus')
   .option('--preset <name|file>', 'tiny, small, demo, or a JSON file with the same keys', 'tiny')
   .option('--steps <n>', 'optimizer steps', int(1), 300)
+  .option('--batch <n>', "sequences per step (default: the preset's batch_size)", int(1))
   .option('--lr <x>', 'peak learning rate (default: the preset recipe)', positive)
   .addOption(deviceOption())
   .option('--seed <n>', 'initialisation and data seed', int(0), 1)

@@ -467,8 +467,10 @@ export class Coordinator {
       const p = await this.participant(hotkey);
       if (p.role !== 'miner' || p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
       const spec = await this.spec(p.run_id);
+      const done = await this.roundsDone(spec.id);
+      if (version > done) throw new ApiError('conflict', `this miner reports ${version} rounds applied; run ${spec.id} has reduced only ${done}`);
       await this.db.updateTable('participants').set({ last_seen: this.now(), version }).where('hotkey', '=', hotkey).execute();
-      const task = await this.nextTask(hotkey, p.stage, spec, version);
+      const task = await this.nextTask(hotkey, p.stage, spec, version, done);
       if (task === 'finished') return { lease: null, finished: true, retry_after_ms: 0 };
       if (task) return { lease: task, finished: false, retry_after_ms: 0 };
       await this.advance(spec);
@@ -479,9 +481,7 @@ export class Coordinator {
   }
 
   /** What a miner holding `version` rounds of its stage should do next, or null for nothing yet. */
-  private async nextTask(hotkey: string, stage: number, spec: RunSpec, version: number): Promise<Task | 'finished' | null> {
-    const done = await this.roundsDone(spec.id);
-    if (version > done) throw new ApiError('conflict', `this miner reports ${version} rounds applied; run ${spec.id} has reduced only ${done}`);
+  private async nextTask(hotkey: string, stage: number, spec: RunSpec, version: number, done: number): Promise<Task | 'finished' | null> {
     if (version < done) return this.catchUp(hotkey, stage, spec, version);
     if (spec.rounds !== undefined && version >= spec.rounds) {
       const pending = await this.db.selectFrom('snapshots').select('stage').where('run_id', '=', spec.id).where('rounds', '=', spec.rounds).where('status', '=', 'done').execute();

@@ -15,6 +15,8 @@ import type { Output } from '../output.ts';
 export interface TrainFlags {
   preset: string;
   steps: number;
+  /** Sequences per step (default: the preset's batch_size). */
+  batch?: number;
   lr?: number;
   device: string;
   seed: number;
@@ -39,7 +41,8 @@ export function trainRecipe(preset: string, steps: number, lr?: number): AdamWCo
 
 export async function trainCommand(flags: TrainFlags, out: Output): Promise<void> {
   const started = performance.now();
-  const config = loadPreset(flags.preset);
+  const preset = loadPreset(flags.preset);
+  const config = flags.batch ? { ...preset, batch_size: flags.batch } : preset;
   const device = await confirmDevice(chooseDevice(parseDevice(flags.device), probeDevices()));
   if (device.note) out.note(device.note);
   const optim = trainRecipe(flags.preset, flags.steps, flags.lr);

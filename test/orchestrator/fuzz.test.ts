@@ -16,13 +16,16 @@ import { encodeAddress } from '@polkadot/util-crypto';
 import { sql } from 'kysely';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import {
+  AppliedRequestSchema,
   CompleteRequestSchema,
   type ErrorCode,
   ErrorBodySchema,
   type Hardware,
   type Lease,
+  LeaseRequestSchema,
   MoveRequestSchema,
   RegisterRequestSchema,
+  RejectRequestSchema,
   ReleaseRequestSchema,
   RunSpecSchema,
 } from '../../orchestrator-client/protocol.ts';
@@ -110,7 +113,9 @@ before(async () => {
   assert.equal((await c(minerA).register({ role: 'miner', hardware })).stage, 0);
   assert.equal((await c(minerB).register({ role: 'miner', hardware })).stage, 1);
   await c(validator).register({ role: 'validator', hardware });
-  leaseA = (await c(minerA).lease()).lease!;
+  const task = (await c(minerA).lease()).lease;
+  assert.equal(task?.kind, 'work');
+  leaseA = task as Lease;
   assert.equal(leaseA.output.kind, 'activation');
   for (const s of await orch.database.db.selectFrom('samples').select('id').execute()) existingSamples.add(s.id);
 
@@ -292,17 +297,22 @@ function weird(rng: Prng, base?: unknown): unknown {
   }
 }
 
-type Route = 'register' | 'heartbeat' | 'move' | 'lease' | 'complete' | 'release' | 'admin';
-const ROUTES: Route[] = ['register', 'heartbeat', 'move', 'lease', 'complete', 'release', 'admin'];
+type Route = 'register' | 'heartbeat' | 'leave' | 'move' | 'lease' | 'complete' | 'release' | 'reject' | 'applied' | 'admin';
+const ROUTES: Route[] = ['register', 'heartbeat', 'leave', 'move', 'lease', 'complete', 'release', 'reject', 'applied', 'admin'];
 const PATH: Record<Route, string> = {
   register: '/v1/participants/register',
   heartbeat: '/v1/participants/heartbeat',
+  leave: '/v1/participants/leave',
   move: '/v1/participants/move',
   lease: '/v1/leases/next',
   complete: '/v1/leases/complete',
   release: '/v1/leases/release',
+  reject: '/v1/leases/reject',
+  applied: '/v1/rounds/applied',
   admin: '/v1/admin/runs',
 };
+/** GET /v1/runs/:run/status, the run's progress. */
+const STATUS_PATH = '/v1/runs/run1/status';
 
 function baseBody(route: Route): unknown {
   switch (route) {
@@ -310,6 +320,12 @@ function baseBody(route: Route): unknown {
       return { role: 'miner', run_id: 'run1', hardware: { device: 'cpu', cores: 2, memory_bytes: 8 * 2 ** 30, accelerator_memory_bytes: 0, tokens_per_s: 1000 } };
     case 'move':
       return { stage: 1 };
+    case 'lease':
+      return { version: 0, wait_ms: 0 };
+    case 'reject':
+      return { lease_id: leaseA.id, reason: `${leaseA.output.key}: tensor activation holds NaN at element 0` };
+    case 'applied':
+      return { round: 0, snapshot: { key: 'runs/run1/snapshots/stage-0/1.safetensors', bytes: 1 } };
     case 'complete':
       return { lease_id: leaseA.id, output: { key: leaseA.output.key, bytes: 1 }, loss: 1.5 };
     case 'release':
@@ -346,10 +362,16 @@ function schemaAccepts(route: Route, body: unknown): boolean {
       return CompleteRequestSchema.safeParse(body).success;
     case 'release':
       return ReleaseRequestSchema.safeParse(body).success;
+    case 'reject':
+      return RejectRequestSchema.safeParse(body).success;
+    case 'applied':
+      return AppliedRequestSchema.safeParse(body).success;
+    case 'lease':
+      return LeaseRequestSchema.safeParse(body ?? {}).success; // an empty body (or null) asks with the defaults
     case 'admin':
       return RunSpecSchema.safeParse(body).success;
     default:
-      return true; // heartbeat and lease ignore the body
+      return true; // heartbeat and leave ignore the body
   }
 }
 
@@ -368,13 +390,15 @@ function couldChangeState(route: Route, signer: Keypair, parsed: Parsed): boolea
     case 'register':
       return schemaAccepts('register', v);
     case 'heartbeat':
+    case 'leave':
       return isRegistered(signer);
     case 'lease':
-      return isMiner(signer);
     case 'move':
-      return isMiner(signer) && schemaAccepts('move', v);
+    case 'applied':
+      return isMiner(signer) && schemaAccepts(route, v);
     case 'complete':
     case 'release':
+    case 'reject':
       return isRegistered(signer) && schemaAccepts(route, v);
     case 'admin':
       return signer === operator && schemaAccepts('admin', v);
@@ -554,13 +578,15 @@ function signedBodyCase(rng: Prng, route: Route, excluded: Map<string, number>):
     const v = parsed.kind === 'ok' ? parsed.value : undefined;
     switch (route) {
       case 'heartbeat':
+      case 'leave':
         return { ...c, status: [403], codes: ['not_registered'] };
-      case 'lease':
-        return { ...c, status: [403], codes: [signer === validator ? 'forbidden' : 'not_registered'] };
       case 'admin':
         return signer === operator ? { ...c, status: [400], codes: ['bad_request'], bug: 'admin-invalid-run-500' } : { ...c, status: [403], codes: ['forbidden'] };
+      case 'lease':
       case 'move':
-        if (!schemaAccepts('move', v)) return { ...c, status: [400], codes: ['bad_request'] };
+      case 'applied':
+        // The body is checked first; then only a miner with a stage may ask.
+        if (!schemaAccepts(route, v)) return { ...c, status: [400], codes: ['bad_request'] };
         return { ...c, status: [403], codes: [signer === validator ? 'forbidden' : 'not_registered'] };
       default:
         if (!schemaAccepts(route, v)) return { ...c, status: [400], codes: ['bad_request'] };
@@ -600,12 +626,21 @@ function semanticCases(): Case[] {
     out.push(postJson('semantic', "release A's lease as B", minerB, PATH.release, { lease_id: leaseA.id }, [404], ['not_found']));
     out.push(postJson('semantic', 'release as a stranger', strangers[0], PATH.release, { lease_id: leaseA.id }, [403], ['not_registered']));
     out.push(postJson('semantic', 'register for an unknown run', strangers[1], PATH.register, { role: 'miner', run_id: 'no-such-run', hardware }, [404], ['not_found']));
+    out.push(postJson('semantic', 'leave as a stranger', strangers[0], PATH.leave, {}, [403], ['not_registered']));
+    out.push(postJson('semantic', 'reject an unknown lease', minerA, PATH.reject, { lease_id: 'no-such-lease', reason: 'bad input' }, [404], ['not_found']));
+    out.push(postJson('semantic', "reject A's lease as B", minerB, PATH.reject, { lease_id: leaseA.id, reason: 'bad input' }, [404], ['not_found']));
+    out.push(postJson('semantic', "reject A's lease as the validator", validator, PATH.reject, { lease_id: leaseA.id, reason: 'bad input' }, [404], ['not_found']));
+    out.push(postJson('semantic', 'reject as a stranger', strangers[0], PATH.reject, { lease_id: leaseA.id, reason: 'bad input' }, [403], ['not_registered']));
+    out.push(postJson('semantic', 'report a snapshot nobody asked for', minerA, PATH.applied, { round: 0, snapshot: { key: 'runs/run1/snapshots/stage-0/1.safetensors', bytes: 1 } }, [403], ['forbidden']));
+    out.push(postJson('semantic', 'report a snapshot of a round far ahead', minerB, PATH.applied, { round: 2 ** 31, snapshot: { key: leaseA.output.key, bytes: 1 } }, [403], ['forbidden']));
+    out.push(postJson('semantic', 'report a round applied as the validator', validator, PATH.applied, { round: 0 }, [403], ['forbidden']));
+    out.push(postJson('semantic', 'report a round applied as a stranger', strangers[1], PATH.applied, { round: 0 }, [403], ['not_registered']));
     out.push(postJson('semantic', 'create a run that exists', operator, PATH.admin, { ...spec, id: 'run1' }, [409], ['conflict']));
     out.push(postJson('semantic', 'create a run as a miner', minerA, PATH.admin, spec, [403], ['forbidden']));
     out.push(postJson('semantic', 'create a run with an unknown preset', operator, PATH.admin, { ...spec, preset: 'gigantic' }, [400], ['bad_request'], 'admin-invalid-run-500'));
     out.push(postJson('semantic', 'create a run whose stages skip layers', operator, PATH.admin, { ...spec, stages: [[0, 1], [3, 3]] }, [400], ['bad_request'], 'admin-invalid-run-500'));
     out.push(postJson('semantic', 'create a run with a preset path', operator, PATH.admin, { ...spec, preset: '../../etc/passwd' }, [400], ['bad_request'], 'admin-invalid-run-500'));
-    for (const p of ['/v1/runs/no-such-run', '/v1/runs/no-such-run/samples/r0-s0', '/v1/runs/run1/samples/no-such-sample']) {
+    for (const p of ['/v1/runs/no-such-run', '/v1/runs/no-such-run/samples/r0-s0', '/v1/runs/run1/samples/no-such-sample', '/v1/runs/no-such-run/status']) {
       out.push({ group: 'semantic', what: `GET ${p}`, req: { method: 'GET', path: p, headers: sign(minerA, 'GET', p) }, status: [404], codes: ['not_found'] });
     }
   }
@@ -631,7 +666,7 @@ function oversizeCases(rng: Prng): Case[] {
     out.push({ group: 'oversize', what: `POST ${route} with ${body.length} bytes (${ctype}, ${framing})`, req: { method: 'POST', path: PATH[route], headers, body, framing }, status: ctype === JSON_TYPE ? [413] : undefined, codes: ctype === JSON_TYPE ? ['payload_too_large'] : undefined, mayReset: true });
   }
   for (const bytes of [BODY_LIMIT, BODY_LIMIT - 1, BODY_LIMIT - 100]) {
-    for (const route of ['register', 'complete', 'release'] as const) {
+    for (const route of ['register', 'complete', 'release', 'reject', 'applied'] as const) {
       const body = bodyOf(bytes);
       out.push({ group: 'oversize', what: `POST ${route} with ${bytes} bytes (at the limit)`, req: { method: 'POST', path: PATH[route], headers: { ...sign(strangers[2], 'POST', PATH[route], body), 'content-type': JSON_TYPE }, body }, status: [400], codes: ['bad_request'] });
     }
@@ -713,7 +748,7 @@ const ODD_SEGMENTS: ((rng: Prng) => string)[] = [
 function oddGetCase(rng: Prng, excluded: Map<string, number>): Case {
   for (;;) {
     const odd = (): string => rng.pick(ODD_SEGMENTS)(rng);
-    const shape = rng.int(0, 7);
+    const shape = rng.int(0, 8);
     const path =
       shape <= 2
         ? `/v1/runs/${odd()}`
@@ -722,8 +757,10 @@ function oddGetCase(rng: Prng, excluded: Map<string, number>): Case {
           : shape === 5
             ? `/v1/runs/${odd()}/samples/r0-s0`
             : shape === 6
-              ? `/v1/runs/${odd()}${rng.pick(['/', '/samples', '/samples/', '/samples/x/y', '//'])}`
-              : `/v1/runs/${rng.pick(['', '/', '//'])}${queryNoise(rng)}`;
+              ? `/v1/runs/${odd()}${rng.pick(['/', '/samples', '/samples/', '/samples/x/y', '//', '/status/', '/status/x', '/STATUS'])}`
+              : shape === 7
+                ? `/v1/runs/${odd()}/status${queryNoise(rng)}`
+                : `/v1/runs/${rng.pick(['', '/', '//'])}${queryNoise(rng)}`;
     const decode = (s: string | undefined): string | undefined => {
       try {
         return s === undefined ? undefined : decodeURIComponent(s);
@@ -732,10 +769,10 @@ function oddGetCase(rng: Prng, excluded: Map<string, number>): Case {
       }
     };
     const parts = path.split('?')[0].split('/');
-    const exact = parts.length === 4 || (parts.length === 6 && parts[4] === 'samples');
+    const exact = parts.length === 4 || (parts.length === 5 && parts[4] === 'status') || (parts.length === 6 && parts[4] === 'samples');
     const run = decode(parts[3]);
     const sample = decode(parts[5]);
-    if (exact && run === 'run1' && (parts.length === 4 || (sample !== undefined && existingSamples.has(sample)))) {
+    if (exact && run === 'run1' && (parts.length !== 6 || (sample !== undefined && existingSamples.has(sample)))) {
       excluded.set('GET', (excluded.get('GET') ?? 0) + 1);
       continue; // a real run or sample: 200
     }
@@ -757,9 +794,13 @@ const SIGNED_TARGETS: [string, string][] = [
   ['POST', PATH.lease],
   ['POST', PATH.complete],
   ['POST', PATH.release],
+  ['POST', PATH.leave],
+  ['POST', PATH.reject],
+  ['POST', PATH.applied],
   ['POST', PATH.admin],
   ['GET', '/v1/runs/run1'],
   ['GET', '/v1/runs/run1/samples/r0-s0'],
+  ['GET', STATUS_PATH],
   ['POST', '/v1/no-such-route'],
   ['DELETE', PATH.lease],
   ['PUT', PATH.admin],
@@ -908,7 +949,7 @@ function badAuthCase(rng: Prng): Case {
 /** A signed request refused for its body, then sent again byte for byte: the nonce is spent. */
 function replayCase(rng: Prng): Case {
   const k = rng.pick(strangers);
-  const route = rng.pick(['register', 'complete', 'release'] as const);
+  const route = rng.pick(['register', 'complete', 'release', 'reject', 'applied'] as const);
   const body = Buffer.from(toJson(mutatedBody(rng, route)));
   const parsed = parseLikeServer(body);
   // Only JSON reaches the signature check (and spends the nonce); the schema must refuse it.
@@ -1074,6 +1115,12 @@ const UNKNOWN_PATHS = [
   '/v1/participants',
   '/v1/participants/register/x',
   '/v1/leases/next/',
+  '/v1/leases',
+  '/v1/leases/reject/x',
+  '/v1/rounds',
+  '/v1/rounds/applied/',
+  '/v1/participants/leave/x',
+  '/v1/runs/run1/status/x',
   '/v1/./leases/next',
   '/v1/../v1/leases/next',
   '/v1/blobs',
@@ -1097,6 +1144,11 @@ const WRONG_METHODS: [string, string][] = [
   ['PUT', '/metrics'],
   ['OPTIONS', PATH.register],
   ['POST', '/v1/ready'],
+  ['GET', PATH.leave],
+  ['GET', PATH.reject],
+  ['PUT', PATH.applied],
+  ['POST', STATUS_PATH],
+  ['DELETE', STATUS_PATH],
 ];
 
 function unknownRouteCase(rng: Prng): Case {
@@ -1142,7 +1194,7 @@ function parserCases(rng: Prng): Case[] {
 
 function buildCases(rng: Prng, excluded: Map<string, number>): Case[] {
   const cases: Case[] = [];
-  for (let i = 0; i < 1400; i++) cases.push(signedBodyCase(rng, ROUTES[i % ROUTES.length], excluded));
+  for (let i = 0; i < 2000; i++) cases.push(signedBodyCase(rng, ROUTES[i % ROUTES.length], excluded));
   cases.push(...semanticCases());
   cases.push(...oversizeCases(rng));
   for (let i = 0; i < 260; i++) cases.push(oddGetCase(rng, excluded));
@@ -1296,7 +1348,7 @@ test('after the fuzzing the server still answers /v1/health and signed requests'
 test('the fuzzing changed no table: runs, participants, samples, work_items, events, kv and the rest are byte-for-byte the same', async (t) => {
   const after = await snapshotDatabase(orch.database);
   t.diagnostic(`compared: ${[...tablesBefore].map(([name, rows]) => `${name} (${name === 'sqlite_master' ? 'schema' : `${(JSON.parse(rows) as unknown[]).length} rows`})`).join(', ')}`);
-  for (const table of ['runs', 'participants', 'samples', 'work_items', 'events', 'kv']) assert.ok(tablesBefore.has(table), `table ${table} was snapshotted`);
+  for (const table of ['runs', 'participants', 'samples', 'work_items', 'events', 'kv', 'rounds', 'stage_rounds', 'snapshots']) assert.ok(tablesBefore.has(table), `table ${table} was snapshotted`);
   assert.deepEqual([...after.keys()].sort(), [...tablesBefore.keys()].sort(), 'the same tables');
   for (const [table, rows] of tablesBefore) assert.equal(after.get(table), rows, `table ${table} changed`);
 });

@@ -11,9 +11,10 @@ import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
-import type { Hardware } from '../../orchestrator-client/protocol.ts';
+import type { Hardware, Lease } from '../../orchestrator-client/protocol.ts';
 import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import { uploadToUrl } from '../../orchestrator-client/transfer.ts';
+import { encodeBlob } from '../../worker/miner/blobs.ts';
 
 const TAH = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
 const hardware: Hardware = { device: 'cpu', cores: 2, memory_bytes: 2 ** 33, tokens_per_s: 100 };
@@ -23,6 +24,22 @@ after(async () => {
   for (const c of children) c.kill('SIGKILL');
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+
+/** The next task for `c`, which must be a sample's work item. */
+async function work(c: OrchestratorClient): Promise<Lease> {
+  const task = (await c.lease()).lease;
+  assert.equal(task?.kind, 'work', `expected a work item, got ${JSON.stringify(task).slice(0, 300)}`);
+  return task as Lease;
+}
+
+/** Uploads a well-formed blob of the tiny preset (seq_len 64, d_model 64, one row) to the lease's output; returns its size. */
+async function upload(lease: Lease): Promise<number> {
+  const kind = lease.output.kind;
+  assert.ok(kind === 'activation' || kind === 'gradient', `lease ${lease.id} has no output`);
+  const blob = encodeBlob(kind, { rows: 1, seqLen: 64, dModel: 64, length: 0 }, { [kind]: new Float32Array(64 * 64) });
+  await uploadToUrl(lease.output.url, blob);
+  return blob.length;
+}
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -63,13 +80,11 @@ test('SIGKILL mid-run, restart on the same database: nothing is lost and clients
   assert.equal((await b.register({ role: 'miner', hardware })).stage, 1);
 
   // Sample 1 goes all the way to the last stage and reports its loss; sample 2 is left leased.
-  const f0 = (await a.lease()).lease!;
-  await uploadToUrl(f0.output.url, new Uint8Array([1, 2, 3]));
-  await a.complete({ lease_id: f0.id, output: { key: f0.output.key, bytes: 3 } });
-  const f1 = (await b.lease()).lease!;
-  await uploadToUrl(f1.output.url, new Uint8Array([4]));
-  await b.complete({ lease_id: f1.id, output: { key: f1.output.key, bytes: 1 }, loss: 4.5 });
-  const held = (await a.lease()).lease!;
+  const f0 = await work(a);
+  await a.complete({ lease_id: f0.id, output: { key: f0.output.key, bytes: await upload(f0) } });
+  const f1 = await work(b);
+  await b.complete({ lease_id: f1.id, output: { key: f1.output.key, bytes: await upload(f1) }, loss: 4.5 });
+  const held = await work(a);
   assert.ok(held.direction === 'backward' && held.sample_id === f0.sample_id);
 
   first.child.kill('SIGKILL');
@@ -95,6 +110,13 @@ test('SIGKILL mid-run, restart on the same database: nothing is lost and clients
   );
   const run = await op.run('run');
   assert.deepEqual(run.miners_per_stage, [1, 1]);
+  assert.equal(run.status, 'active');
+  assert.equal(run.rounds_done, 0);
+  // The round survived too: the rest of round 0's samples are still there to lease.
+  const next = await work(a);
+  assert.equal(next.round, 0);
+  assert.equal(next.direction, 'forward');
+  assert.notEqual(next.sample_id, f0.sample_id);
   second.child.kill('SIGTERM');
   await new Promise((r) => second.child.once('exit', r));
 });

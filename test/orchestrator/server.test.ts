@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { OrchestratorClient, OrchestratorError } from '../../orchestrator-client/client.ts';
-import { type Hardware, type Lease } from '../../orchestrator-client/protocol.ts';
+import { type Hardware, type Lease, type LeaseRequest } from '../../orchestrator-client/protocol.ts';
 import { type Keypair, keypairFromSeed, ready, signRequest } from '../../orchestrator-client/signing.ts';
 import { type Orchestrator, startOrchestrator } from '../../orchestrator/service.ts';
 import { downloadFromUrl, uploadToUrl } from '../../orchestrator-client/transfer.ts';
+import { encodeBlob } from '../../worker/miner/blobs.ts';
 import { postgresMissing, startPostgres } from '../helpers/postgres.ts';
 
 let clock = Date.UTC(2026, 10, 22);
@@ -47,10 +48,25 @@ const targets = [
   { name: 'postgres', skip: cluster ? (false as const) : (postgresMissing() ?? 'no PostgreSQL'), db: () => cluster!.createDatabase() },
 ];
 
-/** Uploads a payload to the lease's output and completes it. */
-async function finish(c: OrchestratorClient, lease: Lease, payload: Uint8Array, loss?: number) {
-  if (lease.output.kind !== 'none') await uploadToUrl(lease.output.url, payload);
-  return c.complete({ lease_id: lease.id, ...(lease.output.kind !== 'none' ? { output: { key: lease.output.key, bytes: payload.length } } : {}), ...(loss !== undefined ? { loss } : {}) });
+/** A well-formed blob of the run's tiny preset (seq_len 64, d_model 64, one row a sample), filled with `fill`. */
+function blob(kind: 'activation' | 'gradient', fill = 0): Uint8Array {
+  // A plain Uint8Array (encodeBlob hands back a Buffer), to compare with what downloads return.
+  return new Uint8Array(encodeBlob(kind, { rows: 1, seqLen: 64, dModel: 64, length: 0 }, { [kind]: new Float32Array(64 * 64).fill(fill) }));
+}
+
+/** The next task for `c`, which must be a sample's work item (or null when there is none). */
+async function work(c: OrchestratorClient, req?: LeaseRequest): Promise<Lease | null> {
+  const task = (await c.lease(req)).lease;
+  if (task === null) return null;
+  assert.equal(task.kind, 'work', `expected a work item, got ${JSON.stringify(task).slice(0, 300)}`);
+  return task as Lease;
+}
+
+/** Uploads the blob the lease's output asks for (a valid one unless `payload` is given) and completes it. */
+async function finish(c: OrchestratorClient, lease: Lease, loss?: number, payload?: Uint8Array) {
+  const out = lease.output.kind === 'none' ? undefined : (payload ?? blob(lease.output.kind));
+  if (out) await uploadToUrl(lease.output.url, out);
+  return c.complete({ lease_id: lease.id, ...(out ? { output: { key: lease.output.key, bytes: out.length } } : {}), ...(loss !== undefined ? { loss } : {}) });
 }
 
 for (const target of targets) {
@@ -72,26 +88,31 @@ for (const target of targets) {
       const b = client('b');
       assert.equal((await a.register({ role: 'miner', hardware })).stage, 0);
       assert.equal((await b.register({ role: 'miner', hardware })).stage, 1);
-      const f0 = (await a.lease()).lease!;
+      const f0 = (await work(a))!;
       assert.equal(f0.direction, 'forward');
-      assert.deepEqual(f0.input.kind, 'sample');
-      const activation = new Uint8Array([1, 2, 3, 4, 5]);
-      assert.deepEqual(await finish(a, f0, activation), { status: 'accepted' });
-      assert.deepEqual(await a.complete({ lease_id: f0.id, output: { key: f0.output.key, bytes: 5 } }), { status: 'duplicate' }, 'a second completion is acknowledged, not applied');
+      assert.equal(f0.round, 0);
+      assert.equal(f0.output.kind, 'activation');
+      // The sample is a slice of round 0's single-process batch: 8 samples of one row each.
+      assert.deepEqual(f0.sample, { seed: 0, step: 0, batch_size: 8, first_row: f0.sample.first_row, rows: 1 });
+      assert.deepEqual(f0.input, { kind: 'sample', ...f0.sample });
+      const activation = blob('activation', 1.5);
+      assert.deepEqual(await finish(a, f0, undefined, activation), { status: 'accepted' });
+      assert.deepEqual(await a.complete({ lease_id: f0.id, output: { key: f0.output.key, bytes: activation.length } }), { status: 'duplicate' }, 'a second completion is acknowledged, not applied');
 
-      const f1 = (await b.lease()).lease!;
+      const f1 = (await work(b))!;
       assert.equal(f1.sample_id, f0.sample_id);
+      assert.deepEqual(f1.sample, f0.sample);
       assert.equal(f1.output.kind, 'gradient');
       assert.ok(f1.input.kind === 'blob');
-      assert.deepEqual(await downloadFromUrl(f1.input.url, { maxBytes: 100 }), activation);
-      await finish(b, f1, new Uint8Array([9, 9]), 5.25);
+      assert.deepEqual(await downloadFromUrl(f1.input.url, { maxBytes: activation.length }), activation);
+      await finish(b, f1, 5.25);
 
-      const b0 = (await a.lease()).lease!;
+      const b0 = (await work(a))!;
       assert.equal(b0.direction, 'backward', 'backward work comes before new forward work');
       assert.equal(b0.sample_id, f0.sample_id);
       assert.equal(b0.forward_input?.kind, 'sample');
       assert.equal(b0.output.kind, 'none');
-      await finish(a, b0, new Uint8Array());
+      await finish(a, b0);
 
       const path = await a.pathway('run1', f0.sample_id);
       assert.deepEqual(path, {
@@ -141,7 +162,7 @@ for (const target of targets) {
       const c = client('c');
       await c.register({ role: 'miner', hardware });
       await c.move(0);
-      const lease = (await c.lease()).lease!;
+      const lease = (await work(c))!;
       assert.equal(lease.stage, 0);
       const other = lease.output.url.replace(encodeURIComponent(lease.output.key).replace(/%2F/g, '/'), 'runs/run1/samples/elsewhere.safetensors');
       assert.notEqual(other, lease.output.url);
@@ -149,10 +170,11 @@ for (const target of targets) {
       assert.equal(put.status, 403, 'a PUT URL for one key cannot write another');
       const get = await fetch(lease.output.url);
       assert.ok(get.status === 403 || get.status === 400, `a PUT URL cannot read (got ${get.status})`);
-      await uploadToUrl(lease.output.url, new Uint8Array([7]));
-      await rejects(c.complete({ lease_id: lease.id, output: { key: 'runs/run1/samples/elsewhere.safetensors', bytes: 1 } }), 'forbidden', 403);
-      await rejects(c.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: 2 } }), 'bad_request', 400);
-      assert.deepEqual(await c.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: 1 } }), { status: 'accepted' });
+      const payload = blob('activation');
+      await uploadToUrl(lease.output.url, payload);
+      await rejects(c.complete({ lease_id: lease.id, output: { key: 'runs/run1/samples/elsewhere.safetensors', bytes: payload.length } }), 'forbidden', 403);
+      await rejects(c.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: payload.length + 1 } }), 'bad_request', 400);
+      assert.deepEqual(await c.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: payload.length } }), { status: 'accepted' });
     });
 
     test('an expired lease is offered to another miner; the first holder can no longer complete it', async () => {
@@ -162,33 +184,35 @@ for (const target of targets) {
       await d.move(0);
       await e.register({ role: 'miner', hardware });
       await e.move(0);
-      const first = (await d.lease()).lease!;
+      const first = (await work(d))!;
       clock += 61_000;
       // Ask until e gets the same work item (other items of the stage may come first).
       let second: Lease | null = null;
-      for (let i = 0; i < 10 && second?.sample_id !== first.sample_id; i++) second = (await e.lease()).lease;
+      for (let i = 0; i < 10 && second?.sample_id !== first.sample_id; i++) second = await work(e);
       assert.equal(second?.sample_id, first.sample_id);
       assert.equal(second?.direction, first.direction);
-      await uploadToUrl(first.output.url, new Uint8Array([1]));
-      await rejects(d.complete({ lease_id: first.id, output: { key: first.output.key, bytes: 1 } }), 'lease_expired', 410);
-      assert.deepEqual(await finish(e, second!, new Uint8Array([2])), { status: 'accepted' });
+      const late = blob('activation');
+      await uploadToUrl(first.output.url, late);
+      await rejects(d.complete({ lease_id: first.id, output: { key: first.output.key, bytes: late.length } }), 'lease_expired', 410);
+      assert.deepEqual(await finish(e, second!), { status: 'accepted' });
     });
 
     test('a lease past its time that nobody else took still completes (uploads in flight are not lost)', async () => {
       const f = client('f');
       await f.register({ role: 'miner', hardware });
       await f.move(0);
-      const lease = (await f.lease()).lease!;
-      await uploadToUrl(lease.output.url, new Uint8Array([3]));
+      const lease = (await work(f))!;
+      const payload = blob('activation');
+      await uploadToUrl(lease.output.url, payload);
       clock += 120_000;
-      assert.deepEqual(await f.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: 1 } }), { status: 'accepted' });
+      assert.deepEqual(await f.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: payload.length } }), { status: 'accepted' });
     });
 
     test('a silent miner is reaped and its work goes back to the queue', async () => {
       const g = client('g');
       await g.register({ role: 'miner', hardware });
       await g.move(0);
-      const lease = (await g.lease()).lease!;
+      const lease = (await work(g))!;
       // Everyone else keeps talking; g falls silent past the heartbeat timeout.
       clock += 91_000;
       for (const n of ['a', 'b', 'c', 'd', 'e', 'f', 'validator']) await client(n).heartbeat();
@@ -198,11 +222,109 @@ for (const target of targets) {
       assert.equal(item, undefined, 'the lease is gone');
       // Nothing waits on the vanished miner: the same work goes to the next miner that asks.
       let again: Lease | null = null;
-      for (let i = 0; i < 20 && !(again?.sample_id === lease.sample_id && again.direction === lease.direction); i++) again = (await client('a').lease()).lease;
+      for (let i = 0; i < 20 && !(again?.sample_id === lease.sample_id && again.direction === lease.direction); i++) again = await work(client('a'));
       assert.equal(again?.sample_id, lease.sample_id);
       await rejects(g.lease(), 'not_registered', 403);
       await g.register({ role: 'miner', hardware });
       assert.ok((await g.heartbeat()).server_time > 0, 'registering again brings it back');
     });
+
+    test('registering again (a miner restart) hands back what it held: its leases and its backward work are offered again', async () => {
+      const h = client('h');
+      const c = client('c');
+      const b = client('b');
+      await h.register({ role: 'miner', hardware });
+      await h.move(0);
+      // h takes a sample forward and holds another forward; stage 1 finishes the first sample,
+      // so its backward waits for h.
+      const fwd = (await work(h))!;
+      assert.equal(fwd.direction, 'forward');
+      assert.deepEqual(await finish(h, fwd), { status: 'accepted' });
+      const held = (await work(h))!;
+      assert.equal(held.direction, 'forward');
+      let last: Lease | null = null;
+      for (let i = 0; i < 20 && last?.sample_id !== fwd.sample_id; i++) last = await work(b);
+      assert.equal(last?.sample_id, fwd.sample_id);
+      await finish(b, last!, 4.25);
+      const backwardId = `run1.${fwd.sample_id}.0.b`;
+      const requiredHotkey = async () => (await orch.database.db.selectFrom('work_items').select('required_hotkey').where('id', '=', backwardId).executeTakeFirstOrThrow()).required_hotkey;
+      assert.equal(await requiredHotkey(), key('h').address, 'the backward waits for the miner that ran the forward');
+      assert.equal((await h.heartbeat()).leases_held, 1);
+
+      const again = await h.register({ role: 'miner', hardware });
+      assert.equal(again.stage, 0, 'it keeps its stage');
+      assert.equal((await h.heartbeat()).leases_held, 0, 'it holds nothing any more');
+      const item = await orch.database.db.selectFrom('work_items').select(['status', 'lease_id', 'leased_to']).where('id', '=', `run1.${held.sample_id}.0.f`).executeTakeFirstOrThrow();
+      assert.deepEqual(item, { status: 'pending', lease_id: null, leased_to: null }, 'its lease went back to the queue');
+      assert.equal(await requiredHotkey(), null, 'its backward work is anyone’s now');
+      await uploadToUrl(held.output.url, blob('activation'));
+      await rejects(h.complete({ lease_id: held.id, output: { key: held.output.key, bytes: blob('activation').length } }), 'lease_expired', 410);
+
+      // Another miner of the stage gets the backward (before any forward work), and completes it.
+      const bwd = (await work(c))!;
+      assert.equal(bwd.direction, 'backward');
+      assert.equal(bwd.sample_id, fwd.sample_id);
+      assert.deepEqual(await finish(c, bwd), { status: 'accepted' });
+      assert.deepEqual((await c.pathway('run1', fwd.sample_id)).stages[0], { stage: 0, forward_miner: key('h').address, backward_miner: key('c').address });
+      assert.equal((await c.pathway('run1', fwd.sample_id)).done, true);
+      // The forward h held is offered again.
+      let retaken: Lease | null = null;
+      for (let i = 0; i < 20 && !(retaken?.sample_id === held.sample_id && retaken.direction === 'forward'); i++) retaken = await work(h);
+      assert.equal(retaken?.sample_id, held.sample_id);
+      assert.notEqual(retaken?.id, held.id, 'under a new lease');
+    });
+
+    test('a miner that leaves hands back its leases at once and is no longer registered', async () => {
+      const h = client('h');
+      const before = (await h.run('run1')).miners_per_stage[0];
+      const held = await orch.database.db.selectFrom('work_items').select('id').where('leased_to', '=', key('h').address).where('status', '=', 'leased').execute();
+      assert.ok(held.length > 0, 'h holds work');
+      assert.deepEqual(await h.leave(), { status: 'left' });
+      for (const { id } of held) {
+        const row = await orch.database.db.selectFrom('work_items').select(['status', 'leased_to']).where('id', '=', id).executeTakeFirstOrThrow();
+        assert.deepEqual(row, { status: 'pending', leased_to: null });
+      }
+      assert.equal((await client('a').run('run1')).miners_per_stage[0], before - 1);
+      await rejects(h.heartbeat(), 'not_registered', 403);
+      await rejects(h.lease(), 'not_registered', 403);
+      await rejects(h.leave(), 'not_registered', 403);
+    });
+
+    test('the run and its status report progress: no round reduced yet, the miners and their stages', async () => {
+      const a = client('a');
+      const run = await a.run('run1');
+      assert.equal(run.status, 'active');
+      assert.equal(run.rounds_done, 0);
+      assert.equal(run.rows_per_sample, 1, 'the default');
+      assert.equal(run.rounds, undefined);
+      const status = await a.runStatus('run1');
+      assert.equal(status.run_id, 'run1');
+      assert.equal(status.status, 'active');
+      assert.equal(status.rounds, null);
+      assert.equal(status.rounds_done, 0);
+      assert.deepEqual(status.losses, []);
+      assert.deepEqual(status.snapshots, []);
+      const byKey = new Map(status.miners.map((m) => [m.hotkey, m]));
+      assert.equal(byKey.get(key('a').address)?.stage, 0);
+      assert.equal(byKey.get(key('b').address)?.stage, 1);
+      assert.equal(byKey.get(key('h').address)?.status, 'gone');
+      assert.ok(!byKey.has(key('validator').address), 'validators are not listed as miners');
+      await rejects(a.runStatus('no-such-run'), 'not_found', 404);
+    });
+
+    test(
+      'a lease claiming more rounds applied than the run has reduced is refused and changes nothing',
+      async () => {
+        const a = client('a');
+        const version = async () => (await orch.database.db.selectFrom('participants').select('version').where('hotkey', '=', key('a').address).executeTakeFirstOrThrow()).version;
+        const before = await version();
+        await rejects(a.lease({ version: 5 }), 'conflict', 409);
+        try {
+          assert.equal(await version(), before, 'the refused request left the miner’s version as it was');
+        } finally {
+          await a.lease({ version: before }).catch(() => {}); // put it back for whatever runs next
+        }
+      },
+    );
   });
 }

@@ -28,7 +28,7 @@ const targets: { name: string; skip: string | false; fresh(): Promise<string> }[
   { name: 'postgres', skip: cluster ? false : (postgresMissing() ?? 'no PostgreSQL'), fresh: () => cluster!.createDatabase() },
 ];
 
-const TABLES = ['events', 'kv', 'participants', 'runs', 'samples', 'work_items'];
+const TABLES = ['events', 'kv', 'participants', 'rounds', 'runs', 'samples', 'snapshots', 'stage_rounds', 'work_items'];
 const T0 = 1_760_000_000_000; // ms timestamps past 2^32 (and 2^31) on purpose
 const HOTKEY_A = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const HOTKEY_B = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
@@ -120,8 +120,13 @@ for (const target of targets) {
 
         const miner = { hotkey: HOTKEY_A, role: 'miner' as const, run_id: 'run1', stage: 2, hardware_json: '{"device":"cpu"}', registered_at: T0 + 1, last_seen: T0 + 2, status: 'active' as const };
         const validator = { ...miner, hotkey: HOTKEY_B, role: 'validator' as const, stage: null, status: 'gone' as const };
-        await db.insertInto('participants').values([miner, validator]).execute();
-        assert.deepEqual(await db.selectFrom('participants').selectAll().orderBy('hotkey').execute(), [validator, miner].sort((a, b) => (a.hotkey < b.hotkey ? -1 : 1)));
+        // One statement each: in a multi-row insert SQLite fills a column some rows leave out with null, not its default.
+        await db.insertInto('participants').values({ ...miner, version: 2 ** 31 - 1 }).execute();
+        await db.insertInto('participants').values(validator).execute();
+        assert.deepEqual(
+          await db.selectFrom('participants').selectAll().orderBy('hotkey').execute(),
+          [{ ...validator, version: 0 }, { ...miner, version: 2 ** 31 - 1 }].sort((a, b) => (a.hotkey < b.hotkey ? -1 : 1)),
+        );
 
         const sample = { run_id: 'run1', id: 's0', round: 3, seed: 2 ** 40 + 1, shard: 5, idx: 123_456, loss: 2.302585092994046, done: 1, created_at: T0 + 3 };
         await db.insertInto('samples').values(sample).execute();
@@ -131,12 +136,32 @@ for (const target of targets) {
         const full: WorkItemRow = {
           ...(item('w1', { status: 'done', direction: 'backward', input_key: 'in/w1', required_hotkey: HOTKEY_A, lease_id: 'lease-1', leased_to: HOTKEY_A, lease_expires: T0 + 60_000, completed_by: HOTKEY_A, completed_at: T0 + 5, output_bytes: 5 * 2 ** 32 }) as WorkItemRow),
           attempts: 2,
+          round: 7,
+          detail_json: '{"range":[0,10]}',
+          sumsq: Math.PI / 1e7, // all 17 digits of a double survive
+          not_hotkey: HOTKEY_B,
         };
         await db.insertInto('work_items').values(full).execute();
         await db.insertInto('work_items').values(item('w2')).execute();
         const [w1, w2] = await db.selectFrom('work_items').selectAll().orderBy('id').execute();
         assert.deepEqual(w1, full);
-        assert.deepEqual(w2, { ...item('w2'), attempts: 0 });
+        assert.deepEqual(w2, { ...item('w2'), attempts: 0, round: 0, detail_json: '{}', sumsq: null, not_hotkey: null });
+
+        const round = { run_id: 'run1', round: 3, status: 'reduced' as const, created_at: T0 + 6, reduced_at: T0 + 7, grad_sumsq: 0.1234567890123, clip: 0.5, lr: 3e-3 };
+        await db.insertInto('rounds').values([round, { ...round, round: 4, status: 'compute', reduced_at: null, grad_sumsq: null, clip: null, lr: null }]).execute();
+        assert.deepEqual(await db.selectFrom('rounds').selectAll().orderBy('round').execute(), [round, { ...round, round: 4, status: 'compute', reduced_at: null, grad_sumsq: null, clip: null, lr: null }]);
+
+        const stageRound = { run_id: 'run1', round: 3, stage: 1, attempt: 2, phase: 'done' as const, contributors_json: `["${HOTKEY_A}"]`, sumsq: 2.5 };
+        await db.insertInto('stage_rounds').values(stageRound).execute();
+        await db.insertInto('stage_rounds').values({ run_id: 'run1', round: 4, stage: 0, phase: 'compute', sumsq: null }).execute();
+        assert.deepEqual(await db.selectFrom('stage_rounds').selectAll().orderBy('round').execute(), [
+          stageRound,
+          { run_id: 'run1', round: 4, stage: 0, attempt: 0, phase: 'compute', contributors_json: '[]', sumsq: null },
+        ]);
+
+        const snapshot = { run_id: 'run1', stage: 1, rounds: 25, key: 'runs/run1/snapshots/stage-1/25.safetensors', bytes: 3 * 2 ** 32, status: 'done' as const, holder: HOTKEY_A, assigned_at: T0 + 8 };
+        await db.insertInto('snapshots').values([snapshot, { ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null }]).execute();
+        assert.deepEqual(await db.selectFrom('snapshots').selectAll().orderBy('rounds').execute(), [snapshot, { ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null }]);
 
         await db.insertInto('events').values({ at: T0, kind: 'registered', hotkey: HOTKEY_A, run_id: 'run1', details_json: '{"stage":2}' }).execute();
         await db.insertInto('events').values({ at: T0 + 1, kind: 'started', hotkey: null, run_id: null }).execute();
@@ -169,8 +194,12 @@ for (const target of targets) {
         await db.insertInto('participants').values({ ...participant, run_id: 'run1' }).execute();
         await db.insertInto('work_items').values([item('w1', { lease_id: 'L' }), item('w2'), item('w3')]).execute(); // many null lease ids
         await assert.rejects(db.insertInto('work_items').values(item('w4', { lease_id: 'L' })).execute(), /unique/i);
+        await db.insertInto('rounds').values({ run_id: 'run1', round: 0, status: 'compute', created_at: T0, reduced_at: null, grad_sumsq: null, clip: null, lr: null }).execute();
+        await db.insertInto('stage_rounds').values({ run_id: 'run1', round: 0, stage: 0, phase: 'compute', sumsq: null }).execute();
+        await db.insertInto('snapshots').values({ run_id: 'run1', stage: 0, rounds: 25, key: 'k', bytes: null, status: 'assigned', holder: null, assigned_at: T0 }).execute();
+        await assert.rejects(db.insertInto('rounds').values({ run_id: 'run1', round: 0, status: 'compute', created_at: T0, reduced_at: null, grad_sumsq: null, clip: null, lr: null }).execute(), /unique|duplicate/i);
         await db.deleteFrom('runs').where('id', '=', 'run1').execute();
-        for (const table of ['participants', 'samples', 'work_items'] as const) {
+        for (const table of ['participants', 'samples', 'work_items', 'rounds', 'stage_rounds', 'snapshots'] as const) {
           assert.equal((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n, 0, table);
         }
       });
@@ -306,6 +335,29 @@ for (const target of targets) {
         assert.equal((await pick(HOTKEY_A))?.id, 'fwd-for-a');
         assert.equal(await pick(HOTKEY_A), null);
         assert.equal((await pick(HOTKEY_B))?.id, 'bwd-for-b');
+      });
+    });
+
+    test('pickAvailableItem: round steps before compute work, and never to the miner an item excludes', async () => {
+      await withDb(await target.fresh(), async ({ db }) => {
+        await seedRun(db);
+        await db
+          .insertInto('work_items')
+          .values([
+            item('fwd', { created_at: T0 }),
+            item('redo', { created_at: T0 + 1, direction: 'redo' }),
+            item('bwd', { created_at: T0 + 2, direction: 'backward' }),
+            item('share-a', { created_at: T0 + 3, direction: 'share', required_hotkey: HOTKEY_A }),
+            item('reduce', { created_at: T0 + 4, direction: 'reduce', not_hotkey: HOTKEY_A }),
+          ])
+          .execute();
+        const pick = (hotkey: string) => pickAvailableItem(db, { runId: 'run1', stage: 1, hotkey, now: T0 + 100, ttlMs: 1000 });
+        assert.equal((await pick(HOTKEY_A))?.id, 'share-a', 'the reduce excludes A; its own share comes next');
+        assert.equal((await pick(HOTKEY_A))?.id, 'bwd');
+        assert.equal((await pick(HOTKEY_B))?.id, 'reduce');
+        assert.equal((await pick(HOTKEY_B))?.id, 'redo');
+        assert.equal((await pick(HOTKEY_B))?.id, 'fwd');
+        assert.equal(await pick(HOTKEY_A), null);
       });
     });
 
