@@ -30,7 +30,7 @@ import { chooseMove, chooseStage, type StageLoad } from './assignment.ts';
 import { isPostgres } from './db/migrations.ts';
 import type { Database, ItemKind, NewWorkItem, WorkItemRow } from './db/schema.ts';
 import { newLeaseId } from './db/work-items.ts';
-import { pickAvailableItem, withTransaction } from './db/open.ts';
+import { anyAvailableItem, pickAvailableItem, withTransaction } from './db/open.ts';
 import { ApiError } from './http.ts';
 import { checkRunSpec, optimizerConfig, splitRange } from './runs.ts';
 import type { BlobStore } from './storage/blob-store.ts';
@@ -441,42 +441,46 @@ export class Coordinator {
     return Number(row?.n ?? 0);
   }
 
-  /** Miners waiting for work (long poll) are woken when the queue or a round changes. */
-  private waiters = new Set<() => void>();
-  private wake(): void {
-    const ws = [...this.waiters];
-    this.waiters.clear();
-    for (const w of ws) w();
+  /** Miners waiting for work (long poll), by stage; woken when their stage's queue or the round changes. */
+  private waiters = new Set<{ stage: number; wake: () => void }>();
+  private wake(stage?: number): void {
+    for (const w of [...this.waiters]) if (stage === undefined || w.stage === stage) w.wake();
   }
-  private waitForChange(ms: number): Promise<void> {
+  private waitForChange(stage: number, ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
+      const w = {
+        stage,
+        wake: (): void => {
+          clearTimeout(timer);
+          this.waiters.delete(w);
+          resolve();
+        },
       };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
+      const timer = setTimeout(w.wake, ms);
+      this.waiters.add(w);
     });
   }
 
   async lease(hotkey: string, req: LeaseRequest = {}): Promise<LeaseResponse> {
     const version = req.version ?? 0;
     const deadline = this.now() + (req.wait_ms ?? 0);
+    let p = await this.participant(hotkey);
+    if (p.role !== 'miner' || p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
+    const spec = await this.spec(p.run_id);
+    let done = await this.roundsDone(spec.id);
+    if (version > done) throw new ApiError('conflict', `this miner reports ${version} rounds applied; run ${spec.id} has reduced only ${done}`);
+    await this.db.updateTable('participants').set({ last_seen: this.now(), version }).where('hotkey', '=', hotkey).execute();
     for (;;) {
-      const p = await this.participant(hotkey);
-      if (p.role !== 'miner' || p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
-      const spec = await this.spec(p.run_id);
-      const done = await this.roundsDone(spec.id);
-      if (version > done) throw new ApiError('conflict', `this miner reports ${version} rounds applied; run ${spec.id} has reduced only ${done}`);
-      await this.db.updateTable('participants').set({ last_seen: this.now(), version }).where('hotkey', '=', hotkey).execute();
-      const task = await this.nextTask(hotkey, p.stage, spec, version, done);
+      const task = await this.nextTask(hotkey, p.stage!, spec, version, done);
       if (task === 'finished') return { lease: null, finished: true, retry_after_ms: 0 };
       if (task) return { lease: task, finished: false, retry_after_ms: 0 };
-      await this.advance(spec);
       const left = deadline - this.now();
       if (left <= 0) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
-      await this.waitForChange(Math.min(left, 5000));
+      await this.waitForChange(p.stage!, Math.min(left, 5000));
+      // It may have been dropped or moved while it waited.
+      p = await this.participant(hotkey);
+      if (p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
+      done = await this.roundsDone(spec.id);
     }
   }
 
@@ -488,6 +492,7 @@ export class Coordinator {
       return pending.length === spec.stages.length ? 'finished' : null;
     }
     const ttlMs = spec.lease_ttl_s * 1000;
+    if (!(await anyAvailableItem(this.db, { runId: spec.id, stage, hotkey, now: this.now(), ttlMs }))) return null;
     const picked = await withTransaction(this.db, async (trx) => {
       const item = await pickAvailableItem(trx, { runId: spec.id, stage, hotkey, now: this.now(), ttlMs });
       if (!item || item.direction === 'share' || item.direction === 'reduce' || item.direction === 'redo') return item;
@@ -701,7 +706,9 @@ export class Coordinator {
     });
     if (outcome === 'accepted') {
       await this.advance(spec);
-      this.wake();
+      // The sample's next item is on the neighbouring stage (advance wakes everyone when a phase moves).
+      if (item.direction === 'forward' && item.stage < last) this.wake(item.stage + 1);
+      else if ((item.direction === 'forward' || item.direction === 'backward') && item.stage > 0) this.wake(item.stage - 1);
     }
     return { status: outcome };
   }
@@ -714,9 +721,10 @@ export class Coordinator {
       .where('lease_id', '=', leaseId)
       .where('leased_to', '=', hotkey)
       .where('status', '=', 'leased')
+      .returning('stage')
       .executeTakeFirst();
-    if (Number(r.numUpdatedRows) === 0) throw new ApiError('not_found', `no lease ${leaseId} held by ${hotkey}`);
-    this.wake();
+    if (!r) throw new ApiError('not_found', `no lease ${leaseId} held by ${hotkey}`);
+    this.wake(r.stage);
   }
 
   /**

@@ -125,5 +125,6 @@ async function runMiner(o: MinerFlags): Promise<void> {
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   if (!out.json && process.stderr.isTTY) process.stderr.write('\n');
-  out.summary({ ok: true, result, hotkey: wallet.address, stage, rounds: version, items, tokens_per_s: tokensPerS, wall_s: (Date.now() - started) / 1000 }, `miner ${result}: stage ${stage ?? '–'}, ${version} rounds, ${items} items`);
+  const cpu = process.cpuUsage();
+  out.summary({ ok: true, result, hotkey: wallet.address, stage, rounds: version, items, tokens_per_s: tokensPerS, wall_s: (Date.now() - started) / 1000, cpu_s: (cpu.user + cpu.system) / 1e6 }, `miner ${result}: stage ${stage ?? '–'}, ${version} rounds, ${items} items`);
 }

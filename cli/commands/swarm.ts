@@ -82,7 +82,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
  */
 export const BATCH_FACTOR = 8;
 /** Default rounds per preset: what reaches a useful loss with the default batch. */
-const DEFAULT_ROUNDS: Record<string, number> = { tiny: 100, small: 200, demo: 300 };
+const DEFAULT_ROUNDS: Record<string, number> = { tiny: 100, small: 200, demo: 250 };
 
 /** Samples per round: the batch split evenly, by default four work items per replica. */
 export function splitBatch(batch: number, replicas: number, wanted?: number): { samples: number; rows: number } {

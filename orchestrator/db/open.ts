@@ -14,7 +14,7 @@ import { migrateToLatest } from './migrations.ts';
 
 // Callers import these from here or from index.ts.
 export { withTransaction } from './transaction.ts';
-export { pickAvailableItem } from './work-items.ts';
+export { anyAvailableItem, pickAvailableItem } from './work-items.ts';
 export type { PickOptions } from './work-items.ts';
 
 export type DbDialect = 'sqlite' | 'postgres';

@@ -83,3 +83,21 @@ export async function pickAvailableItem(trx: Kysely<Database>, o: PickOptions): 
   }
   return null;
 }
+
+/**
+ * Whether pickAvailableItem would find anything: one indexed query, so that miners polling an
+ * empty queue cost the database one statement, not one per priority class.
+ */
+export async function anyAvailableItem(db: Kysely<Database>, o: PickOptions): Promise<boolean> {
+  const row = await db
+    .selectFrom('work_items')
+    .select('id')
+    .where('run_id', '=', o.runId)
+    .where('stage', '=', o.stage)
+    .where((eb) => eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'leased'), eb('lease_expires', '<=', o.now)])]))
+    .where((eb) => eb.or([eb('required_hotkey', 'is', null), eb('required_hotkey', '=', o.hotkey)]))
+    .where((eb) => eb.or([eb('not_hotkey', 'is', null), eb('not_hotkey', '!=', o.hotkey)]))
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
