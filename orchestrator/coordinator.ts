@@ -71,10 +71,14 @@ export class Coordinator {
   private readonly store: BlobStore;
   private readonly now: () => number;
 
+  /** When this process started: nobody can have sent it a heartbeat before. */
+  private readonly startedAt: number;
+
   constructor(private readonly opts: CoordinatorOptions) {
     this.db = opts.db;
     this.store = opts.store;
     this.now = opts.now ?? Date.now;
+    this.startedAt = this.now();
   }
 
   // ---- runs ----
@@ -346,7 +350,8 @@ export class Coordinator {
     const timeouts = new Map<string, number>();
     for (const p of active) {
       if (!timeouts.has(p.run_id)) timeouts.set(p.run_id, (await this.spec(p.run_id)).heartbeat_timeout_s * 1000);
-      if (now - Number(p.last_seen) <= timeouts.get(p.run_id)!) continue;
+      // Silence while this orchestrator was down is not the miner's: count from the restart.
+      if (now - Math.max(Number(p.last_seen), this.startedAt) <= timeouts.get(p.run_id)!) continue;
       const spec = await this.spec(p.run_id);
       await withTransaction(this.db, async (trx) => {
         await trx.updateTable('participants').set({ status: 'gone' }).where('hotkey', '=', p.hotkey).execute();
@@ -844,6 +849,7 @@ export class Coordinator {
    * fixed and the next round queued. Idempotent; called after anything that may let it move.
    */
   private async advance(spec: RunSpec): Promise<void> {
+    const spent: string[] = [];
     const moved = await withTransaction(this.db, async (trx) => {
       const round = await trx
         .selectFrom('rounds')
@@ -920,11 +926,15 @@ export class Coordinator {
           .execute();
         if (spec.rounds === undefined || r + 1 < spec.rounds) await this.enqueueRound(trx, spec, r + 1);
         await this.log(trx, 'round_reduced', null, spec.id, { round: r, grad_norm: Math.sqrt(gradSumSq) });
+        // The round's activations and gradients are never read again (a redo happens within its round).
+        const blobs = await trx.selectFrom('work_items').select('output_key').where('run_id', '=', spec.id).where('round', '=', r).where('direction', 'in', ['forward', 'backward']).where('output_key', '!=', '').execute();
+        spent.push(...blobs.map((b) => b.output_key));
         changed = true;
       }
       return changed;
     });
     if (moved) this.wake();
+    for (const key of spent) await this.store.delete(key).catch(() => {});
   }
 
   // ---- pathways ----

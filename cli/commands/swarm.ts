@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { RunSpecSchema, type RunStatus } from '../../orchestrator-client/protocol.ts';
 import { evenStages } from '../../orchestrator/runs.ts';
-import { assembleStages } from '../../worker/checkpoint/assemble.ts';
+import { type StageState, assembleStages } from '../../worker/checkpoint/assemble.ts';
 import { saveCheckpoint } from '../../worker/checkpoint/checkpoint.ts';
 import { decodeSafetensors, toFloat32 } from '../../worker/checkpoint/safetensors.ts';
 import { loadBrownCorpus } from '../../worker/data/brown.ts';
@@ -252,15 +252,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   if (status.status !== 'finished') throw new Error(`the swarm stopped after ${status.rounds_done} of ${rounds} rounds`);
 
   // ---- the result: one checkpoint, its held-out loss, a report ----
-  const stageStates = await Promise.all(
-    stages.map(async (layers, s) => {
-      const snap = status.snapshots.find((x) => x.stage === s && x.rounds === rounds);
-      if (!snap) throw new Error(`stage ${s} has no stored state after round ${rounds}`);
-      const file = decodeSafetensors(await readFile(join(dir, 'blobs', snap.key)), snap.key);
-      const t = (n: string): Float32Array => toFloat32(file.tensors.get(n)!);
-      return { span: { layers, hasEmbed: s === 0, hasHead: s === stages.length - 1 }, params: t('params'), m: t('m'), v: t('v') };
-    }),
-  );
+  const stageStates = await readFinalStages(dir, status, stages, rounds);
   const { layout, state } = assembleStages(config, stageStates);
   const checkpoint = join(dir, 'model.safetensors');
   const { toCheckpoint } = await import('../../worker/train/trainer.ts');
@@ -316,6 +308,19 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
       `checkpoint ${checkpoint}`,
       `report ${report}`,
     ].join('\n'),
+  );
+}
+
+/** The stages' stored states after the last round, read from the local store's folder. */
+export async function readFinalStages(dir: string, status: RunStatus, stages: [number, number][], rounds: number): Promise<StageState[]> {
+  return Promise.all(
+    stages.map(async (layers, s) => {
+      const snap = status.snapshots.find((x) => x.stage === s && x.rounds === rounds);
+      if (!snap) throw new Error(`stage ${s} has no stored state after round ${rounds}`);
+      const file = decodeSafetensors(await readFile(join(dir, 'blobs', snap.key)), snap.key);
+      const t = (n: string): Float32Array => toFloat32(file.tensors.get(n)!);
+      return { span: { layers, hasEmbed: s === 0, hasHead: s === stages.length - 1 }, params: t('params'), m: t('m'), v: t('v') };
+    }),
   );
 }
 

@@ -49,7 +49,10 @@ export class LocalSwarm {
   }
 
   private spawnTah(args: string[], label: string): ChildProcess {
-    const child = spawn(process.execPath, [TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.opts.env } });
+    const env = { ...process.env, ...this.opts.env };
+    // A host run by node's test runner must not pass its marker on: the children are plain tah.
+    delete env.NODE_TEST_CONTEXT;
+    const child = spawn(process.execPath, [TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     createInterface({ input: child.stderr! }).on('line', (line) => {
       this.stderrTail.push(`${label}: ${line}`);
       if (this.stderrTail.length > 40) this.stderrTail.shift();

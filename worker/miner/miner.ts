@@ -213,6 +213,7 @@ export class Miner {
         await this.sync(s, task);
         break;
     }
+    this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items, bytes_up: this.bytesUp, bytes_down: this.bytesDown });
     return false;
   }
 
@@ -309,7 +310,6 @@ export class Miner {
     // Tokens through this stage: counted once per sample, on its forward pass.
     if (lease.direction === 'forward') this.tokens += tokens;
     this.emit({ type: 'work', direction: lease.direction, round: lease.round, sample_id: lease.sample_id, ms: this.now() - t0, tokens });
-    this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items, bytes_up: this.bytesUp, bytes_down: this.bytesDown });
   }
 
   // ---- the round's end ----

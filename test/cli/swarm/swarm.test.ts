@@ -1,0 +1,138 @@
+// The local swarm end to end, with real processes: an orchestrator and miners over HTTP, signed
+// requests, the local blob store. Its result must equal single-process training on the same
+// samples — as it runs, with a miner killed mid-round and another joining later, and across a
+// restart of the orchestrator.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
+import { loadCheckpoint } from '../../../worker/checkpoint/checkpoint.ts';
+import { openDatabase } from '../../../orchestrator/db/open.ts';
+import { jsonLines, runTah, show, tempDir } from '../run-tah.ts';
+import { type SwarmCase, assertEqualWeights, caseConfig, caseSpec, compareWithSingle, singleProcessWeights } from './helpers.ts';
+
+const TINY: SwarmCase = { preset: 'tiny', stages: 3, samples: 4, rows: 2, rounds: 5, seed: 3, lr: 3e-3 };
+
+test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the weights of tah train on the same batches', { timeout: 240_000 }, async () => {
+  const { dir, cleanup } = await tempDir('tah-swarm-');
+  try {
+    const swarm = await runTah(['swarm', '--preset', 'tiny', '--stages', '3', '--replicas', '2', '--rounds', '5', '--batch', '8', '--seed', '3', '--lr', '3e-3', '--no-baseline', '--dir', join(dir, 'swarm'), '--json'], { cwd: dir, timeoutMs: 200_000 });
+    assert.equal(swarm.code, 0, show(swarm));
+    const lines = jsonLines(swarm.stdout);
+    const summary = lines.at(-1)!;
+    assert.equal(summary.summary, true);
+    for (const key of ['heldout_loss', 'rounds', 'tokens', 'tokens_per_s', 'single_process_tokens_per_s', 'bytes_per_token', 'wall_s', 'report']) assert.ok(key in summary, `summary has ${key}`);
+    assert.equal(summary.rounds, 5);
+    assert.equal(summary.tokens, 5 * 8 * 64);
+    assert.equal(lines.filter((l) => l.event === 'round').length, 5);
+    assert.match(await readFile(summary.report as string, 'utf8'), /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+
+    const train = await runTah(['train', '--preset', 'tiny', '--steps', '5', '--batch', '8', '--seed', '3', '--lr', '3e-3', '--eval-batches', '1', '--checkpoint', join(dir, 'single.safetensors'), '--json'], { cwd: dir });
+    assert.equal(train.code, 0, show(train));
+    const single = await loadCheckpoint(join(dir, 'single.safetensors'));
+    const together = await loadCheckpoint(summary.checkpoint as string);
+    assert.equal(together.step, 5);
+    let worst = 0;
+    for (const [name, t] of single.weights) {
+      const a = together.weights.get(name)!.data;
+      let num = 0;
+      let den = 0;
+      for (let i = 0; i < a.length; i++) {
+        num += (a[i] - t.data[i]) ** 2;
+        den += t.data[i] ** 2;
+      }
+      const rel = Math.sqrt(num / den);
+      assert.ok(rel <= 1e-4, `${name}: relative error ${rel} against tah train`);
+      worst = Math.max(worst, rel);
+    }
+    assert.ok(worst > 0 || single.weights.size > 0);
+  } finally {
+    await cleanup();
+  }
+});
+
+/** A swarm of real processes for a case; `onEvent` sees every miner event and may inject failures. */
+async function runCase(c: SwarmCase, dir: string, miners: number, onEvent: (swarm: LocalSwarm, miner: number, e: Record<string, unknown>) => void) {
+  const swarm: LocalSwarm = new LocalSwarm({
+    dir,
+    spec: caseSpec(c, { heartbeat_timeout_s: 3, lease_ttl_s: 20 }),
+    threadsPerMiner: 1,
+    onMinerEvent: (m, e) => onEvent(swarm, m, e),
+  });
+  try {
+    await swarm.start();
+    for (let i = 0; i < miners; i++) await swarm.addMiner();
+    return { swarm, status: await swarm.waitFinished(undefined, 250) };
+  } finally {
+    await swarm.close();
+  }
+}
+
+test('a miner killed mid-round and another joining later: the run still ends equal to single-process training', { timeout: 300_000 }, async () => {
+  const c = { ...TINY, rounds: 10 };
+  const { dir, cleanup } = await tempDir('tah-swarm-faults-');
+  try {
+    const reference = await singleProcessWeights(c);
+    let killed = -1;
+    let joined: Promise<number> | null = null;
+    const { swarm, status } = await runCase(c, dir, 6, (swarm, m, e) => {
+      // Kill a miner right after it finished a backward pass of round 1: its gradient sum for the
+      // round dies with it, so what it covered must be done again. A newcomer joins at once and
+      // has to catch up to the current weights before it may work.
+      if (killed < 0 && e.event === 'work' && e.round === 1 && e.direction === 'backward') {
+        killed = m;
+        void swarm.killMiner(m, 'SIGKILL');
+        joined = swarm.addMiner();
+      }
+    });
+    assert.equal(status.status, 'finished');
+    assert.ok(killed >= 0 && joined, 'a miner was killed and another joined');
+    const newcomer = swarm.miners[await joined!].hotkey!;
+    assertEqualWeights(await compareWithSingle(c, dir, status, reference));
+    const db = await openDatabase(`sqlite:${join(dir, 'orchestrator.db')}`);
+    try {
+      const events = await db.db.selectFrom('events').select(['kind', 'hotkey']).execute();
+      assert.ok(events.some((e) => e.kind === 'gone' && e.hotkey === swarm.miners[killed].hotkey), 'the killed miner was reaped');
+      // Its gradient sum was re-issued, unless the kill came just after it had stored its share.
+      const shared = await db.db.selectFrom('work_items').select('id').where('direction', '=', 'share').where('round', '=', 1).where('completed_by', '=', swarm.miners[killed].hotkey!).execute();
+      assert.ok(events.some((e) => e.kind === 'contribution_lost' && e.hotkey === swarm.miners[killed].hotkey) || shared.length > 0, 'its gradient sum was re-issued');
+      const work = await db.db.selectFrom('work_items').select('id').where('completed_by', '=', newcomer).execute();
+      assert.ok(work.length > 0, 'the newcomer did work');
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
+test('the orchestrator killed (SIGKILL) and restarted mid-round: the run completes, still exact', { timeout: 300_000 }, async () => {
+  const c = { ...TINY, seed: 4 };
+  const { dir, cleanup } = await tempDir('tah-swarm-restart-');
+  try {
+    const reference = await singleProcessWeights(c);
+    let restarted: Promise<void> | null = null;
+    const { status } = await runCase(c, dir, 6, (swarm, _m, e) => {
+      if (!restarted && e.event === 'work' && e.round === 2) {
+        restarted = (async () => {
+          await swarm.killOrchestrator('SIGKILL');
+          await swarm.startOrchestrator();
+        })();
+      }
+    });
+    assert.ok(restarted, 'the orchestrator was restarted');
+    await restarted;
+    assert.equal(status.status, 'finished');
+    assert.equal(status.rounds_done, c.rounds);
+    assertEqualWeights(await compareWithSingle(c, dir, status, reference));
+  } finally {
+    await cleanup();
+  }
+});
+
+test('caseConfig splits the batch as the swarm does', () => {
+  const { config, stages } = caseConfig(TINY);
+  assert.equal(config.batch_size, 8);
+  assert.deepEqual(stages, [[0, 1], [2, 2], [3, 3]]);
+});
