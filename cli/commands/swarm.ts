@@ -64,7 +64,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .option('--rounds <n>', 'rounds (optimizer steps of the whole model)', int(1))
     .option('--minutes <m>', 'instead of --rounds: as many rounds as fit in about this long', positive)
     .option('--batch <n>', `sequences per round, the global batch (default: ${BATCH_FACTOR}× the preset's batch_size)`, int(1))
-    .option('--samples-per-round <n>', 'work items per round; the batch is split among them (default: 4 per replica)', int(1))
+    .option('--samples-per-round <n>', 'work items per round; the batch is split among them (default: 2 per replica)', int(1))
     .option('--seed <n>', 'initialisation and data seed', int(0), 1)
     .option('--lr <x>', 'peak learning rate (default: the preset recipe)', positive)
     .option('--threads-per-miner <n>', 'CPU threads of each miner', int(1), 1)
@@ -84,9 +84,9 @@ export const BATCH_FACTOR = 8;
 /** Default rounds per preset: what reaches a useful loss with the default batch. */
 const DEFAULT_ROUNDS: Record<string, number> = { tiny: 100, small: 200, demo: 250 };
 
-/** Samples per round: the batch split evenly, by default four work items per replica. */
+/** Samples per round: the batch split evenly, by default two work items per replica. */
 export function splitBatch(batch: number, replicas: number, wanted?: number): { samples: number; rows: number } {
-  const samples = wanted ?? Math.min(batch, 4 * replicas);
+  const samples = wanted ?? Math.min(batch, 2 * replicas);
   if (batch % samples !== 0) {
     if (wanted !== undefined) throw new Error(`--samples-per-round ${wanted} does not divide the preset's batch of ${batch} sequences`);
     for (let s = samples; s >= 1; s--) if (batch % s === 0) return { samples: s, rows: batch / s };
