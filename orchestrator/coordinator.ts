@@ -128,6 +128,12 @@ export class Coordinator {
     };
   }
 
+  /** The status of every active run (for metrics). */
+  async activeRunStatuses(): Promise<RunStatus[]> {
+    const runs = await this.db.selectFrom('runs').select('id').where('status', '=', 'active').execute();
+    return Promise.all(runs.map((r) => this.runStatus(r.id)));
+  }
+
   /** Round-by-round progress, the miners and their versions, the stored stage states. */
   async runStatus(runId: string): Promise<RunStatus> {
     const spec = await this.spec(runId);

@@ -161,6 +161,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   // ---- the live view ----
   const views: MinerView[] = Array.from({ length: minerCount }, (_, i) => ({ name: `miner-${i}`, stage: null, state: 'starting', version: 0, tokensPerS: 0, items: 0 }));
   const bytes = Array.from({ length: minerCount }, () => ({ up: 0, down: 0 }));
+  let busyMs = 0;
   let lastStatus: RunStatus | null = null;
   let orchestratorState = 'up';
   const tty = !out.json && process.stderr.isTTY;
@@ -205,6 +206,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
         bytes[i] = { up: e.bytes_up as number, down: e.bytes_down as number };
       }
       if (e.event === 'error') v.lastError = e.message as string;
+      if (e.event === 'work') busyMs += e.ms as number;
     },
     onMinerExit: (i, code, signal) => {
       views[i].state = code === 0 ? 'stopped' : 'dead';
@@ -219,10 +221,13 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   };
   process.on('SIGINT', onSignal);
   let status: RunStatus;
+  let minersStarted: number | undefined;
+  let minersEnded: number | undefined;
   try {
     await swarm.start();
     out.event('orchestrator', { url: swarm.url });
     for (let i = 0; i < minerCount; i++) await swarm.addMiner();
+    minersStarted = performance.now();
     const bar = tty ? null : out.progress('swarm', rounds);
     let reported = 0;
     const ticker = setInterval(draw, 500);
@@ -241,6 +246,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
       );
     } finally {
       clearInterval(ticker);
+      minersEnded = performance.now();
       draw();
       bar?.stop();
       orchestratorState = 'stopping';
@@ -294,6 +300,8 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     throughput_ratio: single ? tokensPerS / single : null,
     bytes_moved: moved,
     bytes_per_token: moved / tokens,
+    /** Share of the miners' time spent on forward and backward work (the rest: transfers, the all-reduce, waiting). */
+    utilisation: busyMs / (minerCount * Math.max(1, (minersEnded ?? performance.now()) - (minersStarted ?? started))),
     wall_s: wallS,
     checkpoint,
     report,
