@@ -716,12 +716,30 @@ export class Coordinator {
       return 'accepted' as const;
     });
     if (outcome === 'accepted') {
-      await this.advance(spec);
+      // Only the last gradient item of a stage, or a share or reduce step, can move a round on.
+      if (item.direction === 'share' || item.direction === 'reduce' || (await this.stageCovered(spec, Number(item.round), item.stage, item.direction))) await this.advance(spec);
       // The sample's next item is on the neighbouring stage (advance wakes everyone when a phase moves).
       if (item.direction === 'forward' && item.stage < last) this.wake(item.stage + 1);
       else if ((item.direction === 'forward' || item.direction === 'backward') && item.stage > 0) this.wake(item.stage - 1);
     }
     return { status: outcome };
+  }
+
+  /** Whether every sample of (round, stage) has its gradient done, so the stage may start its share. */
+  private async stageCovered(spec: RunSpec, round: number, stage: number, direction: ItemKind): Promise<boolean> {
+    const last = spec.stages.length - 1;
+    const kinds: ItemKind[] = stage === last ? ['forward', 'redo'] : ['backward', 'redo'];
+    if (!kinds.includes(direction)) return false;
+    const row = await this.db
+      .selectFrom('work_items')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('run_id', '=', spec.id)
+      .where('round', '=', round)
+      .where('stage', '=', stage)
+      .where('direction', 'in', kinds)
+      .where('status', '=', 'done')
+      .executeTakeFirst();
+    return Number(row?.n ?? 0) >= spec.samples_per_round;
   }
 
   async release(hotkey: string, leaseId: string): Promise<void> {

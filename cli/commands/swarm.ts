@@ -241,7 +241,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
           }
           reported = s.losses.length;
         },
-        500,
+        1000,
         () => interrupted,
       );
     } finally {

@@ -94,7 +94,11 @@ export async function anyAvailableItem(db: Kysely<Database>, o: PickOptions): Pr
     .select('id')
     .where('run_id', '=', o.runId)
     .where('stage', '=', o.stage)
-    .where((eb) => eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'leased'), eb('lease_expires', '<=', o.now)])]))
+    // Listing the directions and statuses lets the index be probed for just those (done items,
+    // the bulk of a stage, are never read).
+    .where('direction', 'in', PRIORITY)
+    .where('status', 'in', ['pending', 'leased'])
+    .where((eb) => eb.or([eb('status', '=', 'pending'), eb('lease_expires', '<=', o.now)]))
     .where((eb) => eb.or([eb('required_hotkey', 'is', null), eb('required_hotkey', '=', o.hotkey)]))
     .where((eb) => eb.or([eb('not_hotkey', 'is', null), eb('not_hotkey', '!=', o.hotkey)]))
     .limit(1)
