@@ -1,6 +1,8 @@
 // What a miner does with the URLs the orchestrator signs: upload one blob, download one blob
 // (in ranged parts, several at a time, for large ones), with one-line errors that carry the
 // server's own message.
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { ErrorBodySchema } from './protocol.ts';
 
 export interface TransferOptions {
@@ -19,22 +21,31 @@ export interface DownloadOptions extends TransferOptions {
   concurrency?: number;
 }
 
-/** Uploads `data` with one PUT to a presigned URL. */
+/**
+ * Uploads `data` with one PUT to a presigned URL. Node's own http client, not fetch: for blobs of
+ * megabytes it costs the sender less than half the CPU (measured: 2 MiB PUT to the local store).
+ */
 export async function uploadToUrl(url: string, data: Uint8Array, opts: TransferOptions = {}): Promise<void> {
   const what = `PUT ${redact(url)}`;
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method: 'PUT',
-      body: data,
-      headers: { 'content-type': 'application/octet-stream' },
-      ...(opts.signal ? { signal: opts.signal } : {}),
+  const target = new URL(url);
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  const { status, statusText, body } = await new Promise<{ status: number; statusText: string; body: string }>((resolve, reject) => {
+    const req = send(target, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.byteLength) }, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
+      const status = res.statusCode ?? 0;
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      res.on('data', (c: Buffer) => {
+        // Only an error's first few KiB matter.
+        if (kept < 8192) chunks.push(c);
+        kept += c.length;
+      });
+      res.on('end', () => resolve({ status, statusText: res.statusMessage ?? '', body: status >= 200 && status < 300 ? '' : Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (err) => reject(new Error(`${what} failed: ${describeFetchError(err)}`, { cause: err })));
     });
-  } catch (err) {
-    throw new Error(`${what} failed: ${describeFetchError(err)}`, { cause: err });
-  }
-  if (!res.ok) throw new Error(`${what} failed: ${await describeResponse(res)}`);
-  await res.body?.cancel().catch(() => {});
+    req.on('error', (err) => reject(new Error(`${what} failed: ${describeFetchError(err)}`, { cause: err })));
+    req.end(data);
+  });
+  if (status < 200 || status >= 300) throw new Error(`${what} failed: ${describeStatus(status, statusText, body)}`);
 }
 
 /** Downloads a blob from a presigned URL, refusing more than `maxBytes`. */
@@ -191,13 +202,18 @@ function describeFetchError(err: unknown): string {
 
 /** "403 Forbidden: this URL has expired", with the server's message when it sent one. */
 async function describeResponse(res: Response): Promise<string> {
-  const status = `${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
   let text: string;
   try {
-    text = (await res.text()).slice(0, 4096);
+    text = await res.text();
   } catch {
-    return status;
+    return `${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
   }
+  return describeStatus(res.status, res.statusText, text);
+}
+
+function describeStatus(httpStatus: number, statusText: string, body: string): string {
+  const status = `${httpStatus}${statusText ? ` ${statusText}` : ''}`;
+  const text = body.slice(0, 4096);
   try {
     const parsed = ErrorBodySchema.safeParse(JSON.parse(text));
     if (parsed.success) return oneLine(`${status}: ${parsed.data.error.message} (${parsed.data.error.code})`);
