@@ -56,19 +56,7 @@ export async function downloadFromUrl(url: string, opts: DownloadOptions): Promi
   if (!(partBytes >= 1)) throw new Error(`downloadFromUrl: partBytes must be at least 1, got ${partBytes}`);
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 4));
   const what = `GET ${redact(url)}`;
-
-  const request = async (range?: [number, number]): Promise<Response> => {
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        ...(range ? { headers: { range: `bytes=${range[0]}-${range[1]}` } } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
-    } catch (err) {
-      throw new Error(`${what} failed: ${describeFetchError(err)}`, { cause: err });
-    }
-    return res;
-  };
+  const request = (range?: [number, number]): Promise<Reply> => get(url, what, range, opts.signal);
 
   if (partBytes === Infinity) return readWhole(await request(), what, maxBytes);
 
@@ -77,29 +65,29 @@ export async function downloadFromUrl(url: string, opts: DownloadOptions): Promi
   const first = await request([0, partBytes - 1]);
   if (first.status === 416) {
     // Nothing to range over: the blob is empty (S3 and the local store both answer 416 then).
-    await first.body?.cancel().catch(() => {});
+    first.discard();
     return readWhole(await request(), what, maxBytes);
   }
   if (first.status !== 206) return readWhole(first, what, maxBytes);
-  const contentRange = first.headers.get('content-range');
+  const contentRange = first.header('content-range');
   if (contentRange !== null && /^bytes (?:\*|0-0)\/0$/.test(contentRange.trim())) {
     // An empty blob, said oddly (s3rver answers a range of an empty object with 'bytes 0-0/0').
-    await first.body?.cancel().catch(() => {});
+    first.discard();
     return new Uint8Array(0);
   }
   const firstRange = parseContentRange(contentRange);
   if (firstRange === null || firstRange.start !== 0) {
-    await first.body?.cancel().catch(() => {});
+    first.discard();
     throw new Error(`${what} failed: unexpected Content-Range '${contentRange}'`);
   }
   const total = firstRange.size;
   if (total > maxBytes) {
-    await first.body?.cancel().catch(() => {});
+    first.discard();
     throw new Error(`${what} failed: the blob is ${total} bytes, more than the ${maxBytes} allowed`);
   }
-  const etag = first.headers.get('etag');
+  const etag = first.header('etag');
   const out = new Uint8Array(total);
-  await readInto(first, out, 0, firstRange.end + 1, what);
+  await first.readInto(out, 0, firstRange.end + 1);
 
   const ranges: [number, number][] = [];
   for (let start = firstRange.end + 1; start < total; start += partBytes) ranges.push([start, Math.min(start + partBytes, total) - 1]);
@@ -109,76 +97,122 @@ export async function downloadFromUrl(url: string, opts: DownloadOptions): Promi
       const [start, end] = ranges[next++];
       const res = await request([start, end]);
       if (res.status !== 206) {
-        if (res.ok) await res.body?.cancel().catch(() => {});
-        throw new Error(`${what} failed: ${res.ok ? `expected 206 for a range, got ${res.status}` : await describeResponse(res)}`);
+        if (res.ok) res.discard();
+        throw new Error(`${what} failed: ${res.ok ? `expected 206 for a range, got ${res.status}` : await res.describe()}`);
       }
-      const got = parseContentRange(res.headers.get('content-range'));
-      const tag = res.headers.get('etag');
+      const got = parseContentRange(res.header('content-range'));
+      const tag = res.header('etag');
       if (got === null || got.start !== start || got.end !== end || got.size !== total || (etag !== null && tag !== null && tag !== etag)) {
-        await res.body?.cancel().catch(() => {});
+        res.discard();
         throw new Error(`${what} failed: the blob changed while it was being downloaded`);
       }
-      await readInto(res, out, start, end + 1, what);
+      await res.readInto(out, start, end + 1);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, ranges.length) }, worker));
   return out;
 }
 
+/** A response of node's http client, read straight into the caller's buffer (no web streams). */
+interface Reply {
+  status: number;
+  ok: boolean;
+  header(name: string): string | null;
+  /** Reads the body into out[from, to), failing on a body of any other length. */
+  readInto(out: Uint8Array, from: number, to: number): Promise<void>;
+  /** The whole body, refusing more than maxBytes. */
+  readAll(maxBytes: number): Promise<Uint8Array>;
+  /** "403 Forbidden: <the server's message>". */
+  describe(): Promise<string>;
+  discard(): void;
+}
+
+function get(url: string, what: string, range: [number, number] | undefined, signal?: AbortSignal): Promise<Reply> {
+  const target = new URL(url);
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(target, { method: 'GET', headers: range ? { range: `bytes=${range[0]}-${range[1]}` } : {}, ...(signal ? { signal } : {}) }, (res) => {
+      const status = res.statusCode ?? 0;
+      const failed = (err: unknown): Error => new Error(`${what} failed: ${describeFetchError(err)}`, { cause: err });
+      const body = (onChunk: (c: Buffer) => string | null): Promise<void> =>
+        new Promise((done, fail) => {
+          let settled = false;
+          const stop = (err: Error | null): void => {
+            if (settled) return;
+            settled = true;
+            if (err) {
+              res.destroy();
+              fail(err);
+            } else done();
+          };
+          res.on('data', (c: Buffer) => {
+            const problem = onChunk(c);
+            if (problem) stop(new Error(`${what} failed: ${problem}`));
+          });
+          res.on('end', () => stop(null));
+          res.on('error', (err) => stop(failed(err)));
+          res.on('aborted', () => stop(new Error(`${what} failed: the connection closed before the body ended`)));
+        });
+      resolve({
+        status,
+        ok: status >= 200 && status < 300,
+        header: (name) => {
+          const v = res.headers[name.toLowerCase()];
+          return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+        },
+        readInto: async (out, from, to) => {
+          let at = from;
+          await body((c) => {
+            if (at + c.length > to) return `the server sent more than the ${to - from} bytes announced`;
+            out.set(c, at);
+            at += c.length;
+            return null;
+          });
+          if (at !== to) throw new Error(`${what} failed: the body ended after ${at - from} of ${to - from} bytes`);
+        },
+        readAll: async (maxBytes) => {
+          const chunks: Buffer[] = [];
+          let total = 0;
+          await body((c) => {
+            total += c.length;
+            if (total > maxBytes) return `the blob is more than the ${maxBytes} bytes allowed`;
+            chunks.push(c);
+            return null;
+          });
+          return new Uint8Array(Buffer.concat(chunks, total));
+        },
+        describe: async () => {
+          const chunks: Buffer[] = [];
+          let kept = 0;
+          await body((c) => {
+            if (kept < 8192) chunks.push(c);
+            kept += c.length;
+            return null;
+          }).catch(() => {});
+          return describeStatus(status, res.statusMessage ?? '', Buffer.concat(chunks).toString('utf8'));
+        },
+        discard: () => res.destroy(),
+      });
+    });
+    req.on('error', (err) => reject(new Error(`${what} failed: ${describeFetchError(err)}`, { cause: err })));
+    req.end();
+  });
+}
+
 /** Reads a whole (non-ranged) response, refusing more than maxBytes. */
-async function readWhole(res: Response, what: string, maxBytes: number): Promise<Uint8Array> {
-  if (!res.ok) throw new Error(`${what} failed: ${await describeResponse(res)}`);
-  const declared = res.headers.get('content-length');
+async function readWhole(res: Reply, what: string, maxBytes: number): Promise<Uint8Array> {
+  if (!res.ok) throw new Error(`${what} failed: ${await res.describe()}`);
+  const declared = res.header('content-length');
   if (declared !== null && Number(declared) > maxBytes) {
-    await res.body?.cancel().catch(() => {});
+    res.discard();
     throw new Error(`${what} failed: the blob is ${declared} bytes, more than the ${maxBytes} allowed`);
   }
   if (declared !== null && /^\d+$/.test(declared)) {
     const out = new Uint8Array(Number(declared));
-    await readInto(res, out, 0, out.length, what);
+    await res.readInto(out, 0, out.length);
     return out;
   }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = res.body?.getReader();
-  if (reader) {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw new Error(`${what} failed: the blob is more than the ${maxBytes} bytes allowed`);
-      }
-      chunks.push(value);
-    }
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
-
-/** Reads a response body into out[from, to), failing on a body of any other length. */
-async function readInto(res: Response, out: Uint8Array, from: number, to: number, what: string): Promise<void> {
-  let at = from;
-  const reader = res.body?.getReader();
-  if (reader) {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (at + value.byteLength > to) {
-        await reader.cancel().catch(() => {});
-        throw new Error(`${what} failed: the server sent more than the ${to - from} bytes announced`);
-      }
-      out.set(value, at);
-      at += value.byteLength;
-    }
-  }
-  if (at !== to) throw new Error(`${what} failed: the body ended after ${at - from} of ${to - from} bytes`);
+  return res.readAll(maxBytes);
 }
 
 function parseContentRange(header: string | null): { start: number; end: number; size: number } | null {
@@ -201,16 +235,6 @@ function describeFetchError(err: unknown): string {
 }
 
 /** "403 Forbidden: this URL has expired", with the server's message when it sent one. */
-async function describeResponse(res: Response): Promise<string> {
-  let text: string;
-  try {
-    text = await res.text();
-  } catch {
-    return `${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
-  }
-  return describeStatus(res.status, res.statusText, text);
-}
-
 function describeStatus(httpStatus: number, statusText: string, body: string): string {
   const status = `${httpStatus}${statusText ? ` ${statusText}` : ''}`;
   const text = body.slice(0, 4096);
