@@ -183,7 +183,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
         miners: views,
         orchestrator: orchestratorState,
       },
-      { width: process.stderr.columns ?? 100, color: true },
+      { width: process.stderr.columns > 20 ? process.stderr.columns : 100, color: true },
     );
     process.stderr.write((drawn ? `\x1b[${drawn}A` : '') + lines.map((l) => `\x1b[2K${l}\n`).join(''));
     drawn = lines.length;
