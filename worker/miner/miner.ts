@@ -157,7 +157,9 @@ export class Miner {
       const span: StageSpan = { layers: assignment.layers!, hasEmbed: stageIndex === 0, hasHead: last };
       const layout = new ParamLayout(config, span);
       const session = { device: this.opts.device, threads: this.opts.threads };
-      const stage = await Stage.create(config, span, { ...session, batch: spec.rows_per_sample, activations: 'keep' });
+      // The last stage runs forward and backward at once: one fused graph, nothing kept. Other
+      // stages keep their forward's activations for the backward that comes later.
+      const stage = await Stage.create(config, span, { ...session, batch: spec.rows_per_sample, activations: last ? 'recompute' : 'keep' });
       const optimizer = await StageOptimizer.create(layout, optimizerConfig(spec), session);
       this.state = {
         assignment,
@@ -278,10 +280,9 @@ export class Miner {
       // The last stage: forward, loss and backward at once (a redo sends nothing down).
       const input = await this.stageInput(s, lease.input);
       const { targets } = this.rows(lease.sample, s.config.seq_len);
-      const f = await s.stage.forward(s.params, input, targets);
-      const b = await s.stage.backward(s.params, input, { targets }, s.scratch, f.saved);
+      const b = await s.stage.backward(s.params, input, { targets }, s.scratch);
       this.addScratch(s);
-      loss = f.loss;
+      loss = b.loss;
       if (lease.direction === 'forward') output = b.gradInput as Float32Array | undefined;
     } else {
       // Backward (or its redo): the gradient of this stage's output, and the forward's activations.
