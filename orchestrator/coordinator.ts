@@ -25,14 +25,14 @@ import {
 } from '../orchestrator-client/protocol.ts';
 import { type ModelConfig, loadPreset } from '../worker/model/config.ts';
 import { ParamLayout } from '../worker/model/params.ts';
-import { clipCoefficient, learningRate } from '../worker/optim/adamw.ts';
+import { clipCoefficient, fromOptimizerSpec, learningRate } from '../worker/optim/adamw.ts';
 import { chooseMove, chooseStage, type StageLoad } from './assignment.ts';
 import { isPostgres } from './db/migrations.ts';
 import type { Database, ItemKind, NewWorkItem, WorkItemRow } from './db/schema.ts';
 import { newLeaseId } from './db/work-items.ts';
 import { anyAvailableItem, pickAvailableItem, withTransaction } from './db/open.ts';
 import { ApiError } from './http.ts';
-import { checkRunSpec, optimizerConfig, splitRange } from './runs.ts';
+import { checkRunSpec, splitRange } from './runs.ts';
 import type { BlobStore } from './storage/blob-store.ts';
 
 /** Decides whether a hotkey may take part in a run (the seam for a chain-backed metagraph). */
@@ -941,7 +941,7 @@ export class Coordinator {
       }
       if (stages.every((sr) => sr.phase === 'done')) {
         const gradSumSq = stages.reduce((a, sr) => a + Number(sr.sumsq), 0);
-        const optim = optimizerConfig(spec);
+        const optim = fromOptimizerSpec(spec.optimizer);
         await trx
           .updateTable('rounds')
           .set({ status: 'reduced', reduced_at: this.now(), grad_sumsq: gradSumSq, clip: clipCoefficient(gradSumSq, optim), lr: learningRate(r, optim) })

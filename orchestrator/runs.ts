@@ -2,7 +2,6 @@
 // checked against the model before anything is stored.
 import { type ModelConfig, PRESET_NAMES, loadPreset } from '../worker/model/config.ts';
 import { type RunSpec, RunSpecSchema } from '../orchestrator-client/protocol.ts';
-import type { AdamWConfig } from '../worker/optim/adamw.ts';
 
 export interface CheckedRun {
   spec: RunSpec;
@@ -36,22 +35,6 @@ export function evenStages(nLayers: number, k: number): [number, number][] {
     first += size;
   }
   return out;
-}
-
-/** The optimizer of a run, as the engine takes it. */
-export function optimizerConfig(spec: Pick<RunSpec, 'optimizer'>): AdamWConfig {
-  const o = spec.optimizer;
-  return {
-    lr: o.lr,
-    beta1: o.beta1,
-    beta2: o.beta2,
-    eps: o.eps,
-    weightDecay: o.weight_decay,
-    clipNorm: o.clip_norm,
-    warmupSteps: o.warmup_steps,
-    totalSteps: o.total_steps,
-    minLrRatio: o.min_lr_ratio,
-  };
 }
 
 /** [0, n) cut into k contiguous, nearly equal ranges (the all-reduce's slices). */

@@ -17,8 +17,8 @@ import { loadBrownCorpus } from '../../worker/data/brown.ts';
 import { buildDataset, heldoutBatches, trainBatch } from '../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../worker/data/tokenizer.ts';
 import { type ModelConfig, PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
-import { Trainer, freshState } from '../../worker/train/trainer.ts';
-import { type AdamWConfig, learningRate } from '../../worker/optim/adamw.ts';
+import { Trainer, freshState, toCheckpoint } from '../../worker/train/trainer.ts';
+import { type AdamWConfig, learningRate, toOptimizerSpec } from '../../worker/optim/adamw.ts';
 import { lineChartSvg } from '../loss-chart.ts';
 import { makeOutput, type Output } from '../output.ts';
 import { LocalSwarm } from '../swarm/local-swarm.ts';
@@ -153,7 +153,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     lease_ttl_s: 60,
     heartbeat_timeout_s: 10,
     snapshot_every: 50,
-    optimizer: { lr: optim.lr, beta1: optim.beta1, beta2: optim.beta2, eps: optim.eps, weight_decay: optim.weightDecay, clip_norm: optim.clipNorm, warmup_steps: optim.warmupSteps, total_steps: optim.totalSteps, min_lr_ratio: optim.minLrRatio },
+    optimizer: toOptimizerSpec(optim),
   });
   const minerCount = flags.stages * flags.replicas;
   out.event('start', { preset: flags.preset, stages, replicas: flags.replicas, miners: minerCount, rounds, samples_per_round: samples, rows_per_sample: rows, dir });
@@ -261,7 +261,6 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   const stageStates = await readFinalStages(dir, status, stages, rounds);
   const { layout, state } = assembleStages(config, stageStates);
   const checkpoint = join(dir, 'model.safetensors');
-  const { toCheckpoint } = await import('../../worker/train/trainer.ts');
   await saveCheckpoint(checkpoint, toCheckpoint(layout, state, rounds, { source: 'tah swarm', rounds: String(rounds) }));
   const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
   const evaluator = await Trainer.create(config, optim, { threads: availableParallelism() });

@@ -14,8 +14,8 @@ import type { DeviceChoice } from '../engine/session.ts';
 import { type ModelConfig, loadPreset } from '../model/config.ts';
 import { ParamLayout, initParams } from '../model/params.ts';
 import { Stage } from '../model/stage.ts';
+import { fromOptimizerSpec } from '../optim/adamw.ts';
 import { StageOptimizer } from '../optim/optimizer.ts';
-import { optimizerConfig } from '../../orchestrator/runs.ts';
 import { BadBlobError, decodeBlob, encodeBlob } from './blobs.ts';
 
 export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'share' | 'reduce' | 'apply' | 'sync' | 'stopping' | 'stopped' | 'finished';
@@ -162,7 +162,7 @@ export class Miner {
       // over instead ('keep') does the same arithmetic, but copies tens of MB per sample in and out
       // of ONNX Runtime and holds them in memory: measured 5,030 vs 5,620 tokens/s on the demo swarm.
       const stage = await Stage.create(config, span, { ...session, batch: spec.rows_per_sample, activations: 'recompute' });
-      const optimizer = await StageOptimizer.create(layout, optimizerConfig(spec), session);
+      const optimizer = await StageOptimizer.create(layout, fromOptimizerSpec(spec.optimizer), session);
       this.state = {
         assignment,
         spec,

@@ -1,5 +1,6 @@
 // AdamW (decoupled weight decay, PyTorch's formulation) as graph nodes over flat segments,
 // global-norm gradient clipping, and the warm-up + cosine learning-rate schedule.
+import type { OptimizerSpec } from '../../orchestrator-client/protocol.ts';
 import type { Graph, Value } from '../engine/graph.ts';
 
 export interface AdamWConfig {
@@ -29,6 +30,26 @@ export const DEFAULT_ADAMW: AdamWConfig = {
   totalSteps: 1000,
   minLrRatio: 0.1,
 };
+
+/** A run's optimizer as the protocol states it (snake case), as the engine takes it. */
+export function fromOptimizerSpec(o: OptimizerSpec): AdamWConfig {
+  return {
+    lr: o.lr,
+    beta1: o.beta1,
+    beta2: o.beta2,
+    eps: o.eps,
+    weightDecay: o.weight_decay,
+    clipNorm: o.clip_norm,
+    warmupSteps: o.warmup_steps,
+    totalSteps: o.total_steps,
+    minLrRatio: o.min_lr_ratio,
+  };
+}
+
+/** The engine's optimizer recipe in the protocol's terms (a run specification's `optimizer`). */
+export function toOptimizerSpec(c: AdamWConfig): OptimizerSpec {
+  return { lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weight_decay: c.weightDecay, clip_norm: c.clipNorm, warmup_steps: c.warmupSteps, total_steps: c.totalSteps, min_lr_ratio: c.minLrRatio };
+}
 
 /** Learning rate for optimizer step `step` (0-based): linear warm-up, then cosine to lr·minLrRatio. */
 export function learningRate(step: number, c: AdamWConfig): number {

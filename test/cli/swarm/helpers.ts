@@ -15,6 +15,7 @@ import { buildDataset } from '../../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../../worker/data/tokenizer.ts';
 import { type ModelConfig, loadPreset } from '../../../worker/model/config.ts';
 import { ParamLayout } from '../../../worker/model/params.ts';
+import { toOptimizerSpec } from '../../../worker/optim/adamw.ts';
 import { train } from '../../../worker/train/trainer.ts';
 
 export interface SwarmCase {
@@ -34,7 +35,6 @@ export function caseConfig(c: SwarmCase): { config: ModelConfig; stages: [number
 
 /** The run specification the swarm gets for a case (the optimizer recipe `tah train` uses). */
 export function caseSpec(c: SwarmCase, extra: Record<string, unknown> = {}): { id: string } & Record<string, unknown> {
-  const o = trainRecipe(c.preset, c.rounds, c.lr);
   return {
     id: 'case',
     preset: c.preset,
@@ -43,7 +43,7 @@ export function caseSpec(c: SwarmCase, extra: Record<string, unknown> = {}): { i
     rows_per_sample: c.rows,
     rounds: c.rounds,
     seed: c.seed,
-    optimizer: { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weight_decay: o.weightDecay, clip_norm: o.clipNorm, warmup_steps: o.warmupSteps, total_steps: o.totalSteps, min_lr_ratio: o.minLrRatio },
+    optimizer: toOptimizerSpec(trainRecipe(c.preset, c.rounds, c.lr)),
     ...extra,
   };
 }

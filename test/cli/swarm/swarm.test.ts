@@ -33,7 +33,7 @@ test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the w
     const single = await loadCheckpoint(join(dir, 'single.safetensors'));
     const together = await loadCheckpoint(summary.checkpoint as string);
     assert.equal(together.step, 5);
-    let worst = 0;
+    assert.equal(together.weights.size, single.weights.size);
     for (const [name, t] of single.weights) {
       const a = together.weights.get(name)!.data;
       let num = 0;
@@ -44,9 +44,7 @@ test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the w
       }
       const rel = Math.sqrt(num / den);
       assert.ok(rel <= 1e-4, `${name}: relative error ${rel} against tah train`);
-      worst = Math.max(worst, rel);
     }
-    assert.ok(worst > 0 || single.weights.size > 0);
   } finally {
     await cleanup();
   }
