@@ -1,22 +1,13 @@
 // The `tah` command line: one entry with subcommands; each long-running one shows progress to
 // people and, with --json, prints one JSON object per line ending with a "summary": true object.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { int, positive } from './args.ts';
 import { exportHuggingFace } from '../worker/checkpoint/hf-export.ts';
 import { DEVICES } from '../worker/engine/session.ts';
 import { benchEngineCommand } from './commands/bench.ts';
 import { trainCommand } from './commands/train.ts';
 import { makeOutput, reportError } from './output.ts';
 
-const int = (min: number) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got '${v}'`);
-  return n;
-};
-const positive = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${v}'`);
-  return n;
-};
 const deviceOption = () => new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto');
 
 /** Runs a command body, turning any failure into one error line and a non-zero exit. */

@@ -4,7 +4,8 @@
 import { availableParallelism, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { InvalidArgumentError, Option } from 'commander';
+import { Option } from 'commander';
+import { int } from '../args.ts';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { defaultWalletPath, loadWallet } from '../../orchestrator-client/wallet.ts';
 import { loadBrownCorpus } from '../../worker/data/brown.ts';
@@ -24,11 +25,6 @@ interface MinerFlags {
   json?: boolean;
 }
 
-const threadsArg = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected an integer ≥ 1, got '${v}'`);
-  return n;
-};
 
 export function registerMinerCommand(program: Command, guarded: Guard): void {
   program
@@ -37,7 +33,7 @@ export function registerMinerCommand(program: Command, guarded: Guard): void {
     .requiredOption('--orchestrator <url>', 'the orchestrator, e.g. http://127.0.0.1:8080')
     .option('--wallet <file>', `hotkey file (default: ${defaultWalletPath()}; create one with tah wallet create)`)
     .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
-    .option('--threads <n>', 'CPU threads (default: all cores)', threadsArg)
+    .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
     .option('--run <id>', 'the run to join (default: the newest active run)')
     .option('--json', 'one JSON object per line')
     .action(guarded(async (o: MinerFlags) => runMiner(o)));

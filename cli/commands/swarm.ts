@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
+import { int, positive } from '../args.ts';
 import { RunSpecSchema, type RunStatus } from '../../orchestrator-client/protocol.ts';
 import { evenStages } from '../../orchestrator/runs.ts';
 import { type StageState, assembleStages } from '../../worker/checkpoint/assemble.ts';
@@ -43,16 +43,6 @@ export interface SwarmFlags {
   json?: boolean;
 }
 
-const int = (min: number) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got '${v}'`);
-  return n;
-};
-const positive = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${v}'`);
-  return n;
-};
 
 export function registerSwarmCommand(program: Command, guarded: Guard): void {
   program
