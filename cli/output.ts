@@ -63,3 +63,27 @@ export function reportError(e: unknown, json: boolean): void {
   process.stderr.write(`tah: error: ${oneLine}\n`);
   process.exitCode = 1;
 }
+
+/**
+ * Graceful interruption for long commands: the first signal calls `onFirst` (finish what is in
+ * hand) after printing `message`; a second quits at once with 130. `requested` says whether it
+ * came; `dispose` removes the handlers.
+ */
+export function onInterrupt(out: Output, message: string, onFirst: () => void = () => {}, signals: NodeJS.Signals[] = ['SIGINT']): { readonly requested: boolean; dispose(): void } {
+  let requested = false;
+  const handler = (): void => {
+    if (requested) process.exit(130);
+    requested = true;
+    out.note(`\n${message}`);
+    onFirst();
+  };
+  for (const s of signals) process.on(s, handler);
+  return {
+    get requested() {
+      return requested;
+    },
+    dispose: () => {
+      for (const s of signals) process.off(s, handler);
+    },
+  };
+}

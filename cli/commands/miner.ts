@@ -13,7 +13,7 @@ import { type Dataset, buildDataset } from '../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../worker/data/tokenizer.ts';
 import { DEVICES, chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
 import { Miner, type MinerEvent } from '../../worker/miner/miner.ts';
-import { makeOutput } from '../output.ts';
+import { makeOutput, onInterrupt } from '../output.ts';
 import type { Guard } from './wallet.ts';
 
 interface MinerFlags {
@@ -108,18 +108,9 @@ async function runMiner(o: MinerFlags): Promise<void> {
     dataset: () => (dataset ??= buildDataset(loadBrownCorpus(), byteTokenizer)),
     onEvent,
   });
-  let interrupts = 0;
-  const onSignal = (): void => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130);
-    if (!out.json) process.stderr.write('\nstopping: finishing the task in hand (Ctrl-C again to quit at once)\n');
-    miner.stop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const interrupt = onInterrupt(out, 'stopping: finishing the task in hand (Ctrl-C again to quit at once)', () => miner.stop(), ['SIGINT', 'SIGTERM']);
   const result = await miner.run();
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  interrupt.dispose();
   if (!out.json && process.stderr.isTTY) process.stderr.write('\n');
   const cpu = process.cpuUsage();
   out.summary({ ok: true, result, hotkey: wallet.address, stage, rounds: version, items, tokens_per_s: tokensPerS, wall_s: (Date.now() - started) / 1000, cpu_s: (cpu.user + cpu.system) / 1e6 }, `miner ${result}: stage ${stage ?? '–'}, ${version} rounds, ${items} items`);

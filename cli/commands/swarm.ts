@@ -20,7 +20,7 @@ import { type ModelConfig, PRESET_NAMES, loadPreset } from '../../worker/model/c
 import { Trainer, freshState, toCheckpoint } from '../../worker/train/trainer.ts';
 import { type AdamWConfig, learningRate, toOptimizerSpec } from '../../worker/optim/adamw.ts';
 import { lineChartSvg } from '../loss-chart.ts';
-import { makeOutput, type Output } from '../output.ts';
+import { makeOutput, onInterrupt, type Output } from '../output.ts';
 import { LocalSwarm } from '../swarm/local-swarm.ts';
 import { type MinerView, renderSwarmView } from '../swarm-view.ts';
 import { trainRecipe } from './train.ts';
@@ -203,13 +203,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
       if (code !== 0) views[i].lastError = `exited (${signal ?? `code ${code}`})`;
     },
   });
-  let interrupted = false;
-  const onSignal = (): void => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    out.note('\nstopping the swarm (Ctrl-C again to quit at once)');
-  };
-  process.on('SIGINT', onSignal);
+  const interrupt = onInterrupt(out, 'stopping the swarm (Ctrl-C again to quit at once)');
   let status: RunStatus;
   let minersStarted: number | undefined;
   let minersEnded: number | undefined;
@@ -232,7 +226,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
           reported = s.losses.length;
         },
         1000,
-        () => interrupted,
+        () => interrupt.requested,
       );
     } finally {
       clearInterval(ticker);
@@ -243,7 +237,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     }
   } finally {
     await swarm.close();
-    process.off('SIGINT', onSignal);
+    interrupt.dispose();
   }
   if (status.status !== 'finished') throw new Error(`the swarm stopped after ${status.rounds_done} of ${rounds} rounds`);
 

@@ -10,7 +10,7 @@ import { chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../wo
 import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
 import { type AdamWConfig, DEFAULT_ADAMW } from '../../worker/optim/adamw.ts';
 import { train } from '../../worker/train/trainer.ts';
-import type { Output } from '../output.ts';
+import { type Output, onInterrupt } from '../output.ts';
 
 export interface TrainFlags {
   preset: string;
@@ -71,13 +71,7 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
 
   // Ctrl-C once: stop after the current step, then evaluate and save as usual. Twice: quit now
   // (the checkpoint is only ever written whole, so nothing partial is left).
-  let stopRequested = false;
-  const onInterrupt = (): void => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    out.note('\nstopping after this step (Ctrl-C again to quit without a checkpoint)');
-  };
-  process.on('SIGINT', onInterrupt);
+  const interrupt = onInterrupt(out, 'stopping after this step (Ctrl-C again to quit without a checkpoint)');
   const bar = out.progress('train', flags.steps);
   let result;
   try {
@@ -96,12 +90,12 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
       onStep: (e) => {
         out.event('step', { step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.gradNorm, tokens_per_s: e.tokensPerS });
         bar.update(e.step, `loss ${e.loss.toFixed(3)} | ${Math.round(e.tokensPerS).toLocaleString('en-US')} tok/s`);
-        return !stopRequested;
+        return !interrupt.requested;
       },
     });
   } finally {
     bar.stop();
-    process.off('SIGINT', onInterrupt);
+    interrupt.dispose();
   }
   const wallS = (performance.now() - started) / 1000;
   out.summary(
@@ -113,7 +107,7 @@ export async function trainCommand(flags: TrainFlags, out: Output): Promise<void
       params: result.params,
       steps: result.steps,
       steps_requested: flags.steps,
-      interrupted: stopRequested,
+      interrupted: interrupt.requested,
       tokens: result.tokens,
       initial_heldout_loss: result.initialHeldoutLoss,
       heldout_loss: result.heldoutLoss,
