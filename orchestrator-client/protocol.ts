@@ -192,7 +192,17 @@ export type SampleRef = z.infer<typeof SampleRefSchema>;
 
 const BlobRefSchema = z.object({ key: z.string(), url: z.string(), bytes: count });
 export type BlobRef = z.infer<typeof BlobRefSchema>;
-const UploadSchema = z.object({ key: z.string(), url: z.string(), max_bytes: count });
+/**
+ * Where to upload one blob: one PUT to `url`, or, for blobs that may be large, parts of
+ * `multipart.part_bytes` (the last may be shorter) each PUT to its own URL, whose ETags the
+ * completion reports (as `Uploaded.multipart`); `url` is then empty.
+ */
+const UploadSchema = z.object({
+  key: z.string(),
+  url: z.string(),
+  max_bytes: count,
+  multipart: z.object({ upload_id: z.string(), part_bytes: positive, part_urls: z.array(z.string()).min(1).max(10_000) }).optional(),
+});
 export type Upload = z.infer<typeof UploadSchema>;
 
 /** Where a work item's input comes from: a data sample (stage 0 forward) or a stored tensor. */
@@ -216,7 +226,7 @@ export const LeaseSchema = z.object({
   /** For a backward item: the activation this miner received as input on the way forward. */
   forward_input: LeaseInputSchema.optional(),
   /** Where the result goes: an activation (forward) or the gradient of the stage input. */
-  output: z.object({ kind: z.enum(['activation', 'gradient', 'none']), key: z.string(), url: z.string(), max_bytes: count }),
+  output: z.object({ kind: z.enum(['activation', 'gradient', 'none']) }).extend(UploadSchema.shape),
 });
 export type Lease = z.infer<typeof LeaseSchema>;
 
@@ -291,7 +301,24 @@ export const LeaseResponseSchema = z.object({
 });
 export type LeaseResponse = z.infer<typeof LeaseResponseSchema>;
 
-const UploadedSchema = z.object({ key: z.string().min(1).max(512), bytes: count }).strict();
+/** What was uploaded; for an upload in parts, which upload and every part's number and ETag. */
+export const UploadedSchema = z
+  .object({
+    key: z.string().min(1).max(512),
+    bytes: count,
+    multipart: z
+      .object({
+        upload_id: z.string().min(1).max(1024),
+        parts: z
+          .array(z.object({ number: z.number().int().min(1).max(10_000), etag: z.string().min(1).max(256) }).strict())
+          .min(1)
+          .max(10_000),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type Uploaded = z.infer<typeof UploadedSchema>;
 
 export const CompleteRequestSchema = z
   .object({

@@ -1,9 +1,9 @@
-// What a miner does with the URLs the orchestrator signs: upload one blob, download one blob
-// (in ranged parts, several at a time, for large ones), with one-line errors that carry the
-// server's own message.
+// What a miner does with the URLs the orchestrator signs: upload one blob (in parts, several at
+// a time, for large ones), download one blob (in ranged parts, several at a time, for large ones),
+// with one-line errors that carry the server's own message.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { ErrorBodySchema } from './protocol.ts';
+import { ErrorBodySchema, type Upload, type Uploaded } from './protocol.ts';
 
 export interface TransferOptions {
   signal?: AbortSignal;
@@ -21,15 +21,71 @@ export interface DownloadOptions extends TransferOptions {
   concurrency?: number;
 }
 
+export interface UploadOptions extends TransferOptions {
+  /** Parts in flight at once, for an upload in parts. Default 4. */
+  concurrency?: number;
+  /** Tries per part before giving up (network errors and 5xx answers are tried again). Default 3. */
+  attempts?: number;
+}
+
 /**
- * Uploads `data` with one PUT to a presigned URL. Node's own http client, not fetch: for blobs of
- * megabytes it costs the sender less than half the CPU (measured: 2 MiB PUT to the local store).
+ * Uploads `data` where `upload` says: one PUT, or parts of `part_bytes` in parallel. Returns what
+ * the completion must report.
  */
-export async function uploadToUrl(url: string, data: Uint8Array, opts: TransferOptions = {}): Promise<void> {
+export async function uploadBlob(upload: Upload, data: Uint8Array, opts: UploadOptions = {}): Promise<Uploaded> {
+  if (data.byteLength > upload.max_bytes) throw new Error(`upload to ${upload.key}: ${data.byteLength} bytes is more than the ${upload.max_bytes} allowed`);
+  const mp = upload.multipart;
+  if (!mp) {
+    await uploadToUrl(upload.url, data, opts);
+    return { key: upload.key, bytes: data.byteLength };
+  }
+  const count = Math.max(1, Math.ceil(data.byteLength / mp.part_bytes));
+  if (count > mp.part_urls.length) throw new Error(`upload to ${upload.key}: ${count} parts needed, ${mp.part_urls.length} URLs given`);
+  const attempts = Math.max(1, Math.floor(opts.attempts ?? 3));
+  const parts: { number: number; etag: string }[] = new Array(count);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      const body = data.subarray(i * mp.part_bytes, Math.min(data.byteLength, (i + 1) * mp.part_bytes));
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { etag } = await uploadToUrl(mp.part_urls[i], body, opts);
+          if (etag === null) throw new Error(`upload to ${upload.key}: part ${i + 1} was stored without an ETag`);
+          parts[i] = { number: i + 1, etag };
+          break;
+        } catch (err) {
+          if (attempt >= attempts || opts.signal?.aborted || !(err instanceof TransferError && err.retryable)) throw err;
+        }
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(count, Math.max(1, Math.floor(opts.concurrency ?? 4))) }, worker));
+  return { key: upload.key, bytes: data.byteLength, multipart: { upload_id: mp.upload_id, parts } };
+}
+
+/** A failed transfer; `retryable` for network errors and 5xx answers. */
+export class TransferError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'TransferError';
+  }
+}
+
+/**
+ * Uploads `data` with one PUT to a presigned URL; answers the ETag the server gave. Node's own
+ * http client, not fetch: for blobs of megabytes it costs the sender less than half the CPU
+ * (measured: 2 MiB PUT to the local store).
+ */
+export async function uploadToUrl(url: string, data: Uint8Array, opts: TransferOptions = {}): Promise<{ etag: string | null }> {
   const what = `PUT ${redact(url)}`;
   const target = new URL(url);
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-  const { status, statusText, body } = await new Promise<{ status: number; statusText: string; body: string }>((resolve, reject) => {
+  const { status, statusText, body, etag } = await new Promise<{ status: number; statusText: string; body: string; etag: string | null }>((resolve, reject) => {
     const req = send(target, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.byteLength) }, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
       const status = res.statusCode ?? 0;
       const chunks: Buffer[] = [];
@@ -39,13 +95,15 @@ export async function uploadToUrl(url: string, data: Uint8Array, opts: TransferO
         if (kept < 8192) chunks.push(c);
         kept += c.length;
       });
-      res.on('end', () => resolve({ status, statusText: res.statusMessage ?? '', body: status >= 200 && status < 300 ? '' : Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => reject(new Error(`${what} failed: ${describeFetchError(err)}`, { cause: err })));
+      const tag = res.headers.etag;
+      res.on('end', () => resolve({ status, statusText: res.statusMessage ?? '', body: status >= 200 && status < 300 ? '' : Buffer.concat(chunks).toString('utf8'), etag: typeof tag === 'string' ? tag : null }));
+      res.on('error', (err) => reject(new TransferError(`${what} failed: ${describeFetchError(err)}`, true, { cause: err })));
     });
-    req.on('error', (err) => reject(new Error(`${what} failed: ${describeFetchError(err)}`, { cause: err })));
+    req.on('error', (err) => reject(new TransferError(`${what} failed: ${describeFetchError(err)}`, !opts.signal?.aborted, { cause: err })));
     req.end(data);
   });
-  if (status < 200 || status >= 300) throw new Error(`${what} failed: ${describeStatus(status, statusText, body)}`);
+  if (status < 200 || status >= 300) throw new TransferError(`${what} failed: ${describeStatus(status, statusText, body)}`, status >= 500);
+  return { etag };
 }
 
 /** Downloads a blob from a presigned URL, refusing more than `maxBytes`. */

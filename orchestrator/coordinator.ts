@@ -22,6 +22,7 @@ import {
   type SampleRef,
   type Task,
   type Upload,
+  type Uploaded,
 } from '../orchestrator-client/protocol.ts';
 import { type ModelConfig, loadPreset } from '../worker/model/config.ts';
 import { ParamLayout } from '../worker/model/params.ts';
@@ -33,7 +34,7 @@ import { newLeaseId } from './db/work-items.ts';
 import { anyAvailableItem, pickAvailableItem, withTransaction } from './db/open.ts';
 import { ApiError } from './http.ts';
 import { checkRunSpec, splitRange } from './runs.ts';
-import type { BlobStore } from './storage/blob-store.ts';
+import { type BlobStore, MultipartError } from './storage/blob-store.ts';
 
 /** Decides whether a hotkey may take part in a run (the seam for a chain-backed metagraph). */
 export interface MetagraphAdmission {
@@ -412,9 +413,18 @@ export class Coordinator {
   }
 
   /** Refuses an upload whose size or safetensors header is not what `kind` must be. */
-  private async checkUpload(key: string, reported: { key: string; bytes: number } | undefined, expectedKey: string, kind: BlobKind, dims: BlobDims): Promise<number> {
+  private async checkUpload(key: string, reported: Uploaded | undefined, expectedKey: string, kind: BlobKind, dims: BlobDims): Promise<number> {
     if (!reported) throw new ApiError('bad_request', `this work item must upload its ${kind} to ${expectedKey} first`);
     if (reported.key !== expectedKey) throw new ApiError('forbidden', `this lease may only write ${expectedKey}, not ${reported.key}`);
+    if (reported.multipart) {
+      // Joining the parts is a metadata operation of the store: no tensor passes through here.
+      try {
+        await this.store.completeMultipart(key, reported.multipart.upload_id, reported.multipart.parts);
+      } catch (err) {
+        if (err instanceof MultipartError) throw new ApiError('bad_request', `upload in parts refused: ${err.message}`, { key });
+        throw err;
+      }
+    }
     const info = await this.store.head(key);
     if (!info) throw new ApiError('bad_request', `nothing was uploaded to ${key}`);
     if (info.bytes !== reported.bytes) throw new ApiError('bad_request', `${key} holds ${info.bytes} bytes, the completion says ${reported.bytes}`);
@@ -433,8 +443,14 @@ export class Coordinator {
     return { key, url: await this.store.presign('get', key, { expiresInS: spec.lease_ttl_s * 2 }), bytes: size };
   }
 
+  /** Where to upload `key`: one PUT, or parts when the blob may be larger than the store's part size. */
   private async upload(key: string, spec: RunSpec, maxBytes = spec.max_blob_bytes): Promise<Upload> {
-    return { key, url: await this.store.presign('put', key, { expiresInS: spec.lease_ttl_s * 2, maxBytes }), max_bytes: maxBytes };
+    const expiresInS = spec.lease_ttl_s * 2;
+    if (maxBytes > this.store.partBytes) {
+      const plan = await this.store.startMultipart(key, { expiresInS, maxBytes });
+      return { key, url: '', max_bytes: maxBytes, multipart: { upload_id: plan.uploadId, part_bytes: plan.partBytes, part_urls: plan.urls } };
+    }
+    return { key, url: await this.store.presign('put', key, { expiresInS, maxBytes }), max_bytes: maxBytes };
   }
 
   private sampleRef(spec: RunSpec, round: number, index: number): SampleRef {

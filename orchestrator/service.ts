@@ -15,6 +15,8 @@ export interface OrchestratorOptions {
   db: string;
   /** local:DIR or s3://BUCKET[/PREFIX] */
   storage: string;
+  /** Uploads that may exceed this go in parts of this size (default: the store's, 64 MiB). */
+  partBytes?: number;
   host?: string;
   port?: number;
   /** A RunSpec JSON file: the run is created at start unless it exists. */
@@ -48,7 +50,7 @@ async function localSecret(database: Db): Promise<Buffer> {
 export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orchestrator> {
   const database = await openDatabase(opts.db);
   try {
-    const store = await openBlobStore(opts.storage, { secret: opts.storage.startsWith('local:') ? await localSecret(database) : undefined, now: opts.now });
+    const store = await openBlobStore(opts.storage, { secret: opts.storage.startsWith('local:') ? await localSecret(database) : undefined, now: opts.now, partBytes: opts.partBytes });
     const coordinator = new Coordinator({ db: database.db, store, now: opts.now, metagraph: opts.metagraph });
     const app = await buildServer({
       coordinator,

@@ -1,6 +1,7 @@
 // `tah orchestrator`: the swarm's coordinator service, on the embedded default (SQLite and a
 // local blob directory) or on PostgreSQL and S3.
 import type { Command } from 'commander';
+import { positive } from '../args.ts';
 import { makeOutput } from '../output.ts';
 import type { Guard } from './wallet.ts';
 
@@ -9,6 +10,7 @@ interface OrchestratorFlags {
   storage: string;
   host: string;
   port: number;
+  partMib?: number;
   run?: string;
   operator?: string;
   logLevel: string;
@@ -27,6 +29,7 @@ export function registerOrchestratorCommand(program: Command, guarded: Guard): v
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--port must be 0-65535, got '${v}'`);
       return n;
     }, 8080)
+    .option('--part-mib <n>', 'uploads that may exceed N MiB go in parts of N MiB, several at a time (S3: at least 5; default 64)', positive)
     .option('--run <file>', 'a run specification (JSON) to create at start unless it exists')
     .option('--operator <ss58>', 'the hotkey allowed to call the admin endpoints (default: $TAH_OPERATOR)')
     .option('--log-level <level>', 'structured log level on stderr (fatal, error, warn, info, debug)', 'info')
@@ -40,6 +43,7 @@ export function registerOrchestratorCommand(program: Command, guarded: Guard): v
           storage: o.storage,
           host: o.host,
           port: o.port,
+          ...(o.partMib !== undefined ? { partBytes: Math.max(1, Math.round(o.partMib * 2 ** 20)) } : {}),
           runFile: o.run,
           operator: o.operator ?? process.env.TAH_OPERATOR,
           logger: { level: o.logLevel, stream: process.stderr },

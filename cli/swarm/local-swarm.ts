@@ -25,6 +25,8 @@ export interface LocalSwarmOptions {
   onMinerExit?: (miner: number, code: number | null, signal: NodeJS.Signals | null) => void;
   /** Extra environment for the child processes. */
   env?: NodeJS.ProcessEnv;
+  /** The orchestrator's --part-mib: uploads that may be larger go in parts of this many MiB. */
+  partMib?: number;
 }
 
 interface MinerProcess {
@@ -78,7 +80,7 @@ export class LocalSwarm {
   async startOrchestrator(): Promise<void> {
     const d = this.opts.dir;
     const child = this.spawnTah(
-      ['orchestrator', '--db', `sqlite:${join(d, 'orchestrator.db')}`, '--storage', `local:${join(d, 'blobs')}`, '--port', String(this.port), '--run', join(d, 'run.json'), '--log-level', 'warn', '--json'],
+      ['orchestrator', '--db', `sqlite:${join(d, 'orchestrator.db')}`, '--storage', `local:${join(d, 'blobs')}`, '--port', String(this.port), '--run', join(d, 'run.json'), '--log-level', 'warn', '--json', ...(this.opts.partMib !== undefined ? ['--part-mib', String(this.opts.partMib)] : [])],
       'orchestrator',
     );
     this.orchestrator = child;

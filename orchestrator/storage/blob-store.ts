@@ -21,9 +21,43 @@ export interface BlobInfo {
   bytes: number;
 }
 
+/** An upload in parts: one presigned URL per part, parts of `partBytes` (the last may be shorter). */
+export interface MultipartPlan {
+  uploadId: string;
+  partBytes: number;
+  /** urls[i] takes part number i + 1. */
+  urls: string[];
+}
+
+/** A part the uploader sent: its number (from 1) and the ETag the store answered with. */
+export interface CompletedPart {
+  number: number;
+  etag: string;
+}
+
+/** S3's limit, kept by every store so that a plan works on all of them. */
+export const MAX_PARTS = 10_000;
+
+/** The part size and count for a blob of at most `maxBytes`, parts of at least `partBytes`. */
+export function planParts(maxBytes: number, partBytes: number): { partBytes: number; parts: number } {
+  const size = Math.max(partBytes, Math.ceil(maxBytes / MAX_PARTS));
+  return { partBytes: size, parts: Math.max(1, Math.ceil(maxBytes / size)) };
+}
+
 export interface BlobStore {
+  /** Uploads that may be larger than this are sent in parts of this size (startMultipart). */
+  readonly partBytes: number;
   /** A URL that allows `op` on `key` only, until it expires. */
   presign(op: BlobOp, key: string, opts: PresignOptions): Promise<string>;
+  /** Begins an upload in parts of a blob of at most `maxBytes`, with a URL for each part. */
+  startMultipart(key: string, opts: { expiresInS: number; maxBytes: number }): Promise<MultipartPlan>;
+  /**
+   * Joins the parts into the blob (atomically: readers see no blob or the whole one). Throws
+   * MultipartError when the parts are not what the plan asked for or the upload is unknown.
+   */
+  completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<void>;
+  /** Drops an unfinished upload in parts and what it stored. */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
   /** Size of a stored blob, or null when there is none. */
   head(key: string): Promise<BlobInfo | null>;
   get(key: string): Promise<Uint8Array>;
@@ -47,5 +81,14 @@ export class BlobNotFoundError extends Error {
   constructor(readonly key: string) {
     super(`no blob under key '${key.slice(0, 80)}'`);
     this.name = 'BlobNotFoundError';
+  }
+}
+
+/** An upload in parts that cannot be completed as reported: the uploader's fault, not the store's. */
+export class MultipartError extends Error {
+  readonly code = 'bad_multipart';
+  constructor(message: string) {
+    super(message);
+    this.name = 'MultipartError';
   }
 }

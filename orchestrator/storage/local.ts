@@ -4,18 +4,22 @@
 //
 //   GET|HEAD /v1/blobs/KEY?op=get&exp=MS&sig=HEX          the blob (a single byte range allowed)
 //   PUT      /v1/blobs/KEY?op=put&exp=MS&max=BYTES&sig=HEX  stores the body, at most BYTES long
+//   PUT      /v1/blobs/KEY?op=part&exp=MS&max=BYTES&upload=ID&part=N&sig=HEX
+//                                                          part N of upload ID (answers its ETag)
 //
 // Uploads stream into a temporary file in the store's directory and are renamed into place only
 // when complete and within the limit; an oversized or aborted upload leaves nothing behind.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+// Uploads in parts keep their parts in a directory of their own until the orchestrator joins them
+// (completeMultipart), checking each part's size and MD5 ETag, into the blob in one rename.
+import { createHash, createHmac, randomBytes, timingSafeEqual, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { API_PREFIX, HTTP_STATUS, type ErrorCode } from '../../orchestrator-client/protocol.ts';
-import { BLOB_KEY, BlobNotFoundError, checkKey, type BlobInfo, type BlobOp, type BlobStore, type PresignOptions } from './blob-store.ts';
+import { BLOB_KEY, BlobNotFoundError, checkKey, MultipartError, planParts, type BlobInfo, type BlobOp, type BlobStore, type CompletedPart, type MultipartPlan, type PresignOptions } from './blob-store.ts';
 
 /** Where the blob routes live on the orchestrator's server. */
 export const LOCAL_BLOB_ROUTE = `${API_PREFIX}/blobs/`;
@@ -23,6 +27,19 @@ export const LOCAL_BLOB_ROUTE = `${API_PREFIX}/blobs/`;
 /** Temporary upload files: '~' never appears in a key, so they cannot collide with a blob. */
 const TEMP_PREFIX = '~upload-';
 const TEMP_SUFFIX = '.part';
+/** The directory of an upload in parts: '~multipart-ID', ID 32 hex digits. */
+const MULTIPART_PREFIX = '~multipart-';
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+/** How long an unfinished upload in parts is kept after its URLs expire. */
+const MULTIPART_GRACE_MS = 3600_000;
+
+interface MultipartMeta {
+  key: string;
+  part_bytes: number;
+  max_bytes: number;
+  /** When its part URLs expire (ms since the epoch). */
+  expires: number;
+}
 
 export interface LocalBlobStoreOptions {
   /** The directory holding the blobs (created when missing). */
@@ -33,6 +50,8 @@ export interface LocalBlobStoreOptions {
   secret?: Buffer;
   /** Size limit of an upload URL presigned without maxBytes. Default 64 MiB. */
   defaultMaxBytes?: number;
+  /** Uploads that may exceed this go in parts of this size. Default 64 MiB. */
+  partBytes?: number;
   /** Clock, milliseconds since the Unix epoch (for tests). */
   now?: () => number;
 }
@@ -47,10 +66,13 @@ export interface BlobUrlRefusal {
 /** A request for a blob URL that carries a valid signature. */
 export interface BlobUrlGrant {
   ok: true;
-  op: BlobOp;
+  op: BlobOp | 'part';
   key: string;
-  /** For 'put': the largest body accepted. */
+  /** For 'put' and 'part': the largest body accepted. */
   maxBytes: number | null;
+  /** For 'part': which upload, which part. */
+  uploadId?: string;
+  partNumber?: number;
 }
 
 export class LocalBlobStore implements BlobStore {
@@ -58,6 +80,7 @@ export class LocalBlobStore implements BlobStore {
   private base: string | null = null;
   private readonly secret: Buffer;
   private readonly defaultMaxBytes: number;
+  readonly partBytes: number;
   private readonly now: () => number;
   private ready: Promise<void> | null = null;
 
@@ -68,6 +91,8 @@ export class LocalBlobStore implements BlobStore {
     if (this.secret.length < 16) throw new Error('LocalBlobStore: the secret must be at least 16 bytes');
     this.defaultMaxBytes = opts.defaultMaxBytes ?? 64 * 2 ** 20;
     if (!Number.isSafeInteger(this.defaultMaxBytes) || this.defaultMaxBytes < 0) throw new Error('LocalBlobStore: defaultMaxBytes must be a non-negative integer');
+    this.partBytes = opts.partBytes ?? 64 * 2 ** 20;
+    if (!Number.isSafeInteger(this.partBytes) || this.partBytes < 1) throw new Error('LocalBlobStore: partBytes must be a positive integer');
     this.now = opts.now ?? Date.now;
     if (opts.baseUrl !== undefined) this.setBaseUrl(opts.baseUrl);
   }
@@ -96,8 +121,118 @@ export class LocalBlobStore implements BlobStore {
       for (const name of await readdir(this.dir)) {
         if (name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX)) await unlink(join(this.dir, name)).catch(() => {});
       }
+      await this.sweepMultipart();
     })();
     return this.ready;
+  }
+
+  /** Removes uploads in parts whose URLs expired more than an hour ago (abandoned). */
+  private async sweepMultipart(): Promise<void> {
+    for (const name of await readdir(this.dir)) {
+      if (!name.startsWith(MULTIPART_PREFIX)) continue;
+      const meta = await this.multipartMeta(name.slice(MULTIPART_PREFIX.length)).catch(() => null);
+      if (meta === null || meta.expires + MULTIPART_GRACE_MS < this.now()) await rm(join(this.dir, name), { recursive: true, force: true });
+    }
+  }
+
+  private multipartDir(uploadId: string): string {
+    if (!UPLOAD_ID.test(uploadId)) throw new MultipartError('invalid upload id');
+    return join(this.dir, MULTIPART_PREFIX + uploadId);
+  }
+
+  /** The record of an upload in parts, or null when there is none (completed, aborted, swept). */
+  private async multipartMeta(uploadId: string): Promise<MultipartMeta | null> {
+    try {
+      return JSON.parse(await readFile(join(this.multipartDir(uploadId), 'meta.json'), 'utf8')) as MultipartMeta;
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async startMultipart(key: string, opts: { expiresInS: number; maxBytes: number }): Promise<MultipartPlan> {
+    checkKey(key);
+    if (this.base === null) throw new Error('LocalBlobStore: no baseUrl set (call setBaseUrl once the server listens)');
+    if (!(Number.isFinite(opts.expiresInS) && opts.expiresInS > 0)) throw new Error(`presign: expiresInS must be positive, got ${opts.expiresInS}`);
+    if (!Number.isSafeInteger(opts.maxBytes) || opts.maxBytes < 0) throw new Error(`startMultipart: maxBytes must be a non-negative integer, got ${opts.maxBytes}`);
+    await this.init();
+    const { partBytes, parts } = planParts(opts.maxBytes, this.partBytes);
+    const uploadId = randomBytes(16).toString('hex');
+    const exp = Math.floor(this.now() + opts.expiresInS * 1000);
+    const dir = this.multipartDir(uploadId);
+    await mkdir(dir);
+    const meta: MultipartMeta = { key, part_bytes: partBytes, max_bytes: opts.maxBytes, expires: exp };
+    await writeFile(join(dir, 'meta.json'), JSON.stringify(meta), { flag: 'wx' });
+    const urls = Array.from({ length: parts }, (_, i) => {
+      const part = String(i + 1);
+      const max = String(partBytes);
+      const query = new URLSearchParams({ op: 'part', exp: String(exp), max, upload: uploadId, part });
+      query.set('sig', this.sign('part', key, String(exp), max, uploadId, part).toString('hex'));
+      return `${this.base}${LOCAL_BLOB_ROUTE}${key}?${query.toString()}`;
+    });
+    return { uploadId, partBytes, urls };
+  }
+
+  /** Receives part `partNumber` of `uploadId`; answers its ETag (the MD5 of its bytes, as S3 does). */
+  async receivePart(key: string, uploadId: string, partNumber: number, body: Readable, maxBytes: number): Promise<string> {
+    const meta = await this.multipartMeta(uploadId);
+    if (meta === null || meta.key !== key) throw new MultipartError('no such upload in parts (completed, aborted or expired)');
+    const dir = this.multipartDir(uploadId);
+    const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
+    const fh = await open(tmp, 'wx', 0o644);
+    const md5 = createHash('md5');
+    try {
+      await drain(body, fh, maxBytes, md5);
+      await fh.sync();
+      await fh.close();
+      await rename(tmp, join(dir, String(partNumber)));
+      return `"${md5.digest('hex')}"`;
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<void> {
+    checkKey(key);
+    const meta = await this.multipartMeta(uploadId);
+    if (meta === null || meta.key !== key) throw new MultipartError(`${key}: no such upload in parts (completed, aborted or expired)`);
+    const dir = this.multipartDir(uploadId);
+    const sorted = [...parts].sort((a, b) => a.number - b.number);
+    if (sorted.length === 0 || sorted.some((p, i) => p.number !== i + 1)) throw new MultipartError(`${key}: the parts must be numbered 1..n, each once`);
+    const sizes: number[] = [];
+    for (const p of sorted) {
+      const size = await stat(join(dir, String(p.number))).then((st) => st.size, () => null);
+      if (size === null) throw new MultipartError(`${key}: part ${p.number} was never uploaded`);
+      sizes.push(size);
+    }
+    const short = sizes.findIndex((size, i) => i < sizes.length - 1 && size !== meta.part_bytes);
+    if (short >= 0) throw new MultipartError(`${key}: part ${short + 1} holds ${sizes[short]} bytes; every part but the last must hold ${meta.part_bytes}`);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (total > meta.max_bytes) throw new MultipartError(`${key}: the parts hold ${total} bytes, more than the ${meta.max_bytes} allowed`);
+
+    const { fh, tmp } = await this.openTemp();
+    try {
+      for (const p of sorted) {
+        const data = await readFile(join(dir, String(p.number)));
+        const etag = createHash('md5').update(data).digest('hex');
+        if (p.etag.replace(/^"|"$/g, '') !== etag) throw new MultipartError(`${key}: part ${p.number}'s ETag is not that of the part stored`);
+        await fh.write(data);
+      }
+      await fh.sync();
+      await fh.close();
+      await this.commit(tmp, this.pathOf(key));
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async abortMultipart(_key: string, uploadId: string): Promise<void> {
+    await rm(this.multipartDir(uploadId), { recursive: true, force: true });
   }
 
   async presign(op: BlobOp, key: string, opts: PresignOptions): Promise<string> {
@@ -136,28 +271,34 @@ export class LocalBlobStore implements BlobStore {
     const params = new Map<string, string>();
     for (const [name, value] of new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1))) {
       if (params.has(name)) return refuse('bad_request', `repeated query parameter '${name.slice(0, 20)}'`);
-      if (!['op', 'exp', 'max', 'sig'].includes(name)) return refuse('bad_request', `unknown query parameter '${name.slice(0, 20)}'`);
+      if (!['op', 'exp', 'max', 'sig', 'upload', 'part'].includes(name)) return refuse('bad_request', `unknown query parameter '${name.slice(0, 20)}'`);
       params.set(name, value);
     }
     const op = params.get('op');
     const exp = params.get('exp');
     const sig = params.get('sig');
     const max = params.get('max');
-    if (op !== 'get' && op !== 'put') return refuse('bad_request', "missing or invalid 'op'");
+    const upload = params.get('upload');
+    const part = params.get('part');
+    if (op !== 'get' && op !== 'put' && op !== 'part') return refuse('bad_request', "missing or invalid 'op'");
     if (exp === undefined || !/^\d{1,15}$/.test(exp)) return refuse('bad_request', "missing or invalid 'exp'");
     if (sig === undefined || !/^[0-9a-f]{64}$/.test(sig)) return refuse('bad_request', "missing or invalid 'sig'");
-    if (op === 'put' ? max === undefined || !/^\d{1,15}$/.test(max) : max !== undefined) return refuse('bad_request', "missing or invalid 'max'");
+    if (op !== 'get' ? max === undefined || !/^\d{1,15}$/.test(max) : max !== undefined) return refuse('bad_request', "missing or invalid 'max'");
+    if (op === 'part' ? upload === undefined || !UPLOAD_ID.test(upload) : upload !== undefined) return refuse('bad_request', "missing or invalid 'upload'");
+    if (op === 'part' ? part === undefined || !/^[1-9]\d{0,4}$/.test(part) || Number(part) > 10_000 : part !== undefined) return refuse('bad_request', "missing or invalid 'part'");
 
-    const wanted: BlobOp = method === 'PUT' ? 'put' : 'get';
     if (method !== 'PUT' && method !== 'GET' && method !== 'HEAD') return refuse('bad_request', `method ${method} is not allowed`);
-    if (op !== wanted) return refuse('forbidden', `this URL allows ${op}, not ${wanted}`);
-    if (!timingSafeEqual(this.sign(op, key, exp, max ?? ''), Buffer.from(sig, 'hex'))) return refuse('forbidden', 'invalid signature');
+    if ((method === 'PUT') !== (op !== 'get')) return refuse('forbidden', `this URL allows ${op}, not ${method === 'PUT' ? 'put' : 'get'}`);
+    const signature = op === 'part' ? this.sign(op, key, exp, max ?? '', upload, part) : this.sign(op, key, exp, max ?? '');
+    if (!timingSafeEqual(signature, Buffer.from(sig, 'hex'))) return refuse('forbidden', 'invalid signature');
     if (Number(exp) <= this.now()) return refuse('forbidden', 'this URL has expired');
-    return { ok: true, op, key, maxBytes: max === undefined ? null : Number(max) };
+    const grant: BlobUrlGrant = { ok: true, op, key, maxBytes: max === undefined ? null : Number(max) };
+    if (op === 'part') Object.assign(grant, { uploadId: upload, partNumber: Number(part) });
+    return grant;
   }
 
-  private sign(op: string, key: string, exp: string, max: string): Buffer {
-    return createHmac('sha256', this.secret).update(`${op}\n${key}\n${exp}\n${max}`).digest();
+  private sign(op: string, key: string, exp: string, max: string, ...more: (string | undefined)[]): Buffer {
+    return createHmac('sha256', this.secret).update([op, key, exp, max, ...more].join('\n')).digest();
   }
 
   /** The file holding `key` (the key is checked first). */
@@ -291,8 +432,8 @@ class AbortedError extends Error {
   }
 }
 
-/** Copies `body` into `fh`, failing as soon as more than `maxBytes` arrive. */
-function drain(body: Readable, fh: FileHandle, maxBytes: number): Promise<number> {
+/** Copies `body` into `fh` (and `hash`), failing as soon as more than `maxBytes` arrive. */
+function drain(body: Readable, fh: FileHandle, maxBytes: number, hash?: Hash): Promise<number> {
   return new Promise((resolvePromise, reject) => {
     let total = 0;
     let done = false;
@@ -312,6 +453,7 @@ function drain(body: Readable, fh: FileHandle, maxBytes: number): Promise<number
       write(chunk: Buffer, _encoding, callback) {
         total += chunk.length;
         if (total > maxBytes) return callback(new TooLargeError(maxBytes));
+        hash?.update(chunk);
         fh.write(chunk).then(() => callback(), callback);
       },
     });
@@ -419,9 +561,14 @@ async function handlePut(store: LocalBlobStore, request: FastifyRequest, reply: 
   }
   const body = (request.body as Readable | undefined) ?? request.raw;
   try {
+    if (grant.op === 'part') {
+      const etag = await store.receivePart(grant.key, grant.uploadId!, grant.partNumber!, body, max);
+      return reply.code(200).header('etag', etag).send({ key: grant.key, part: grant.partNumber, etag });
+    }
     const bytes = await store.receive(grant.key, body, max);
     return reply.code(200).send({ key: grant.key, bytes });
   } catch (err) {
+    if (err instanceof MultipartError) return sendError(reply.header('connection', 'close'), 'not_found', err.message);
     if (err instanceof TooLargeError) {
       reply.header('connection', 'close');
       return sendError(reply, 'payload_too_large', err.message, { max_bytes: max });

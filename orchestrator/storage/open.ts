@@ -5,6 +5,8 @@ import { LocalBlobStore } from './local.ts';
 import { S3BlobStore, type S3Credentials } from './s3.ts';
 
 export interface OpenBlobStoreOptions {
+  /** Uploads that may exceed this go in parts of this size (S3: at least 5 MiB). */
+  partBytes?: number;
   // ---- local:DIR ----
   /** Where the orchestrator's server is reached; may also be set later with setBaseUrl. */
   baseUrl?: string;
@@ -39,6 +41,7 @@ export async function openBlobStore(spec: string, opts: OpenBlobStoreOptions = {
       ...(opts.secret !== undefined ? { secret: opts.secret } : {}),
       ...(opts.defaultMaxBytes !== undefined ? { defaultMaxBytes: opts.defaultMaxBytes } : {}),
       ...(opts.now !== undefined ? { now: opts.now } : {}),
+      ...(opts.partBytes !== undefined ? { partBytes: opts.partBytes } : {}),
     });
     await store.init();
     return store;
@@ -90,6 +93,7 @@ export async function openBlobStore(spec: string, opts: OpenBlobStoreOptions = {
       ...(endpoint !== undefined ? { endpoint } : {}),
       forcePathStyle: opts.forcePathStyle ?? endpoint !== undefined,
       ...(credentials !== undefined ? { credentials } : {}),
+      ...(opts.partBytes !== undefined ? { partBytes: opts.partBytes } : {}),
     });
   }
   throw new Error(`unknown blob store '${spec}': ${USAGE}`);

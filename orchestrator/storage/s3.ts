@@ -6,15 +6,19 @@
 // URL accepts any size and the caller checks the stored size (head) when the upload is reported.
 // Servers that do not check signatures (s3rver, used by the tests) enforce neither.
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { BlobNotFoundError, checkKey, type BlobInfo, type BlobOp, type BlobStore, type PresignOptions } from './blob-store.ts';
+import { BlobNotFoundError, checkKey, MultipartError, planParts, type BlobInfo, type BlobOp, type BlobStore, type CompletedPart, type MultipartPlan, type PresignOptions } from './blob-store.ts';
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -34,9 +38,14 @@ export interface S3BlobStoreOptions {
   forcePathStyle?: boolean;
   /** Default: the SDK's chain (environment variables, shared config files, instance roles). */
   credentials?: S3Credentials;
+  /** Uploads that may exceed this go in parts of this size. Default 64 MiB; S3 needs at least 5 MiB. */
+  partBytes?: number;
   /** Clock for signing URLs, milliseconds since the Unix epoch (for tests). */
   now?: () => number;
 }
+
+/** S3 refuses parts smaller than this (all but the last). */
+export const S3_MIN_PART_BYTES = 5 * 2 ** 20;
 
 /** Presigned URLs last at most a week (SigV4's limit). */
 const MAX_EXPIRY_S = 7 * 24 * 3600;
@@ -45,6 +54,7 @@ export class S3BlobStore implements BlobStore {
   readonly bucket: string;
   readonly prefix: string;
   readonly client: S3Client;
+  readonly partBytes: number;
   private readonly now: () => number;
 
   constructor(opts: S3BlobStoreOptions) {
@@ -54,6 +64,10 @@ export class S3BlobStore implements BlobStore {
     if (prefix !== '') checkKey(prefix);
     this.prefix = prefix;
     this.now = opts.now ?? Date.now;
+    this.partBytes = opts.partBytes ?? 64 * 2 ** 20;
+    if (!Number.isSafeInteger(this.partBytes) || this.partBytes < S3_MIN_PART_BYTES) {
+      throw new Error(`S3BlobStore: partBytes must be an integer of at least ${S3_MIN_PART_BYTES} (S3's smallest part), got ${opts.partBytes}`);
+    }
     const config: S3ClientConfig = {
       region: opts.region,
       forcePathStyle: opts.forcePathStyle ?? false,
@@ -75,8 +89,7 @@ export class S3BlobStore implements BlobStore {
 
   async presign(op: BlobOp, key: string, opts: PresignOptions): Promise<string> {
     const Key = this.objectKey(key);
-    if (!(Number.isFinite(opts.expiresInS) && opts.expiresInS > 0)) throw new Error(`presign: expiresInS must be positive, got ${opts.expiresInS}`);
-    const expiresIn = Math.min(MAX_EXPIRY_S, Math.max(1, Math.ceil(opts.expiresInS)));
+    const expiresIn = this.expiry(opts.expiresInS);
     const signingDate = new Date(this.now());
     if (op === 'get') return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key }), { expiresIn, signingDate });
     if (op !== 'put') throw new Error(`presign: unknown operation '${String(op)}'`);
@@ -88,6 +101,55 @@ export class S3BlobStore implements BlobStore {
     // A signed Content-Length is the only size S3 enforces on a presigned PUT: it fixes the size.
     const command = new PutObjectCommand({ Bucket: this.bucket, Key, ...(exact !== undefined ? { ContentLength: exact } : {}) });
     return getSignedUrl(this.client, command, { expiresIn, signingDate, ...(exact !== undefined ? { signableHeaders: new Set(['content-length']) } : {}) });
+  }
+
+  /**
+   * CreateMultipartUpload, and an UploadPart URL per part. Every part but the last has its
+   * Content-Length signed; the last is only bounded by the size check on completion. Abandoned
+   * uploads are best removed by a bucket lifecycle rule (AbortIncompleteMultipartUpload).
+   */
+  async startMultipart(key: string, opts: { expiresInS: number; maxBytes: number }): Promise<MultipartPlan> {
+    const Key = this.objectKey(key);
+    const expiresIn = this.expiry(opts.expiresInS);
+    const { partBytes, parts } = planParts(opts.maxBytes, this.partBytes);
+    const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ContentType: 'application/octet-stream' }));
+    const uploadId = created.UploadId;
+    if (!uploadId) throw new Error(`S3 gave no UploadId for ${key}`);
+    const signingDate = new Date(this.now());
+    const urls = await Promise.all(
+      Array.from({ length: parts }, (_, i) => {
+        const last = i === parts - 1;
+        const command = new UploadPartCommand({ Bucket: this.bucket, Key, UploadId: uploadId, PartNumber: i + 1, ...(last ? {} : { ContentLength: partBytes }) });
+        return getSignedUrl(this.client, command, { expiresIn, signingDate, ...(last ? {} : { signableHeaders: new Set(['content-length']) }) });
+      }),
+    );
+    return { uploadId, partBytes, urls };
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<void> {
+    const Parts = [...parts].sort((a, b) => a.number - b.number).map((p) => ({ PartNumber: p.number, ETag: p.etag }));
+    try {
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey(key), UploadId: uploadId, MultipartUpload: { Parts } }));
+    } catch (err) {
+      const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+      // InvalidPart, InvalidPartOrder, EntityTooSmall, NoSuchUpload: what the uploader reported is wrong.
+      const status = e.$metadata?.httpStatusCode ?? 500;
+      if (status >= 400 && status < 500) throw new MultipartError(`${key}: ${e.name ?? 'error'}: ${e.message ?? ''}`.trim());
+      throw err;
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey(key), UploadId: uploadId }));
+    } catch (err) {
+      if (!isNotFound(err) && (err as { name?: string }).name !== 'NoSuchUpload') throw err;
+    }
+  }
+
+  private expiry(expiresInS: number): number {
+    if (!(Number.isFinite(expiresInS) && expiresInS > 0)) throw new Error(`presign: expiresInS must be positive, got ${expiresInS}`);
+    return Math.min(MAX_EXPIRY_S, Math.max(1, Math.ceil(expiresInS)));
   }
 
   async head(key: string): Promise<BlobInfo | null> {

@@ -6,8 +6,8 @@
 import type { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { OrchestratorError } from '../../orchestrator-client/client.ts';
 import type { BlobDims } from '../../orchestrator-client/blobs.ts';
-import type { ApplyTask, Assignment, Hardware, Lease, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask } from '../../orchestrator-client/protocol.ts';
-import { downloadFromUrl, uploadToUrl } from '../../orchestrator-client/transfer.ts';
+import type { ApplyTask, Assignment, Hardware, Lease, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
+import { downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.ts';
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { type Dataset, trainBatch } from '../data/dataset.ts';
 import type { DeviceChoice } from '../engine/session.ts';
@@ -252,9 +252,10 @@ export class Miner {
     return decodeBlob(ref.key, bytes, kind, dims).tensors;
   }
 
-  private async put(url: string, blob: Uint8Array): Promise<void> {
-    await uploadToUrl(url, blob);
+  private async put(upload: Upload, blob: Uint8Array): Promise<Uploaded> {
+    const uploaded = await uploadBlob(upload, blob);
     this.bytesUp += blob.length;
+    return uploaded;
   }
 
   private async stageInput(s: StageState, input: Lease['input']): Promise<Float32Array | BigInt64Array> {
@@ -297,12 +298,11 @@ export class Miner {
       this.addScratch(s);
       if (lease.direction === 'backward') output = b.gradInput as Float32Array | undefined;
     }
-    let uploaded: { key: string; bytes: number } | undefined;
+    let uploaded: Uploaded | undefined;
     if (lease.output.kind !== 'none') {
       if (!output) throw new Error(`lease ${lease.id} wants a ${lease.output.kind} this stage does not produce`);
       const blob = encodeBlob(lease.output.kind, s.dims, { [lease.output.kind]: output });
-      await this.put(lease.output.url, blob);
-      uploaded = { key: lease.output.key, bytes: blob.length };
+      uploaded = await this.put(lease.output, blob);
     }
     await this.opts.client.complete({ lease_id: lease.id, ...(uploaded ? { output: uploaded } : {}), ...(loss !== undefined && lease.direction === 'forward' ? { loss } : {}) });
     if (loss !== undefined && lease.direction === 'forward') this.emit({ type: 'loss', round: lease.round, sample_id: lease.sample_id, loss });
@@ -319,8 +319,7 @@ export class Miner {
     const outputs = [];
     for (const { range, upload } of task.slices) {
       const blob = encodeBlob('share', { ...s.dims, length: range[1] - range[0] }, { grad: s.gradSum.subarray(range[0], range[1]) });
-      await this.put(upload.url, blob);
-      outputs.push({ key: upload.key, bytes: blob.length });
+      outputs.push(await this.put(upload, blob));
     }
     await this.opts.client.complete({ lease_id: task.id, outputs });
   }
@@ -340,8 +339,7 @@ export class Miner {
       sumsq += sum[i] * sum[i];
     }
     const blob = encodeBlob('reduced', dims, { grad: sum });
-    await this.put(task.upload.url, blob);
-    await this.opts.client.complete({ lease_id: task.id, output: { key: task.upload.key, bytes: blob.length }, sumsq });
+    await this.opts.client.complete({ lease_id: task.id, output: await this.put(task.upload, blob), sumsq });
   }
 
   private async apply(s: StageState, task: ApplyTask): Promise<void> {
@@ -356,8 +354,7 @@ export class Miner {
     s.kept.clear();
     if (task.snapshot) {
       const blob = encodeBlob('snapshot', { ...s.dims, length: s.layout.size }, { params: s.params, m: s.m, v: s.v }, { rounds: String(s.version) });
-      await this.put(task.snapshot.url, blob);
-      await this.opts.client.applied({ round: task.round, snapshot: { key: task.snapshot.key, bytes: blob.length } });
+      await this.opts.client.applied({ round: task.round, snapshot: await this.put(task.snapshot, blob) });
     }
     this.emit({ type: 'applied', round: task.round, version: s.version, lr: task.lr, clip: task.clip });
   }

@@ -51,9 +51,10 @@ test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the w
 });
 
 /** A swarm of real processes for a case; `onEvent` sees every miner event and may inject failures. */
-async function runCase(c: SwarmCase, dir: string, miners: number, onEvent: (swarm: LocalSwarm, miner: number, e: Record<string, unknown>) => void) {
+async function runCase(c: SwarmCase, dir: string, miners: number, onEvent: (swarm: LocalSwarm, miner: number, e: Record<string, unknown>) => void, partMib?: number) {
   const swarm: LocalSwarm = new LocalSwarm({
     dir,
+    ...(partMib !== undefined ? { partMib } : {}),
     spec: caseSpec(c, { heartbeat_timeout_s: 3, lease_ttl_s: 20 }),
     threadsPerMiner: 1,
     onMinerEvent: (m, e) => onEvent(swarm, m, e),
@@ -105,7 +106,9 @@ test('a miner killed mid-round and another joining later: the run still ends equ
   }
 });
 
-test('the orchestrator killed (SIGKILL) and restarted mid-round: the run completes, still exact', { timeout: 300_000 }, async () => {
+// With 8 KiB parts, every activation, gradient, share slice and snapshot goes up in parts, and
+// uploads in parts are in flight when the orchestrator dies.
+test('the orchestrator killed (SIGKILL) and restarted mid-round, uploads in parts: the run completes, still exact', { timeout: 300_000 }, async () => {
   const c = { ...TINY, seed: 4 };
   const { dir, cleanup } = await tempDir('tah-swarm-restart-');
   try {
@@ -118,7 +121,7 @@ test('the orchestrator killed (SIGKILL) and restarted mid-round: the run complet
           await swarm.startOrchestrator();
         })();
       }
-    });
+    }, 8 / 1024);
     assert.ok(restarted, 'the orchestrator was restarted');
     await restarted;
     assert.equal(status.status, 'finished');

@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ErrorBodySchema } from '../../../orchestrator-client/protocol.ts';
-import { BlobNotFoundError } from '../../../orchestrator/storage/blob-store.ts';
+import { BlobNotFoundError, MultipartError } from '../../../orchestrator/storage/blob-store.ts';
 import { LocalBlobStore, parseRange, registerLocalBlobRoutes } from '../../../orchestrator/storage/local.ts';
-import { downloadFromUrl, uploadToUrl } from '../../../orchestrator-client/transfer.ts';
+import { downloadFromUrl, uploadBlob, uploadToUrl } from '../../../orchestrator-client/transfer.ts';
+import type { Upload } from '../../../orchestrator-client/protocol.ts';
 import { openBlobStore } from '../../../orchestrator/storage/open.ts';
 import { rawRequest, type RawResponse } from '../../helpers/raw-http.ts';
 
@@ -22,6 +23,9 @@ let clock = T0;
 let root = '';
 let dir = '';
 let store: LocalBlobStore;
+const secret = randomBytes(32);
+/** The same store with 1,000-byte parts (same directory and URL key: the server serves both). */
+let parted: LocalBlobStore;
 let app: FastifyInstance;
 let port = 0;
 /** Keys this file stores, to check the listing at the end. */
@@ -30,7 +34,7 @@ const written = new Set<string>();
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'tah-blobs-'));
   dir = join(root, 'blobs');
-  store = new LocalBlobStore({ dir, secret: randomBytes(32), now: () => clock });
+  store = new LocalBlobStore({ dir, secret, now: () => clock });
   // A server whose own body handling would refuse blobs: a 1 KiB limit and a JSON-only parser.
   app = Fastify({ bodyLimit: 1024 });
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, JSON.parse(body as string)));
@@ -39,6 +43,7 @@ before(async () => {
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as AddressInfo).port;
   store.setBaseUrl(`http://127.0.0.1:${port}`);
+  parted = new LocalBlobStore({ dir, secret, now: () => clock, partBytes: 1000, baseUrl: `http://127.0.0.1:${port}` });
 });
 
 after(async () => {
@@ -237,7 +242,7 @@ describe('what a URL allows', () => {
       clock = T0 + 30_000;
       assertError(await rawRequest({ port, method: 'GET', path: target(get) }), 403, 'forbidden', /expired/);
       assertError(await rawRequest({ port, method: 'PUT', path: target(put), body: Buffer.from('late') }), 403, 'forbidden', /expired/);
-      await assert.rejects(uploadToUrl(put, Buffer.from('late')), /^Error: PUT http:\/\/127\.0\.0\.1:\d+\/v1\/blobs\/keys\/a\?… failed: 403 Forbidden: this URL has expired \(forbidden\)$/);
+      await assert.rejects(uploadToUrl(put, Buffer.from('late')), /^TransferError: PUT http:\/\/127\.0\.0\.1:\d+\/v1\/blobs\/keys\/a\?… failed: 403 Forbidden: this URL has expired \(forbidden\)$/);
       await assert.rejects(downloadFromUrl(get, { maxBytes: 100 }), /403 Forbidden: this URL has expired/);
       // Extending the expiry in the URL breaks the signature.
       assertError(await rawRequest({ port, method: 'GET', path: target(get).replace(/exp=\d+/, `exp=${T0 + 99_000}`) }), 403, 'forbidden', /signature/);
@@ -381,6 +386,111 @@ describe('size limits and failed uploads', () => {
     assertError(await rawRequest({ port, method: 'PUT', path: target(await putUrl('clash/x')), body: Buffer.from('x') }), 409, 'conflict');
     assertError(await rawRequest({ port, method: 'PUT', path: target(await putUrl('clash/x/y/z')), body: Buffer.from('z') }), 409, 'conflict');
     assert.deepEqual(await tempFiles(), []);
+  });
+});
+
+describe('uploads in parts', () => {
+  /** What the orchestrator hands a miner for a blob of at most maxBytes. */
+  async function plan(key: string, maxBytes: number): Promise<Upload> {
+    const p = await parted.startMultipart(key, { expiresInS: 60, maxBytes });
+    return { key, url: '', max_bytes: maxBytes, multipart: { upload_id: p.uploadId, part_bytes: p.partBytes, part_urls: p.urls } };
+  }
+  const multipartDirs = async (): Promise<string[]> => (await readdir(dir)).filter((n) => n.startsWith('~multipart-'));
+
+  test('parts go up in parallel and are joined in order into the blob; nothing temporary is left', async () => {
+    const key = 'mp/joined.safetensors';
+    const upload = await plan(key, 3000);
+    assert.equal(upload.multipart!.part_urls.length, 3);
+    const data = new Uint8Array(randomBytes(2500));
+    const sent = await uploadBlob(upload, data, { concurrency: 3 });
+    assert.equal(sent.bytes, 2500);
+    assert.deepEqual(sent.multipart!.parts.map((p) => p.number), [1, 2, 3]);
+    assert.equal(await store.head(key), null, 'nothing under the key before the parts are joined');
+    await parted.completeMultipart(key, sent.multipart!.upload_id, sent.multipart!.parts);
+    written.add(key);
+    assert.deepEqual(await store.get(key), data);
+    assert.deepEqual(await multipartDirs(), []);
+    assert.deepEqual(await tempFiles(), []);
+    // Joined once: the same completion again finds no upload.
+    await assert.rejects(parted.completeMultipart(key, sent.multipart!.upload_id, sent.multipart!.parts), MultipartError);
+  });
+
+  test('a blob smaller than its limit uses only the parts it needs', async () => {
+    const key = 'mp/short';
+    const upload = await plan(key, 5000);
+    assert.equal(upload.multipart!.part_urls.length, 5);
+    const data = new Uint8Array(randomBytes(1500));
+    const sent = await uploadBlob(upload, data);
+    assert.equal(sent.multipart!.parts.length, 2);
+    await parted.completeMultipart(key, sent.multipart!.upload_id, sent.multipart!.parts);
+    written.add(key);
+    assert.deepEqual(await store.get(key), data);
+  });
+
+  test('a completion with a wrong ETag, a missing part, a gap or a short middle part stores nothing; a right one then works', async () => {
+    const key = 'mp/checked';
+    const upload = await plan(key, 3000);
+    const data = new Uint8Array(randomBytes(2100));
+    const sent = await uploadBlob(upload, data);
+    const id = sent.multipart!.upload_id;
+    const parts = sent.multipart!.parts;
+    const wrongTag = parts.map((p, i) => (i === 1 ? { ...p, etag: '"' + '0'.repeat(32) + '"' } : p));
+    await assert.rejects(parted.completeMultipart(key, id, wrongTag), /part 2's ETag is not that of the part stored/);
+    await assert.rejects(parted.completeMultipart(key, id, [parts[0], parts[2]]), /numbered 1\.\.n/);
+    await assert.rejects(parted.completeMultipart(key, id, [...parts, { number: 4, etag: parts[0].etag }]), /part 4 was never uploaded/);
+    await assert.rejects(parted.completeMultipart('mp/other', id, parts), /no such upload/);
+    assert.equal(await store.head(key), null);
+    assert.equal(await store.head('mp/other'), null);
+    // Part 1 sent again, shorter: only the last part may be short.
+    const { etag } = await uploadToUrl(upload.multipart!.part_urls[0], data.subarray(0, 500));
+    await assert.rejects(parted.completeMultipart(key, id, [{ number: 1, etag: etag! }, parts[1], parts[2]]), /part 1 holds 500 bytes; every part but the last must hold 1000/);
+    await uploadToUrl(upload.multipart!.part_urls[0], data.subarray(0, 1000));
+    await parted.completeMultipart(key, id, parts);
+    written.add(key);
+    assert.deepEqual(await store.get(key), data);
+    assert.deepEqual(await tempFiles(), []);
+  });
+
+  test('a part URL allows exactly its part: no more than the part size, not another part, key or upload', async () => {
+    const key = 'mp/guarded';
+    const upload = await plan(key, 2000);
+    const [first, second] = upload.multipart!.part_urls.map(target);
+    assertError(await rawRequest({ port, method: 'PUT', path: first, body: new Uint8Array(1001) }), 413, 'payload_too_large');
+    assertError(await rawRequest({ port, method: 'PUT', path: first.replace('part=1', 'part=2'), body: new Uint8Array(10) }), 403, 'forbidden', /signature/);
+    assertError(await rawRequest({ port, method: 'PUT', path: first.replace('/mp/guarded?', '/mp/other?'), body: new Uint8Array(10) }), 403, 'forbidden', /signature/);
+    const other = await plan('mp/guarded', 2000);
+    const otherId = other.multipart!.upload_id;
+    assertError(await rawRequest({ port, method: 'PUT', path: first.replace(/upload=[0-9a-f]+/, `upload=${otherId}`), body: new Uint8Array(10) }), 403, 'forbidden', /signature/);
+    assertError(await rawRequest({ port, method: 'GET', path: second }), 403, 'forbidden', /allows part/);
+    assertError(await rawRequest({ port, method: 'PUT', path: first.replace(/&part=1/, ''), body: new Uint8Array(10) }), 400, 'bad_request', /'part'/);
+    assertError(await rawRequest({ port, method: 'PUT', path: first.replace('part=1', 'part=0'), body: new Uint8Array(10) }), 400, 'bad_request', /'part'/);
+    // Aborted: its parts are gone, and its URLs store nothing more.
+    await uploadToUrl(upload.multipart!.part_urls[0], new Uint8Array(1000));
+    await parted.abortMultipart(key, upload.multipart!.upload_id);
+    await parted.abortMultipart('mp/guarded', otherId);
+    assertError(await rawRequest({ port, method: 'PUT', path: second, body: new Uint8Array(10) }), 404, 'not_found', /no such upload/);
+    await assert.rejects(parted.completeMultipart(key, upload.multipart!.upload_id, [{ number: 1, etag: '"x"' }]), /no such upload/);
+    assert.deepEqual(await multipartDirs(), []);
+    assert.equal(await store.head(key), null);
+  });
+
+  test('unfinished uploads are swept an hour after their URLs expire, when a store opens the directory', async () => {
+    const own = join(root, 'sweep');
+    const early = new LocalBlobStore({ dir: own, secret, now: () => T0, partBytes: 10, baseUrl: 'http://127.0.0.1:1' });
+    const kept = await early.startMultipart('a', { expiresInS: 7200, maxBytes: 20 });
+    const stale = await early.startMultipart('b', { expiresInS: 60, maxBytes: 20 });
+    const later = new LocalBlobStore({ dir: own, secret, now: () => T0 + 60_000 + 3600_001, partBytes: 10 });
+    await later.init();
+    assert.deepEqual((await readdir(own)).sort(), [`~multipart-${kept.uploadId}`]);
+    assert.notEqual(stale.uploadId, kept.uploadId);
+    await rm(own, { recursive: true });
+  });
+
+  test('planParts keeps to 10,000 parts', async () => {
+    const { planParts } = await import('../../../orchestrator/storage/blob-store.ts');
+    assert.deepEqual(planParts(2500, 1000), { partBytes: 1000, parts: 3 });
+    assert.deepEqual(planParts(0, 1000), { partBytes: 1000, parts: 1 });
+    assert.deepEqual(planParts(100_000_001, 1000), { partBytes: 10_001, parts: 9_999 + 1 });
   });
 });
 
