@@ -67,6 +67,15 @@ bench
   .option('--json', 'one JSON object per line')
   .action(guarded(async (o) => (await import('./commands/bench-orchestrator.ts')).benchOrchestratorCommand(o, makeOutput(o.json ?? false))));
 
+bench
+  .command('merge')
+  .description("bytes each miner moves to merge a round (share, redundant reduce, apply) against its stage's size, for several replica counts")
+  .option('--preset <name>', 'model preset (one stage holds all of it)', 'tiny')
+  .option('--replicas <list>', 'replica counts to compare, comma-separated', (v) => v.split(',').map((x) => int(2)(x.trim())), [2, 3, 4])
+  .option('--rounds <n>', 'rounds per run', int(1), 3)
+  .option('--json', 'one JSON object per line')
+  .action(guarded(async (o) => void (await (await import('./commands/bench-merge.ts')).benchMergeCommand(o, makeOutput(o.json ?? false)))));
+
 program
   .command('export')
   .description('write a whole-model checkpoint as a Hugging Face folder (config.json + model.safetensors)')

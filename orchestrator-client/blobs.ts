@@ -4,6 +4,8 @@
 // bytes, read by range) so a wrong name, dtype, shape or size is refused at once with a clear
 // error; values (NaN, Inf) are checked by whoever downloads the blob before using it.
 
+import { createHash } from 'node:crypto';
+
 export type BlobKind = 'activation' | 'gradient' | 'share' | 'reduced' | 'snapshot';
 
 export interface TensorSpec {
@@ -79,4 +81,20 @@ export function checkBlobHeader(head: Uint8Array, totalBytes: number, expected: 
   const expectedBytes = blobBytes(expected, len);
   if (totalBytes !== expectedBytes) return `the blob has ${totalBytes} bytes; its header describes ${expectedBytes}`;
   return null;
+}
+
+/**
+ * SHA-256 (hex) of a float32 tensor's bytes as stored (little-endian): what two reducers of one
+ * slice must agree on, and what an applier checks a downloaded copy against.
+ */
+export function tensorDigest(a: Float32Array): string {
+  return createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+}
+
+/** tensorDigest of a single-tensor blob's data (everything after its header), without decoding it. */
+export function blobDataDigest(blob: Uint8Array): string | null {
+  if (blob.length < 8) return null;
+  const n = new DataView(blob.buffer, blob.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(blob.length - 8)) return null;
+  return createHash('sha256').update(blob.subarray(8 + Number(n))).digest('hex');
 }

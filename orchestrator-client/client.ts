@@ -6,6 +6,8 @@ import {
   API_PREFIX,
   type Assignment,
   AssignmentSchema,
+  type Flag,
+  FlagsResponseSchema,
   type CompleteRequest,
   CompleteResponseSchema,
   ErrorBodySchema,
@@ -145,6 +147,10 @@ export class OrchestratorClient {
   }
   runStatus(runId: string): Promise<RunStatus> {
     return this.request('GET', `/runs/${encodeURIComponent(runId)}/status`, RunStatusSchema);
+  }
+  /** Everyone caught doing wrong in a run, with the evidence. */
+  async flags(runId: string): Promise<Flag[]> {
+    return (await this.request('GET', `/runs/${encodeURIComponent(runId)}/flags`, FlagsResponseSchema)).flags;
   }
   complete(req: CompleteRequest): Promise<z.output<typeof CompleteResponseSchema>> {
     return this.request('POST', '/leases/complete', CompleteResponseSchema, req);

@@ -190,6 +190,9 @@ export type Direction = z.infer<typeof DirectionSchema>;
 export const SampleRefSchema = z.object({ seed: count, step: count, batch_size: positive, first_row: count, rows: positive });
 export type SampleRef = z.infer<typeof SampleRefSchema>;
 
+/** SHA-256, 64 lowercase hex digits. */
+const DigestSchema = z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256 digest: 64 lowercase hex digits');
+
 const BlobRefSchema = z.object({ key: z.string(), url: z.string(), bytes: count });
 export type BlobRef = z.infer<typeof BlobRefSchema>;
 /**
@@ -269,7 +272,11 @@ export const ApplyTaskSchema = z.object({
   stage: count,
   lr: z.number().nonnegative(),
   clip: z.number().positive().max(1),
-  slices: z.array(z.object({ range: SliceSchema, blob: BlobRefSchema })).min(1),
+  /**
+   * Each slice of the reduced gradient: copies that agree (reduced by different replicas), any of
+   * which will do, and the digest their content must have (check it: an uploader may lie).
+   */
+  slices: z.array(z.object({ range: SliceSchema, digest: DigestSchema, blobs: z.array(BlobRefSchema).min(1) })).min(1),
   /** This replica also stores the stage's state after the step (weights, moments, step). */
   snapshot: UploadSchema.optional(),
 });
@@ -330,6 +337,8 @@ export const CompleteRequestSchema = z
     loss: z.number().finite().optional(),
     /** A reduce task's result: the sum of squares of the reduced (scaled) slice. */
     sumsq: z.number().finite().nonnegative().optional(),
+    /** A reduce task's result: tensorDigest (blobs.ts) of the reduced (scaled) slice. */
+    digest: DigestSchema.optional(),
   })
   .strict();
 export type CompleteRequest = z.infer<typeof CompleteRequestSchema>;
@@ -350,6 +359,8 @@ export const AppliedRequestSchema = z
   .object({
     round: count,
     snapshot: UploadedSchema.optional(),
+    /** Copies of reduced slices whose content was not what their digest said. */
+    bad_blobs: z.array(z.object({ key: z.string().min(1).max(512), reason: z.string().min(1).max(2000) }).strict()).max(4096).optional(),
   })
   .strict();
 export type AppliedRequest = z.infer<typeof AppliedRequestSchema>;
@@ -368,6 +379,19 @@ export const RunStatusSchema = z.object({
   snapshots: z.array(z.object({ stage: count, rounds: count, key: z.string(), bytes: count })),
 });
 export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+/** A participant caught doing something wrong, with what shows it. */
+export const FlagSchema = z.object({
+  hotkey: Ss58Schema,
+  kind: z.enum(['bad_reduction', 'bad_blob', 'bad_upload']),
+  round: count.nullable(),
+  stage: count.nullable(),
+  at: count,
+  /** What shows it: blob keys (kept), digests, the result that won. */
+  evidence: z.record(z.string(), z.unknown()),
+});
+export type Flag = z.infer<typeof FlagSchema>;
+export const FlagsResponseSchema = z.object({ flags: z.array(FlagSchema) });
 export const ReleaseResponseSchema = z.object({ status: z.literal('released') });
 
 // ---- samples and pathways ----

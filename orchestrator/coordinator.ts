@@ -1,8 +1,9 @@
 // The orchestrator's logic, free of HTTP: runs, registration and stage assignment, work leases
 // and their completion, pathways, heartbeats. Its world comes in as arguments (database, blob
 // store, clock), and every state change goes through the database, so a restart loses nothing.
+import { randomInt } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
-import { type BlobDims, type BlobKind, MAX_BLOB_HEADER_BYTES, blobBytes, blobTensors, checkBlobHeader } from '../orchestrator-client/blobs.ts';
+import { type BlobDims, type BlobKind, MAX_BLOB_HEADER_BYTES, blobBytes, blobDataDigest, blobTensors, checkBlobHeader } from '../orchestrator-client/blobs.ts';
 import {
   type AppliedRequest,
   type Assignment,
@@ -21,6 +22,7 @@ import {
   type RunStatus,
   type SampleRef,
   type Task,
+  type Flag,
   type Upload,
   type Uploaded,
 } from '../orchestrator-client/protocol.ts';
@@ -60,11 +62,30 @@ interface ShareDetail {
   /** Filled in at completion: the size of each uploaded slice. */
   bytes?: number[];
 }
-/** A reduce item: its slice, the shares to sum in this order, and the scale. */
+/**
+ * A reduce item: one copy of one slice's reduction (its range, the shares to sum in this order,
+ * and the scale). Each slice is reduced by `quorum` different miners whose results must agree.
+ */
 interface ReduceDetail {
   range: [number, number];
   scale: number;
   inputs: { hotkey: string; key: string; bytes: number }[];
+  slice: number;
+  copy: number;
+  /** How many different reducers must agree: 2, or 1 when nobody else can reduce. */
+  quorum: number;
+  /** Filled in at completion: tensorDigest of the result. */
+  digest?: string;
+}
+
+/** The miners (random order) of `pool`, without those in `not`. */
+function shuffled<T>(pool: readonly T[]): T[] {
+  const out = [...pool];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
 }
 
 export class Coordinator {
@@ -329,8 +350,11 @@ export class Coordinator {
    */
   private async forget(trx: Transaction<Database>, spec: RunSpec, hotkey: string, stage: number | null): Promise<void> {
     await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null }).where('leased_to', '=', hotkey).where('status', '=', 'leased').execute();
+    // Its copies of reductions (of any stage) go to other reducers: no slice is left unreduced.
+    const copies = await trx.selectFrom('work_items').selectAll().where('run_id', '=', spec.id).where('required_hotkey', '=', hotkey).where('direction', '=', 'reduce').where('status', '=', 'pending').execute();
+    for (const copy of copies) await this.reassignReduction(trx, spec, copy, hotkey);
     // A share is the sum in that miner's memory: nobody else can upload it.
-    await trx.updateTable('work_items').set({ required_hotkey: null }).where('required_hotkey', '=', hotkey).where('status', '!=', 'done').where('direction', '!=', 'share').execute();
+    await trx.updateTable('work_items').set({ required_hotkey: null }).where('required_hotkey', '=', hotkey).where('status', '!=', 'done').where('direction', 'not in', ['share', 'reduce']).execute();
     if (stage === null) return;
     const open = await trx.selectFrom('rounds').select('round').where('run_id', '=', spec.id).where('status', '=', 'compute').execute();
     for (const r of open) await this.loseContribution(trx, spec, hotkey, stage, Number(r.round), false);
@@ -609,11 +633,18 @@ export class Coordinator {
       .where('direction', '=', 'reduce')
       .where('status', '=', 'done')
       .execute();
+    // The copies that agreed (those that did not are 'lost'), grouped by slice.
+    const bySlice = new Map<number, { range: [number, number]; digest: string; copies: typeof reduced }>();
+    for (const r of reduced) {
+      const d = JSON.parse(r.detail_json) as ReduceDetail;
+      const entry = bySlice.get(d.slice) ?? { range: d.range, digest: d.digest!, copies: [] };
+      if (d.digest === entry.digest) entry.copies.push(r);
+      bySlice.set(d.slice, entry);
+    }
     const slices = await Promise.all(
-      reduced
-        .map((r) => ({ ...r, range: (JSON.parse(r.detail_json) as ReduceDetail).range }))
+      [...bySlice.values()]
         .sort((a, b) => a.range[0] - b.range[0])
-        .map(async (r) => ({ range: r.range, blob: await this.blobRef(r.output_key, spec, Number(r.output_bytes)) })),
+        .map(async (e) => ({ range: e.range, digest: e.digest, blobs: await Promise.all(e.copies.map((c) => this.blobRef(c.output_key, spec, Number(c.output_bytes)))) })),
     );
     const snapshot = await this.snapshotDuty(hotkey, stage, spec, version + 1);
     return { kind: 'apply', run_id: spec.id, round: version, stage, lr: Number(round.lr), clip: Number(round.clip), slices, ...(snapshot ? { snapshot } : {}) };
@@ -640,6 +671,7 @@ export class Coordinator {
     const p = await this.participant(hotkey);
     if (p.stage === null) throw new ApiError('forbidden', 'only miners with a stage apply rounds');
     const spec = await this.spec(p.run_id);
+    for (const bad of req.bad_blobs ?? []) await this.checkReported(spec, hotkey, p.stage, req.round, bad);
     if (!req.snapshot) return { status: 'ok' };
     const rounds = req.round + 1;
     const row = await this.db.selectFrom('snapshots').selectAll().where('run_id', '=', spec.id).where('stage', '=', p.stage).where('rounds', '=', rounds).executeTakeFirst();
@@ -656,6 +688,36 @@ export class Coordinator {
     return { status: 'ok' };
   }
 
+  /**
+   * An applier says a copy of a reduced slice is not what its digest says. The orchestrator reads
+   * that one blob to see for itself (so nobody can be framed); when it is wrong its uploader is
+   * flagged and the copy is no longer handed out.
+   */
+  private async checkReported(spec: RunSpec, reporter: string, stage: number, round: number, bad: { key: string; reason: string }): Promise<void> {
+    const item = await this.db
+      .selectFrom('work_items')
+      .selectAll()
+      .where('run_id', '=', spec.id)
+      .where('round', '=', round)
+      .where('stage', '=', stage)
+      .where('direction', '=', 'reduce')
+      .where('output_key', '=', bad.key)
+      .where('status', '=', 'done')
+      .executeTakeFirst();
+    if (!item) return;
+    const d = JSON.parse(item.detail_json) as ReduceDetail;
+    const stored = await this.store.get(item.output_key).catch(() => null);
+    const digest = stored === null ? null : blobDataDigest(stored);
+    if (digest === d.digest) {
+      await this.log(this.db, 'bad_blob_unconfirmed', reporter, spec.id, { key: bad.key, reason: bad.reason.slice(0, 500) });
+      return;
+    }
+    await withTransaction(this.db, async (trx) => {
+      await trx.updateTable('work_items').set({ status: 'lost' }).where('id', '=', item.id).execute();
+      await this.flag(trx, spec.id, item.completed_by!, 'bad_blob', round, stage, { key: bad.key, reported_digest: d.digest, stored_digest: digest, found_by: reporter, reason: bad.reason.slice(0, 500) });
+    });
+  }
+
   /** Reduced gradients older than a stored state are never needed again; nor are older states. */
   private async collectGarbage(spec: RunSpec, stage: number, rounds: number): Promise<void> {
     const old = await this.db
@@ -665,6 +727,8 @@ export class Coordinator {
       .where('stage', '=', stage)
       .where('round', '<', rounds)
       .where('direction', 'in', ['share', 'reduce'])
+      // A reduction that lost (status 'lost') is evidence against its reducer: kept.
+      .where('status', '!=', 'lost')
       .execute();
     const keys = old.flatMap((i) => (i.direction === 'reduce' ? [i.output_key] : (JSON.parse(i.detail_json) as ShareDetail).keys));
     const snaps = await this.db.selectFrom('snapshots').select(['key', 'rounds']).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '<', rounds).execute();
@@ -700,9 +764,10 @@ export class Coordinator {
       detail = JSON.stringify({ ...d, bytes: sizes });
     } else if (item.direction === 'reduce') {
       const d = JSON.parse(item.detail_json) as ReduceDetail;
-      if (req.sumsq === undefined) throw new ApiError('bad_request', 'a reduce task must report the sum of squares of its slice');
+      if (req.sumsq === undefined || req.digest === undefined) throw new ApiError('bad_request', 'a reduce task must report the sum of squares and the digest of its slice');
       bytes = await this.checkUpload(item.output_key, req.output, item.output_key, 'reduced', this.dims(spec, d.range[1] - d.range[0]));
       sumsq = req.sumsq;
+      detail = JSON.stringify({ ...d, digest: req.digest } satisfies ReduceDetail);
     } else {
       const wantsOutput = item.direction !== 'redo' && (item.direction === 'forward' ? item.stage < last || item.stage > 0 : item.stage > 0);
       if (wantsOutput) {
@@ -789,8 +854,13 @@ export class Coordinator {
         const bad = d.inputs.find((i) => reason.includes(i.key)) ?? null;
         const culprit = bad?.hotkey ?? null;
         await this.log(trx, 'bad_upload', culprit, spec.id, { by: hotkey, item: item.id, reason: reason.slice(0, 500) });
-        if (culprit) await this.expel(trx, spec, culprit, item.stage, Number(item.round));
-        else await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null, not_hotkey: hotkey }).where('id', '=', item.id).execute();
+        if (culprit) {
+          await this.flag(trx, spec.id, culprit, 'bad_upload', Number(item.round), item.stage, { key: bad!.key, reason: reason.slice(0, 500), found_by: hotkey });
+          await this.expel(trx, spec, culprit, item.stage, Number(item.round));
+        } else {
+          await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null }).where('id', '=', item.id).execute();
+          await this.reassignReduction(trx, spec, { ...item, status: 'pending' }, hotkey);
+        }
         return;
       }
       // Which upload is bad: the reason names its key (the lease's input or forward input).
@@ -812,6 +882,7 @@ export class Coordinator {
         .where('id', '=', producer.id)
         .execute();
       await this.store.delete(badKey!).catch(() => {});
+      if (producer.completed_by) await this.flag(trx, spec.id, producer.completed_by, 'bad_upload', Number(producer.round), producer.stage, { key: badKey, reason: reason.slice(0, 500), found_by: hotkey });
       if (producer.completed_by) await this.expel(trx, spec, producer.completed_by, producer.stage, Number(producer.round));
     });
     await this.advance(spec);
@@ -883,6 +954,143 @@ export class Coordinator {
     return `${runId}.r${round}.${stage}.a${attempt}.share.${hotkey}`;
   }
 
+  // ---- redundant reduction ----
+  //
+  // Every slice of a stage's all-reduce is reduced by two different miners, picked at random by
+  // the orchestrator (a miner cannot choose its partner, or know it). Reductions are deterministic
+  // (fixed input order, float32), so honest results are bit-identical: the two digests and sums of
+  // squares must match. When they do not, the slice goes to a third reducer (another replica of
+  // the stage, else a miner of another stage: summing needs no weights), and so on until two
+  // different miners agree; whoever disagreed with the agreed result is flagged, and its result
+  // kept as evidence. A reducer that vanishes has its copy reassigned.
+
+  /** The miners of the run that are alive: same stage first, each group in random order. */
+  private async liveMiners(trx: Kysely<Database>, runId: string, stage: number): Promise<string[]> {
+    const rows = await trx.selectFrom('participants').select(['hotkey', 'stage']).where('run_id', '=', runId).where('role', '=', 'miner').where('status', '=', 'active').execute();
+    return [...shuffled(rows.filter((p) => p.stage === stage)), ...shuffled(rows.filter((p) => p.stage !== stage))].map((p) => p.hotkey);
+  }
+
+  /**
+   * Who reduces each slice: contributor perm[j] and, for the second copy, a random derangement
+   * of perm (each replica reduces two slices; no slice twice by one miner). A lone contributor's
+   * partner is a live miner of another stage, when there is one.
+   */
+  private async reducerPlan(trx: Kysely<Database>, spec: RunSpec, contributors: string[], slices: number): Promise<string[][]> {
+    const first = shuffled(contributors);
+    if (contributors.length >= 2) {
+      let second = shuffled(first);
+      while (second.some((h, j) => h === first[j])) second = shuffled(first);
+      return Array.from({ length: slices }, (_, j) => [first[j % first.length], second[j % second.length]]);
+    }
+    const [partner] = (await this.liveMiners(trx, spec.id, -1)).filter((h) => h !== contributors[0]);
+    return Array.from({ length: slices }, () => (partner ? [contributors[0], partner] : [contributors[0]]));
+  }
+
+  private async insertReduceCopy(trx: Kysely<Database>, spec: RunSpec, round: number, stage: number, attempt: number, d: ReduceDetail, reducer: string | null): Promise<void> {
+    const row = this.itemRow(spec.id, `r${round}-s0`, stage, 'reduce', null, reducer, round);
+    await trx
+      .insertInto('work_items')
+      .values({ ...row, id: `${spec.id}.r${round}.${stage}.a${attempt}.reduce.${d.slice}.${d.copy}`, output_key: this.roundKey(spec.id, round, stage, attempt, `reduced-${d.slice}-${d.copy}`), detail_json: JSON.stringify(d) })
+      .execute();
+  }
+
+  /** The other copies of `item`'s slice (same round, stage and attempt). */
+  private async siblingCopies(trx: Kysely<Database>, item: Item): Promise<Item[]> {
+    const d = JSON.parse(item.detail_json) as ReduceDetail;
+    const prefix = item.id.slice(0, item.id.lastIndexOf('.reduce.'));
+    const all = await trx.selectFrom('work_items').selectAll().where('run_id', '=', item.run_id).where('round', '=', item.round).where('stage', '=', item.stage).where('direction', '=', 'reduce').execute();
+    return all.filter((c) => c.id !== item.id && c.id.startsWith(`${prefix}.reduce.${d.slice}.`));
+  }
+
+  /** A live miner that has not reduced (and is not reducing) this slice, or null. */
+  private async freshReducer(trx: Kysely<Database>, spec: RunSpec, stage: number, used: Set<string>): Promise<string | null> {
+    return (await this.liveMiners(trx, spec.id, stage)).find((h) => !used.has(h)) ?? null;
+  }
+
+  /** Gives a pending copy whose reducer is gone (or gave it back) to someone else. */
+  private async reassignReduction(trx: Kysely<Database>, spec: RunSpec, copy: Item, gone: string): Promise<void> {
+    const used = new Set([gone, ...(await this.siblingCopies(trx, copy)).map((c) => c.completed_by ?? c.required_hotkey).filter((h): h is string => h !== null)]);
+    const reducer = await this.freshReducer(trx, spec, copy.stage, used);
+    // Nobody left who has not reduced it: anyone at the stage (agreement still needs two miners).
+    await trx.updateTable('work_items').set({ required_hotkey: reducer, not_hotkey: reducer === null ? gone : null }).where('id', '=', copy.id).execute();
+    await this.log(trx, 'reduction_reassigned', gone, spec.id, { item: copy.id, to: reducer });
+  }
+
+  /**
+   * Checks the copies of every slice of (round, stage): issues another copy where the results in
+   * disagree, and once every slice has an agreed result flags the losers and answers the stage's
+   * sum of squares (null while some slice is not agreed).
+   */
+  private async judgeReductions(trx: Kysely<Database>, spec: RunSpec, round: number, stage: number, attempt: number): Promise<{ sumsq: number | null; issued: boolean }> {
+    const copies = (await trx.selectFrom('work_items').selectAll().where('run_id', '=', spec.id).where('round', '=', round).where('stage', '=', stage).where('direction', '=', 'reduce').execute()).map((item) => ({
+      item,
+      d: JSON.parse(item.detail_json) as ReduceDetail,
+    }));
+    const bySlice = new Map<number, typeof copies>();
+    for (const c of copies) bySlice.set(c.d.slice, [...(bySlice.get(c.d.slice) ?? []), c]);
+    let sumsq = 0;
+    let agreedAll = copies.length > 0;
+    let issued = false;
+    const losers: { loser: (typeof copies)[number]; winners: typeof copies }[] = [];
+    for (const [slice, list] of [...bySlice].sort((a, b) => a[0] - b[0])) {
+      const done = list.filter((c) => c.item.status === 'done');
+      const groups = new Map<string, typeof copies>();
+      for (const c of done) {
+        const k = `${c.d.digest}|${Number(c.item.sumsq)}`;
+        if (!(groups.get(k) ?? []).some((x) => x.item.completed_by === c.item.completed_by)) groups.set(k, [...(groups.get(k) ?? []), c]);
+      }
+      const quorum = Math.min(...list.map((c) => c.d.quorum));
+      const winners = [...groups.values()].sort((a, b) => b.length - a.length)[0];
+      if (winners && winners.length >= quorum) {
+        sumsq += Number(winners[0].item.sumsq);
+        for (const c of done) if (!winners.includes(c) && `${c.d.digest}|${Number(c.item.sumsq)}` !== `${winners[0].d.digest}|${Number(winners[0].item.sumsq)}`) losers.push({ loser: c, winners });
+        continue;
+      }
+      agreedAll = false;
+      if (list.some((c) => c.item.status === 'pending' || c.item.status === 'leased')) continue;
+      // Every copy is in and no two miners agree: one more copy, by someone new.
+      const used = new Set(list.map((c) => c.item.completed_by ?? c.item.required_hotkey).filter((h): h is string => h !== null));
+      const reducer = await this.freshReducer(trx, spec, stage, used);
+      if (reducer === null) {
+        await this.log(trx, 'reduction_waiting', null, spec.id, { round, stage, slice, reason: 'no miner left that has not reduced this slice' });
+        continue;
+      }
+      const { digest: _, ...template } = list[0].d;
+      await this.insertReduceCopy(trx, spec, round, stage, attempt, { ...template, copy: Math.max(...list.map((c) => c.d.copy)) + 1, quorum: 2 }, reducer);
+      await this.log(trx, 'reduction_disputed', null, spec.id, { round, stage, slice, digests: done.map((c) => ({ by: c.item.completed_by, digest: c.d.digest })), third: reducer });
+      issued = true;
+    }
+    if (!agreedAll) return { sumsq: null, issued };
+    for (const { loser, winners } of losers) {
+      await trx.updateTable('work_items').set({ status: 'lost' }).where('id', '=', loser.item.id).execute();
+      await this.flag(trx, spec.id, loser.item.completed_by!, 'bad_reduction', round, stage, {
+        slice: loser.d.slice,
+        range: loser.d.range,
+        key: loser.item.output_key,
+        digest: loser.d.digest,
+        sumsq: Number(loser.item.sumsq),
+        agreed_digest: winners[0].d.digest,
+        agreed_sumsq: Number(winners[0].item.sumsq),
+        agreed_by: winners.map((w) => w.item.completed_by),
+        agreed_keys: winners.map((w) => w.item.output_key),
+      });
+    }
+    return { sumsq, issued };
+  }
+
+  /** Records that `hotkey` was caught doing wrong, with what shows it. */
+  private async flag(trx: Kysely<Database>, runId: string, hotkey: string, kind: Flag['kind'], round: number | null, stage: number | null, evidence: Record<string, unknown>): Promise<void> {
+    await trx.insertInto('flags').values({ run_id: runId, hotkey, kind, round, stage, at: this.now(), evidence_json: JSON.stringify(evidence) }).execute();
+    await this.log(trx, `flag_${kind}`, hotkey, runId, { round, stage });
+  }
+
+  /** Everyone flagged in a run, oldest first. */
+  async flags(runId: string): Promise<Flag[]> {
+    await this.spec(runId);
+    const rows = await this.db.selectFrom('flags').selectAll().where('run_id', '=', runId).orderBy('id').execute();
+    return rows.map((f) => ({ hotkey: f.hotkey, kind: f.kind, round: f.round === null ? null : Number(f.round), stage: f.stage === null ? null : Number(f.stage), at: Number(f.at), evidence: JSON.parse(f.evidence_json) as Record<string, unknown> }));
+  }
+
   /**
    * Moves the run's open round along: stages whose samples are all covered start their share,
    * shared stages get their reduce items, and when every stage is reduced the round's step is
@@ -935,20 +1143,20 @@ export class Coordinator {
           const contributors = JSON.parse(sr.contributors_json) as string[];
           const details = new Map(shares.map((x) => [x.required_hotkey!, JSON.parse(x.detail_json) as ShareDetail & { bytes: number[] }]));
           const slices = details.get(contributors[0])!.slices;
+          const reducers = await this.reducerPlan(trx, spec, contributors, slices.length);
           for (const [j, range] of slices.entries()) {
             const inputs = contributors.map((h) => ({ hotkey: h, key: details.get(h)!.keys[j], bytes: details.get(h)!.bytes[j] }));
-            const reduce = this.itemRow(spec.id, `r${r}-s0`, s, 'reduce', null, null, r);
-            await trx
-              .insertInto('work_items')
-              .values({ ...reduce, id: `${spec.id}.r${r}.${s}.a${attempt}.reduce.${j}`, output_key: this.roundKey(spec.id, r, s, attempt, `reduced-${j}`), detail_json: JSON.stringify({ range, scale: 1 / spec.samples_per_round, inputs } satisfies ReduceDetail) })
-              .execute();
+            for (const [copy, reducer] of reducers[j].entries()) {
+              await this.insertReduceCopy(trx, spec, r, s, attempt, { range, scale: 1 / spec.samples_per_round, inputs, slice: j, copy, quorum: reducers[j].length }, reducer);
+            }
           }
           await trx.updateTable('stage_rounds').set({ phase: 'reduce' }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
           changed = true;
         } else if (sr.phase === 'reduce') {
-          const reduces = await trx.selectFrom('work_items').select(['status', 'sumsq']).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).where('direction', '=', 'reduce').execute();
-          if (reduces.length === 0 || reduces.some((x) => x.status !== 'done')) continue;
-          const sumsq = reduces.reduce((a, x) => a + Number(x.sumsq), 0);
+          const verdict = await this.judgeReductions(trx, spec, r, s, attempt);
+          if (verdict.issued) changed = true;
+          if (verdict.sumsq === null) continue;
+          const sumsq = verdict.sumsq;
           await trx.updateTable('stage_rounds').set({ phase: 'done', sumsq }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
           sr.phase = 'done';
           sr.sumsq = sumsq;

@@ -219,6 +219,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   app.post(`${API_PREFIX}/rounds/applied`, async (req) => c.applied(who(req), parse(AppliedRequestSchema, req.body, 'applied report')));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/status`, async (req) => c.runStatus(req.params.run));
+  app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/flags`, async (req) => ({ flags: await c.flags(req.params.run) }));
   app.get<{ Params: { run: string; sample: string } }>(`${API_PREFIX}/runs/:run/samples/:sample`, async (req) => c.pathway(req.params.run, req.params.sample));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run`, async (req) => c.getRun(req.params.run));
   app.post(`${API_PREFIX}/admin/runs`, async (req, reply) => {

@@ -12,6 +12,7 @@ import { loadBrownCorpus } from '../../worker/data/brown.ts';
 import { type Dataset, buildDataset } from '../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../worker/data/tokenizer.ts';
 import { DEVICES, chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
+import { parseFaults } from '../../worker/miner/faults.ts';
 import { Miner, type MinerEvent } from '../../worker/miner/miner.ts';
 import { makeOutput, onInterrupt } from '../output.ts';
 import type { Guard } from './wallet.ts';
@@ -107,6 +108,8 @@ async function runMiner(o: MinerFlags): Promise<void> {
     threads,
     dataset: () => (dataset ??= buildDataset(loadBrownCorpus(), byteTokenizer)),
     onEvent,
+    // Deliberate misbehaviour, for tests of the swarm's defences (worker/miner/faults.ts).
+    faults: parseFaults(process.env.TAH_FAULTS),
   });
   const interrupt = onInterrupt(out, 'stopping: finishing the task in hand (Ctrl-C again to quit at once)', () => miner.stop(), ['SIGINT', 'SIGTERM']);
   const result = await miner.run();

@@ -50,8 +50,8 @@ export class LocalSwarm {
     return this.opts.spec.id;
   }
 
-  private spawnTah(args: string[], label: string): ChildProcess {
-    const env = { ...process.env, ...this.opts.env };
+  private spawnTah(args: string[], label: string, extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
+    const env = { ...process.env, ...this.opts.env, ...extraEnv };
     // A host run by node's test runner must not pass its marker on: the children are plain tah.
     delete env.NODE_TEST_CONTEXT;
     const child = spawn(process.execPath, [TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -108,11 +108,12 @@ export class LocalSwarm {
   }
 
   /** Starts one more miner process; returns its index. */
-  async addMiner(): Promise<number> {
+  /** Starts another miner process; `env` adds to its environment (e.g. TAH_FAULTS). */
+  async addMiner(env: NodeJS.ProcessEnv = {}): Promise<number> {
     const i = this.miners.length;
     const wallet = join(this.opts.dir, 'wallets', `miner-${i}.json`);
     const created = await createWallet(wallet, { overwrite: true });
-    const child = this.spawnTah(['miner', '--orchestrator', this.url, '--wallet', wallet, '--threads', String(this.opts.threadsPerMiner), '--run', this.runId, '--json'], `miner-${i}`);
+    const child = this.spawnTah(['miner', '--orchestrator', this.url, '--wallet', wallet, '--threads', String(this.opts.threadsPerMiner), '--run', this.runId, '--json'], `miner-${i}`, env);
     const exited = new Promise<void>((r) =>
       child.once('exit', (code, signal) => {
         this.opts.onMinerExit?.(i, code, signal);

@@ -189,6 +189,33 @@ const rounds: Migration = {
     await db.schema.alterTable('participants').dropColumn('version').execute();
   },
 };
+/**
+ * Redundant reduction: a miner's reduce copies of any stage are found by hotkey (a third reducer
+ * may hold another stage), and participants caught doing wrong are flagged with evidence.
+ */
+const flags: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema.createIndex('work_items_by_required').on('work_items').columns(['run_id', 'required_hotkey', 'direction', 'status']).execute();
+    await db.schema
+      .createTable('flags')
+      .addColumn('id', isPostgres(db) ? 'bigint' : 'integer', (c) =>
+        isPostgres(db) ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
+      )
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('hotkey', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('round', 'integer')
+      .addColumn('stage', 'integer')
+      .addColumn('at', 'bigint', (c) => c.notNull())
+      .addColumn('evidence_json', 'text', (c) => c.notNull().defaultTo('{}'))
+      .execute();
+    await db.schema.createIndex('flags_by_run').on('flags').columns(['run_id', 'hotkey']).execute();
+  },
+  async down(db: Kysely<any>) {
+    await db.schema.dropTable('flags').execute();
+    await db.schema.dropIndex('work_items_by_required').execute();
+  },
+};
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Every migration, by name; names sort in the order they run. */
@@ -196,6 +223,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': initial,
   '0002_lease_index': leaseIndex,
   '0003_rounds': rounds,
+  '0004_flags': flags,
 });
 
 export const migrationProvider: MigrationProvider = {

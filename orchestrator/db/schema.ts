@@ -101,6 +101,18 @@ export interface EventsTable {
   details_json: WithDefault<string>;
 }
 
+export interface FlagsTable {
+  id: Generated<number>;
+  run_id: string;
+  hotkey: string;
+  kind: 'bad_reduction' | 'bad_blob' | 'bad_upload';
+  round: number | null;
+  stage: number | null;
+  at: number;
+  /** Blob keys (kept), digests and the winning result, as a JSON object. */
+  evidence_json: WithDefault<string>;
+}
+
 export interface RoundsTable {
   run_id: string;
   round: number;
@@ -152,6 +164,7 @@ export interface Database {
   rounds: RoundsTable;
   stage_rounds: StageRoundsTable;
   snapshots: SnapshotsTable;
+  flags: FlagsTable;
 }
 
 export type RunRow = Selectable<RunsTable>;

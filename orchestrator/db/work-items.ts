@@ -61,27 +61,52 @@ export async function pickAvailableItem(trx: Kysely<Database>, o: PickOptions): 
       .limit(1)
       .$if(isPostgres(trx), (qb) => qb.forUpdate().skipLocked())
       .executeTakeFirst();
+  const take = async (pick: { id: string }): Promise<WorkItemRow | undefined> =>
+    trx
+      .updateTable('work_items')
+      .set((eb) => ({
+        status: 'leased',
+        lease_id: newLeaseId(),
+        leased_to: o.hotkey,
+        lease_expires: o.now + o.ttlMs,
+        attempts: eb('attempts', '+', 1),
+      }))
+      .where('id', '=', pick.id)
+      .returningAll()
+      .executeTakeFirst();
+  // First a reduction of another stage asked of this miner (a third reducer): it holds up a round.
+  const foreign = await foreignReduction(trx, o);
+  if (foreign) {
+    const row = await take(foreign);
+    if (row) return row;
+  }
   for (const direction of PRIORITY) {
     for (const required of ['mine', 'none'] as const) {
       const found = [await oldest(direction, required, false), await oldest(direction, required, true)].filter((c) => c !== undefined);
       if (found.length === 0) continue;
       const pick = found.reduce((a, b) => (Number(b.created_at) < Number(a.created_at) || (Number(b.created_at) === Number(a.created_at) && b.id < a.id) ? b : a));
-      const row = await trx
-        .updateTable('work_items')
-        .set((eb) => ({
-          status: 'leased',
-          lease_id: newLeaseId(),
-          leased_to: o.hotkey,
-          lease_expires: o.now + o.ttlMs,
-          attempts: eb('attempts', '+', 1),
-        }))
-        .where('id', '=', pick.id)
-        .returningAll()
-        .executeTakeFirst();
+      const row = await take(pick);
       if (row) return row;
     }
   }
   return null;
+}
+
+/** A reduce item of another stage than the miner's that is asked of it and available. */
+async function foreignReduction(db: Kysely<Database>, o: PickOptions): Promise<{ id: string } | undefined> {
+  return db
+    .selectFrom('work_items')
+    .select('id')
+    .where('run_id', '=', o.runId)
+    .where('required_hotkey', '=', o.hotkey)
+    .where('direction', '=', 'reduce')
+    .where('status', 'in', ['pending', 'leased'])
+    .where('stage', '!=', o.stage)
+    .where((eb) => eb.or([eb('status', '=', 'pending'), eb('lease_expires', '<=', o.now)]))
+    .orderBy('created_at')
+    .limit(1)
+    .$if(isPostgres(db), (qb) => qb.forUpdate().skipLocked())
+    .executeTakeFirst();
 }
 
 /**
@@ -103,5 +128,5 @@ export async function anyAvailableItem(db: Kysely<Database>, o: PickOptions): Pr
     .where((eb) => eb.or([eb('not_hotkey', 'is', null), eb('not_hotkey', '!=', o.hotkey)]))
     .limit(1)
     .executeTakeFirst();
-  return row !== undefined;
+  return row !== undefined || (await foreignReduction(db, o)) !== undefined;
 }

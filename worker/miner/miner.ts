@@ -5,8 +5,8 @@
 // so the same loop runs under `tah miner`, the local swarm and the desktop app's utility process.
 import type { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { OrchestratorError } from '../../orchestrator-client/client.ts';
-import type { BlobDims } from '../../orchestrator-client/blobs.ts';
-import type { ApplyTask, Assignment, Hardware, Lease, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
+import { type BlobDims, tensorDigest } from '../../orchestrator-client/blobs.ts';
+import type { ApplyTask, Assignment, BlobRef, Hardware, Lease, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.ts';
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { type Dataset, trainBatch } from '../data/dataset.ts';
@@ -17,6 +17,7 @@ import { Stage } from '../model/stage.ts';
 import { fromOptimizerSpec } from '../optim/adamw.ts';
 import { StageOptimizer } from '../optim/optimizer.ts';
 import { BadBlobError, decodeBlob, encodeBlob } from './blobs.ts';
+import { type Faults, spoilReduction } from './faults.ts';
 
 export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'share' | 'reduce' | 'apply' | 'sync' | 'stopping' | 'stopped' | 'finished';
 
@@ -43,6 +44,8 @@ export interface MinerOptions {
   waitMs?: number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** Deliberate misbehaviour, for tests (faults.ts). */
+  faults?: Faults;
 }
 
 interface StageState {
@@ -333,19 +336,20 @@ export class Miner {
       const part = (await this.download(input, 'share', dims)).get('grad')!;
       for (let i = 0; i < sum.length; i++) sum[i] += part[i];
     }
+    for (let i = 0; i < sum.length; i++) sum[i] *= task.scale;
+    if (this.opts.faults?.reduce) spoilReduction(sum, this.opts.faults.reduce);
     let sumsq = 0;
-    for (let i = 0; i < sum.length; i++) {
-      sum[i] *= task.scale;
-      sumsq += sum[i] * sum[i];
-    }
+    for (let i = 0; i < sum.length; i++) sumsq += sum[i] * sum[i];
     const blob = encodeBlob('reduced', dims, { grad: sum });
-    await this.opts.client.complete({ lease_id: task.id, output: await this.put(task.upload, blob), sumsq });
+    await this.opts.client.complete({ lease_id: task.id, output: await this.put(task.upload, blob), sumsq, digest: tensorDigest(sum) });
   }
 
   private async apply(s: StageState, task: ApplyTask): Promise<void> {
     this.status('apply');
     const grad = new Float32Array(s.layout.size);
-    for (const { range, blob } of task.slices) grad.set((await this.download(blob, 'reduced', { ...s.dims, length: range[1] - range[0] })).get('grad')!, range[0]);
+    const bad: { key: string; reason: string }[] = [];
+    for (const { range, digest, blobs } of task.slices) grad.set(await this.agreedSlice(s, range, digest, blobs, bad), range[0]);
+    if (bad.length > 0) this.emit({ type: 'error', message: `reduced slices not as agreed: ${bad.map((b) => `${b.key}: ${b.reason}`).join('; ')}`, recoverable: true });
     const next = { params: new Float32Array(s.layout.size), m: new Float32Array(s.layout.size), v: new Float32Array(s.layout.size) };
     await s.optimizer.step({ params: s.params, m: s.m, v: s.v }, grad, next, task.round + 1, task.lr, task.clip);
     Object.assign(s, next);
@@ -354,9 +358,27 @@ export class Miner {
     s.kept.clear();
     if (task.snapshot) {
       const blob = encodeBlob('snapshot', { ...s.dims, length: s.layout.size }, { params: s.params, m: s.m, v: s.v }, { rounds: String(s.version) });
-      await this.opts.client.applied({ round: task.round, snapshot: await this.put(task.snapshot, blob) });
-    }
+      await this.opts.client.applied({ round: task.round, snapshot: await this.put(task.snapshot, blob), ...(bad.length ? { bad_blobs: bad } : {}) });
+    } else if (bad.length > 0) await this.opts.client.applied({ round: task.round, bad_blobs: bad }).catch(() => {});
     this.emit({ type: 'applied', round: task.round, version: s.version, lr: task.lr, clip: task.clip });
+  }
+
+  /**
+   * One slice of the reduced gradient: the first copy whose content has the agreed digest. Copies
+   * that do not are noted in `bad` (for the orchestrator to check) and the next is tried.
+   */
+  private async agreedSlice(s: StageState, range: [number, number], digest: string, blobs: BlobRef[], bad: { key: string; reason: string }[]): Promise<Float32Array> {
+    for (const blob of blobs) {
+      try {
+        const grad = (await this.download(blob, 'reduced', { ...s.dims, length: range[1] - range[0] })).get('grad')!;
+        if (tensorDigest(grad) === digest) return grad;
+        bad.push({ key: blob.key, reason: `its content does not have the agreed digest ${digest.slice(0, 12)}…` });
+      } catch (e) {
+        if (!(e instanceof BadBlobError)) throw e;
+        bad.push({ key: blob.key, reason: e.message });
+      }
+    }
+    throw new Error(`no copy of the reduced slice [${range[0]}, ${range[1]}) has the agreed content`);
   }
 
   private async sync(s: StageState, task: SyncTask): Promise<void> {

@@ -28,7 +28,7 @@ const targets: { name: string; skip: string | false; fresh(): Promise<string> }[
   { name: 'postgres', skip: cluster ? false : (postgresMissing() ?? 'no PostgreSQL'), fresh: () => cluster!.createDatabase() },
 ];
 
-const TABLES = ['events', 'kv', 'participants', 'rounds', 'runs', 'samples', 'snapshots', 'stage_rounds', 'work_items'];
+const TABLES = ['events', 'flags', 'kv', 'participants', 'rounds', 'runs', 'samples', 'snapshots', 'stage_rounds', 'work_items'];
 const T0 = 1_760_000_000_000; // ms timestamps past 2^32 (and 2^31) on purpose
 const HOTKEY_A = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const HOTKEY_B = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
