@@ -90,6 +90,6 @@ export async function benchMergeCommand(flags: BenchMergeFlags, out: Output): Pr
     'replicas  merge bytes per miner per round  ÷ stage bytes  naive (R−1)',
     ...results.map((m) => `${String(m.replicas).padStart(8)}  ${(m.bytes_per_miner_round / 2 ** 20).toFixed(2).padStart(26)} MiB  ${m.ratio.toFixed(2).padStart(13)}  ${m.naive_ratio.toFixed(2).padStart(11)}`),
   ].join('\n');
-  out.summary({ preset: flags.preset, rounds: flags.rounds, results }, `preset ${flags.preset}, stage of ${(results[0]?.stage_bytes ?? 0) / 2 ** 20} MiB, ${flags.rounds} rounds\n${table}`);
+  out.summary({ preset: flags.preset, rounds: flags.rounds, results }, `preset ${flags.preset}, stage of ${((results[0]?.stage_bytes ?? 0) / 2 ** 20).toFixed(2)} MiB, ${flags.rounds} rounds\n${table}`);
   return results;
 }
