@@ -94,4 +94,5 @@ program
 (await import('./commands/orchestrator.ts')).registerOrchestratorCommand(program, guarded);
 (await import('./commands/miner.ts')).registerMinerCommand(program, guarded);
 (await import('./commands/swarm.ts')).registerSwarmCommand(program, guarded);
+(await import('./commands/checkpoint.ts')).registerCheckpointCommand(program, guarded);
 await program.parseAsync(process.argv);

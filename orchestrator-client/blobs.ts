@@ -98,3 +98,15 @@ export function blobDataDigest(blob: Uint8Array): string | null {
   if (n > BigInt(blob.length - 8)) return null;
   return createHash('sha256').update(blob.subarray(8 + Number(n))).digest('hex');
 }
+
+/**
+ * SHA-256 (hex) of a stage's whole state: weights, AdamW moments and the step count. Replicas of a
+ * stage in exact mode hold bit-identical states, so this is what they report after each step.
+ */
+export function stateDigest(params: Float32Array, m: Float32Array, v: Float32Array, step: number): string {
+  const h = createHash('sha256');
+  for (const a of [params, m, v]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  const tail = new Uint8Array(8);
+  new DataView(tail.buffer).setBigUint64(0, BigInt(step), true);
+  return h.update(tail).digest('hex');
+}

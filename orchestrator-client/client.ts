@@ -8,6 +8,13 @@ import {
   AssignmentSchema,
   type Flag,
   FlagsResponseSchema,
+  type RollbackRequest,
+  type RollbackResponse,
+  RollbackResponseSchema,
+  type StoredVersion,
+  StoredVersionSchema,
+  type VersionsResponse,
+  VersionsResponseSchema,
   type CompleteRequest,
   CompleteResponseSchema,
   ErrorBodySchema,
@@ -147,6 +154,18 @@ export class OrchestratorClient {
   }
   runStatus(runId: string): Promise<RunStatus> {
     return this.request('GET', `/runs/${encodeURIComponent(runId)}/status`, RunStatusSchema);
+  }
+  /** Every version of a run: the stages' agreed hashes and whether they are stored. */
+  versions(runId: string): Promise<VersionsResponse> {
+    return this.request('GET', `/runs/${encodeURIComponent(runId)}/versions`, VersionsResponseSchema);
+  }
+  /** A stored version's stage states (operator). */
+  storedVersion(runId: string, rounds: number): Promise<StoredVersion> {
+    return this.request('GET', `/admin/runs/${encodeURIComponent(runId)}/versions/${rounds}`, StoredVersionSchema);
+  }
+  /** Takes a run back to a stored version (operator). */
+  rollback(runId: string, req: RollbackRequest): Promise<RollbackResponse> {
+    return this.request('POST', `/admin/runs/${encodeURIComponent(runId)}/rollback`, RollbackResponseSchema, req);
   }
   /** Everyone caught doing wrong in a run, with the evidence. */
   async flags(runId: string): Promise<Flag[]> {

@@ -108,6 +108,22 @@ export const OptimizerSpecSchema = z
   .strict();
 export type OptimizerSpec = z.output<typeof OptimizerSpecSchema>;
 
+/**
+ * When the orchestrator rolls a run back by itself: a round whose mean loss is more than
+ * `loss_spike` times the median of the previous `window` rounds', or whose gradient norm is more
+ * than `grad_spike` times theirs, or not finite. 0 turns a check off. A round that trips the
+ * guard `max_rollbacks` times is let through (the spike is then the data's, not a fault's).
+ */
+export const GuardSpecSchema = z
+  .object({
+    loss_spike: z.number().min(0).default(1.5),
+    grad_spike: z.number().min(0).default(10),
+    window: positive.max(1000).default(5),
+    max_rollbacks: count.max(100).default(2),
+  })
+  .strict();
+export type GuardSpec = z.output<typeof GuardSpecSchema>;
+
 export const RunSpecSchema = z
   .object({
     id,
@@ -132,6 +148,10 @@ export const RunSpecSchema = z
     optimizer: OptimizerSpecSchema.prefault({}),
     /** Every this many rounds one replica of each stage stores the stage's state for newcomers. */
     snapshot_every: positive.max(1_000_000).default(25),
+    /** Stored states kept: the newest this many, plus those after a multiple of long_term_every rounds. */
+    keep_versions: positive.max(1000).default(3),
+    long_term_every: positive.max(1_000_000).default(100),
+    guard: GuardSpecSchema.prefault({}),
   })
   .strict();
 export type RunSpec = z.output<typeof RunSpecSchema>;
@@ -283,7 +303,16 @@ export const ApplyTaskSchema = z.object({
 export type ApplyTask = z.infer<typeof ApplyTaskSchema>;
 
 /** Load the stage's stored state (after `round` rounds) instead of replaying older rounds. */
-export const SyncTaskSchema = z.object({ kind: z.literal('sync'), run_id: id, stage: count, rounds: count, blob: BlobRefSchema });
+export const SyncTaskSchema = z.object({
+  kind: z.literal('sync'),
+  run_id: id,
+  stage: count,
+  rounds: count,
+  /** The stored state; null: the run's initial state (rounds 0), made from its seed. */
+  blob: BlobRefSchema.nullable(),
+  /** stateDigest the loaded state must have, when known. */
+  hash: DigestSchema.nullable().default(null),
+});
 export type SyncTask = z.infer<typeof SyncTaskSchema>;
 
 export const TaskSchema = z.discriminatedUnion('kind', [LeaseSchema, ShareTaskSchema, ReduceTaskSchema, ApplyTaskSchema, SyncTaskSchema]);
@@ -359,12 +388,18 @@ export const AppliedRequestSchema = z
   .object({
     round: count,
     snapshot: UploadedSchema.optional(),
+    /** stateDigest (blobs.ts) of the stage's state after the step: weights, AdamW moments and step. */
+    hash: DigestSchema.optional(),
     /** Copies of reduced slices whose content was not what their digest said. */
     bad_blobs: z.array(z.object({ key: z.string().min(1).max(512), reason: z.string().min(1).max(2000) }).strict()).max(4096).optional(),
   })
   .strict();
 export type AppliedRequest = z.infer<typeof AppliedRequestSchema>;
-export const AppliedResponseSchema = z.object({ status: z.enum(['ok', 'duplicate']) });
+export const AppliedResponseSchema = z.object({
+  status: z.enum(['ok', 'duplicate']),
+  /** This replica's state is not the stage's: it will be resynchronised from storage. */
+  resync: z.boolean().default(false),
+});
 
 /** Progress of a run, for dashboards and the swarm's live view. */
 export const RunStatusSchema = z.object({
@@ -379,6 +414,43 @@ export const RunStatusSchema = z.object({
   snapshots: z.array(z.object({ stage: count, rounds: count, key: z.string(), bytes: count })),
 });
 export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+// ---- versions ----
+
+/** A version: the stages' states after `rounds` rounds, with each stage's agreed hash. */
+export const VersionSchema = z.object({
+  rounds: count,
+  stages: z.array(
+    z.object({
+      stage: count,
+      /** The hash most replicas reported (null: none reported yet). */
+      hash: DigestSchema.nullable(),
+      agreeing: count,
+      diverged: count,
+      /** The state is in storage (and so can be exported or rolled back to). */
+      stored: z.boolean(),
+    }),
+  ),
+  /** Every stage's state is stored. */
+  stored: z.boolean(),
+});
+export type Version = z.infer<typeof VersionSchema>;
+export const VersionsResponseSchema = z.object({ run_id: id, rounds_done: count, versions: z.array(VersionSchema) });
+export type VersionsResponse = z.infer<typeof VersionsResponseSchema>;
+
+/** A stored version, for the operator to export: each stage's state blob. */
+export const StoredVersionSchema = z.object({
+  run_id: id,
+  rounds: count,
+  preset: z.string(),
+  stages: z.array(z.object({ stage: count, layers: z.tuple([count, count]), hash: DigestSchema.nullable(), blob: BlobRefSchema })),
+});
+export type StoredVersion = z.infer<typeof StoredVersionSchema>;
+
+export const RollbackRequestSchema = z.object({ to: count, reason: z.string().min(1).max(500).default('operator') }).strict();
+export type RollbackRequest = z.input<typeof RollbackRequestSchema>;
+export const RollbackResponseSchema = z.object({ run_id: id, rounds: count, discarded: count });
+export type RollbackResponse = z.infer<typeof RollbackResponseSchema>;
 
 /** A participant caught doing something wrong, with what shows it. */
 export const FlagSchema = z.object({

@@ -19,8 +19,11 @@ import {
   type Run,
   type RunSpec,
   RunSpecSchema,
+  type RollbackResponse,
   type RunStatus,
   type SampleRef,
+  type StoredVersion,
+  type VersionsResponse,
   type Task,
   type Flag,
   type Upload,
@@ -34,6 +37,7 @@ import { isPostgres } from './db/migrations.ts';
 import type { Database, ItemKind, NewWorkItem, WorkItemRow } from './db/schema.ts';
 import { newLeaseId } from './db/work-items.ts';
 import { anyAvailableItem, pickAvailableItem, withTransaction } from './db/open.ts';
+import { type GuardVerdict, type RoundFigures, judgeRound } from './guard.ts';
 import { ApiError } from './http.ts';
 import { checkRunSpec, splitRange } from './runs.ts';
 import { type BlobStore, MultipartError } from './storage/blob-store.ts';
@@ -78,7 +82,15 @@ interface ReduceDetail {
   digest?: string;
 }
 
-/** The miners (random order) of `pool`, without those in `not`. */
+/** The value more keys map to than any other; null when there is none (empty, or a tie). */
+function majority(reports: Record<string, string>): string | null {
+  const counts = new Map<string, number>();
+  for (const x of Object.values(reports)) counts.set(x, (counts.get(x) ?? 0) + 1);
+  const ranked = [...counts].sort((a, b) => b[1] - a[1]);
+  return ranked.length > 0 && (ranked.length === 1 || ranked[0][1] > ranked[1][1]) ? ranked[0][0] : null;
+}
+
+/** `pool` in a random order. */
 function shuffled<T>(pool: readonly T[]): T[] {
   const out = [...pool];
   for (let i = out.length - 1; i > 0; i--) {
@@ -519,8 +531,10 @@ export class Coordinator {
     if (p.role !== 'miner' || p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
     const spec = await this.spec(p.run_id);
     let done = await this.roundsDone(spec.id);
-    if (version > done) throw new ApiError('conflict', `this miner reports ${version} rounds applied; run ${spec.id} has reduced only ${done}`);
-    await this.db.updateTable('participants').set({ last_seen: this.now(), version }).where('hotkey', '=', hotkey).execute();
+    // A version past the run's (it was rolled back) is not recorded: the miner is about to drop it.
+    await this.db.updateTable('participants').set({ last_seen: this.now(), ...(version <= done ? { version } : {}) }).where('hotkey', '=', hotkey).execute();
+    // Ahead of the run or diverged: load a stored state first.
+    if (version > done || Number(p.resync) === 1) return { lease: await this.resyncTask(hotkey, p.stage, spec, done), finished: false, retry_after_ms: 0 };
     for (;;) {
       const task = await this.nextTask(hotkey, p.stage!, spec, version, done);
       if (task === 'finished') return { lease: null, finished: true, retry_after_ms: 0 };
@@ -532,6 +546,8 @@ export class Coordinator {
       p = await this.participant(hotkey);
       if (p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
       done = await this.roundsDone(spec.id);
+      // Or the run was rolled back meanwhile.
+      if (version > done || Number(p.resync) === 1) return { lease: await this.resyncTask(hotkey, p.stage, spec, done), finished: false, retry_after_ms: 0 };
     }
   }
 
@@ -611,18 +627,8 @@ export class Coordinator {
 
   /** A miner behind the run: the stored state when it is newer, else the next round's step. */
   private async catchUp(hotkey: string, stage: number, spec: RunSpec, version: number): Promise<Task | null> {
-    const snap = await this.db
-      .selectFrom('snapshots')
-      .selectAll()
-      .where('run_id', '=', spec.id)
-      .where('stage', '=', stage)
-      .where('status', '=', 'done')
-      .orderBy('rounds', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    if (snap && Number(snap.rounds) > version) {
-      return { kind: 'sync', run_id: spec.id, stage, rounds: Number(snap.rounds), blob: await this.blobRef(snap.key, spec, Number(snap.bytes)) };
-    }
+    const snap = await this.newestSnapshot(spec.id, stage, Infinity);
+    if (snap && Number(snap.rounds) > version) return this.syncTask(spec, stage, snap);
     const round = await this.db.selectFrom('rounds').selectAll().where('run_id', '=', spec.id).where('round', '=', version).executeTakeFirstOrThrow();
     const reduced = await this.db
       .selectFrom('work_items')
@@ -667,25 +673,27 @@ export class Coordinator {
     return this.upload(key, spec, blobBytes(blobTensors('snapshot', { ...this.dims(spec), length }), MAX_BLOB_HEADER_BYTES));
   }
 
-  async applied(hotkey: string, req: AppliedRequest): Promise<{ status: 'ok' | 'duplicate' }> {
+  async applied(hotkey: string, req: AppliedRequest): Promise<{ status: 'ok' | 'duplicate'; resync: boolean }> {
     const p = await this.participant(hotkey);
     if (p.stage === null) throw new ApiError('forbidden', 'only miners with a stage apply rounds');
     const spec = await this.spec(p.run_id);
     for (const bad of req.bad_blobs ?? []) await this.checkReported(spec, hotkey, p.stage, req.round, bad);
-    if (!req.snapshot) return { status: 'ok' };
+    const resync = req.hash !== undefined && req.round < (await this.roundsDone(spec.id)) ? await this.reportVersion(spec, hotkey, p.stage, req.round + 1, req.hash) : false;
+    if (!req.snapshot) return { status: 'ok', resync };
     const rounds = req.round + 1;
     const row = await this.db.selectFrom('snapshots').selectAll().where('run_id', '=', spec.id).where('stage', '=', p.stage).where('rounds', '=', rounds).executeTakeFirst();
-    if (row?.status === 'done') return { status: 'duplicate' };
+    if (row?.status === 'done') return { status: 'duplicate', resync };
     if (!row || row.holder !== hotkey) throw new ApiError('forbidden', `no snapshot of stage ${p.stage} after round ${req.round} was asked of this miner`);
+    if (resync) throw new ApiError('conflict', `this miner's state after round ${req.round} is not the stage's (hash ${req.hash!.slice(0, 12)}…): not stored`);
     const bytes = await this.checkUpload(row.key, req.snapshot, row.key, 'snapshot', this.dims(spec, this.model(spec).stageParams[p.stage]));
     await withTransaction(this.db, async (trx) => {
-      await trx.updateTable('snapshots').set({ status: 'done', bytes }).where('run_id', '=', spec.id).where('stage', '=', p.stage!).where('rounds', '=', rounds).execute();
+      await trx.updateTable('snapshots').set({ status: 'done', bytes, hash: req.hash ?? null }).where('run_id', '=', spec.id).where('stage', '=', p.stage!).where('rounds', '=', rounds).execute();
       await this.log(trx, 'snapshot', hotkey, spec.id, { stage: p.stage, rounds, bytes });
     });
     await this.collectGarbage(spec, p.stage, rounds);
     if (spec.rounds !== undefined && rounds === spec.rounds) await this.maybeFinish(spec);
     this.wake();
-    return { status: 'ok' };
+    return { status: 'ok', resync };
   }
 
   /**
@@ -718,6 +726,138 @@ export class Coordinator {
     });
   }
 
+  // ---- versions ----
+  //
+  // Each round's resulting stage state is a version. Every replica reports the stateDigest of its
+  // state after each step; replicas of a stage in exact mode must agree bit for bit. The hash most
+  // replicas report is the version's (a tie goes to the first reported); a replica that reports
+  // another is resynchronised: its next task loads the newest stored state of its stage, and it
+  // replays the stored reduced rounds since. Stored states (snapshots) carry their hash, which the
+  // loader checks.
+
+  /** Records `hotkey`'s hash for (stage, rounds); true when its state is not the stage's. */
+  private async reportVersion(spec: RunSpec, hotkey: string, stage: number, rounds: number, hash: string): Promise<boolean> {
+    return withTransaction(this.db, async (trx) => {
+      const row = await trx.selectFrom('versions').selectAll().where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', rounds).executeTakeFirst();
+      const reports = row ? (JSON.parse(row.reports_json) as Record<string, string>) : {};
+      const before = majority(reports);
+      reports[hotkey] = hash;
+      const after = majority(reports);
+      if (row) await trx.updateTable('versions').set({ reports_json: JSON.stringify(reports) }).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', rounds).execute();
+      else await trx.insertInto('versions').values({ run_id: spec.id, stage, rounds, reports_json: JSON.stringify(reports), created_at: this.now() }).execute();
+      // Out of line: the reporter, unless it holds the majority's state, and, when the majority
+      // changes or is lost to a tie, those who held the old one. On a tie nobody is known to be
+      // right: all of them reload from storage (a stored state and the agreed reduced rounds).
+      const diverged = Object.entries(reports)
+        .filter(([h, x]) => x !== after && (h === hotkey || (before !== null && x === before)))
+        .map(([h]) => h);
+      for (const h of diverged) {
+        await trx.updateTable('participants').set({ resync: 1 }).where('hotkey', '=', h).where('run_id', '=', spec.id).where('stage', '=', stage).execute();
+        await this.log(trx, 'state_diverged', h, spec.id, { stage, rounds, hash: reports[h], agreed: after });
+      }
+      return diverged.includes(hotkey);
+    });
+  }
+
+  /** A stored state for a replica to load: the newest of its stage at or before `done` rounds. */
+  private async resyncTask(hotkey: string, stage: number, spec: RunSpec, done: number): Promise<Task> {
+    const snap = await this.newestSnapshot(spec.id, stage, done);
+    await this.db.updateTable('participants').set({ resync: 0 }).where('hotkey', '=', hotkey).execute();
+    await this.log(this.db, 'resync', hotkey, spec.id, { stage, rounds: snap ? Number(snap.rounds) : 0 });
+    // No stored state yet: the initial one, made from the run's seed (every reduced round is kept until one is stored).
+    if (!snap) return { kind: 'sync', run_id: spec.id, stage, rounds: 0, blob: null, hash: null };
+    return this.syncTask(spec, stage, snap);
+  }
+
+  /** The newest stored state of a stage after at most `maxRounds` rounds. */
+  private newestSnapshot(runId: string, stage: number, maxRounds: number) {
+    return this.db
+      .selectFrom('snapshots')
+      .selectAll()
+      .where('run_id', '=', runId)
+      .where('stage', '=', stage)
+      .where('status', '=', 'done')
+      .$if(Number.isFinite(maxRounds), (qb) => qb.where('rounds', '<=', maxRounds))
+      .orderBy('rounds', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  }
+
+  private async syncTask(spec: RunSpec, stage: number, snap: { rounds: number; key: string; bytes: number | null; hash: string | null }): Promise<Task> {
+    return { kind: 'sync', run_id: spec.id, stage, rounds: Number(snap.rounds), blob: await this.blobRef(snap.key, spec, Number(snap.bytes)), hash: snap.hash };
+  }
+
+  /** Every version of a run: per stage the agreed hash, how many agree and differ, and whether it is stored. */
+  async versions(runId: string): Promise<VersionsResponse> {
+    const spec = await this.spec(runId);
+    const rows = await this.db.selectFrom('versions').selectAll().where('run_id', '=', runId).execute();
+    const stored = await this.db.selectFrom('snapshots').select(['stage', 'rounds', 'hash']).where('run_id', '=', runId).where('status', '=', 'done').execute();
+    const all = [...new Set([...rows.map((r) => Number(r.rounds)), ...stored.map((x) => Number(x.rounds))])].sort((a, b) => a - b);
+    const versions = all.map((rounds) => {
+      const stages = spec.stages.map((_, stage) => {
+        const reports = JSON.parse(rows.find((r) => Number(r.rounds) === rounds && r.stage === stage)?.reports_json ?? '{}') as Record<string, string>;
+        const snap = stored.find((x) => Number(x.rounds) === rounds && x.stage === stage);
+        const hash = majority(reports) ?? snap?.hash ?? null;
+        const values = Object.values(reports);
+        return { stage, hash, agreeing: values.filter((x) => x === hash).length, diverged: values.filter((x) => x !== hash).length, stored: snap !== undefined };
+      });
+      return { rounds, stages, stored: stages.every((x) => x.stored) };
+    });
+    return { run_id: runId, rounds_done: await this.roundsDone(runId), versions };
+  }
+
+  /** A stored version's stage states, for the operator to export. */
+  async storedVersion(runId: string, rounds: number): Promise<StoredVersion> {
+    const spec = await this.spec(runId);
+    const snaps = await this.db.selectFrom('snapshots').selectAll().where('run_id', '=', runId).where('rounds', '=', rounds).where('status', '=', 'done').execute();
+    const missing = spec.stages.map((_, i) => i).filter((i) => !snaps.some((x) => x.stage === i));
+    if (missing.length) throw new ApiError('not_found', `run ${runId} has no stored state of stage ${missing.join(', ')} after ${rounds} rounds (see the versions list)`);
+    return {
+      run_id: runId,
+      rounds,
+      preset: spec.preset,
+      stages: await Promise.all(spec.stages.map(async (layers, stage) => {
+        const x = snaps.find((y) => y.stage === stage)!;
+        return { stage, layers, hash: x.hash, blob: await this.blobRef(x.key, spec, Number(x.bytes)) };
+      })),
+    };
+  }
+
+  /**
+   * Takes the run back to a stored version: later rounds, their work and their states are
+   * discarded, every replica reloads the version, and training goes on from there with the next
+   * round's samples. The discarded rounds' contributors are recorded with the reason.
+   */
+  async rollback(runId: string, to: number, reason: string, offendingRound?: number): Promise<RollbackResponse> {
+    const spec = await this.spec(runId);
+    // Version 0 is the initial state, which every replica can make from the run's seed.
+    if (to > 0) await this.storedVersion(runId, to);
+    const done = await this.roundsDone(runId);
+    if (to > done) throw new ApiError('bad_request', `run ${runId} has reduced ${done} rounds; it cannot roll forward to ${to}`);
+    const spent: string[] = [];
+    await withTransaction(this.db, async (trx) => {
+      const items = await trx.selectFrom('work_items').select(['output_key', 'detail_json', 'direction', 'completed_by', 'round']).where('run_id', '=', runId).where('round', '>=', to).execute();
+      const contributors = [...new Set(items.filter((i) => i.completed_by !== null).map((i) => i.completed_by!))].sort();
+      for (const i of items) {
+        if (i.direction === 'share') spent.push(...(JSON.parse(i.detail_json) as ShareDetail).keys);
+        else if (i.output_key) spent.push(i.output_key);
+      }
+      const snaps = await trx.selectFrom('snapshots').select('key').where('run_id', '=', runId).where('rounds', '>', to).execute();
+      spent.push(...snaps.map((x) => x.key));
+      for (const table of ['work_items', 'samples', 'stage_rounds', 'rounds'] as const) await trx.deleteFrom(table).where('run_id', '=', runId).where('round', '>=', to).execute();
+      await trx.deleteFrom('snapshots').where('run_id', '=', runId).where('rounds', '>', to).execute();
+      await trx.deleteFrom('versions').where('run_id', '=', runId).where('rounds', '>', to).execute();
+      await trx.updateTable('participants').set({ resync: 1 }).where('run_id', '=', runId).where('role', '=', 'miner').execute();
+      await trx.updateTable('runs').set({ status: 'active' }).where('id', '=', runId).execute();
+      if (spec.rounds === undefined || to < spec.rounds) await this.enqueueRound(trx, spec, to);
+      const offending = offendingRound === undefined ? {} : { round: offendingRound, offenders: [...new Set(items.filter((i) => Number(i.round) === offendingRound && i.completed_by !== null).map((i) => i.completed_by!))].sort() };
+      await this.log(trx, 'rollback', null, runId, { to, from: done, reason, contributors, ...offending });
+    });
+    for (const key of spent) await this.store.delete(key).catch(() => {});
+    this.wake();
+    return { run_id: runId, rounds: to, discarded: done - to };
+  }
+
   /** Reduced gradients older than a stored state are never needed again; nor are older states. */
   private async collectGarbage(spec: RunSpec, stage: number, rounds: number): Promise<void> {
     const old = await this.db
@@ -731,9 +871,12 @@ export class Coordinator {
       .where('status', '!=', 'lost')
       .execute();
     const keys = old.flatMap((i) => (i.direction === 'reduce' ? [i.output_key] : (JSON.parse(i.detail_json) as ShareDetail).keys));
-    const snaps = await this.db.selectFrom('snapshots').select(['key', 'rounds']).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '<', rounds).execute();
-    for (const key of [...keys, ...snaps.map((s) => s.key)]) await this.store.delete(key).catch(() => {});
-    await this.db.deleteFrom('snapshots').where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '<', rounds).execute();
+    // Stored states: the newest keep_versions, and those at multiples of long_term_every, stay.
+    const older = await this.db.selectFrom('snapshots').select(['key', 'rounds', 'status']).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '<', rounds).orderBy('rounds', 'desc').execute();
+    const kept = older.filter((x) => x.status === 'done').slice(0, spec.keep_versions - 1);
+    const drop = older.filter((x) => !kept.includes(x) && !(x.status === 'done' && Number(x.rounds) % spec.long_term_every === 0));
+    for (const key of [...keys, ...drop.map((x) => x.key)]) await this.store.delete(key).catch(() => {});
+    for (const x of drop) await this.db.deleteFrom('snapshots').where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', x.rounds).execute();
   }
 
   private async maybeFinish(spec: RunSpec): Promise<void> {
@@ -1098,6 +1241,7 @@ export class Coordinator {
    */
   private async advance(spec: RunSpec): Promise<void> {
     const spent: string[] = [];
+    let tripped: ({ round: number } & GuardVerdict) | null = null;
     const moved = await withTransaction(this.db, async (trx) => {
       const round = await trx
         .selectFrom('rounds')
@@ -1165,6 +1309,16 @@ export class Coordinator {
       }
       if (stages.every((sr) => sr.phase === 'done')) {
         const gradSumSq = stages.reduce((a, sr) => a + Number(sr.sumsq), 0);
+        const verdict = judgeRound(spec.guard, await this.roundFigures(trx, spec.id, r), { loss: await this.roundLoss(trx, spec.id, r), gradNorm: Math.sqrt(gradSumSq) });
+        if (verdict) {
+          const earlier = (await trx.selectFrom('events').select('details_json').where('run_id', '=', spec.id).where('kind', '=', 'guard_tripped').execute()).filter((e) => (JSON.parse(e.details_json) as { round?: number }).round === r).length;
+          if (earlier < spec.guard.max_rollbacks) {
+            await this.log(trx, 'guard_tripped', null, spec.id, { round: r, reason: verdict.reason });
+            tripped = { round: r, ...verdict };
+            return changed;
+          }
+          await this.log(trx, 'guard_overridden', null, spec.id, { round: r, reason: verdict.reason, rollbacks: earlier });
+        }
         const optim = fromOptimizerSpec(spec.optimizer);
         await trx
           .updateTable('rounds')
@@ -1183,6 +1337,27 @@ export class Coordinator {
     });
     if (moved) this.wake();
     for (const key of spent) await this.store.delete(key).catch(() => {});
+    if (tripped) {
+      // Back to the newest stored state the fault had not reached (the initial state at worst).
+      const t: { round: number } & GuardVerdict = tripped;
+      const limit = t.badFrom === 'this_round' ? t.round : t.round - 1;
+      const target = (await this.versions(spec.id)).versions.filter((v) => v.stored && v.rounds <= limit).at(-1)?.rounds ?? 0;
+      await this.rollback(spec.id, target, `automatic: round ${t.round}: ${t.reason}`, t.round);
+    }
+  }
+
+  /** Mean sample loss of a round (null while none is known). */
+  private async roundLoss(db: Kysely<Database>, runId: string, round: number): Promise<number | null> {
+    const row = await db.selectFrom('samples').select((eb) => eb.fn.avg<number>('loss').as('loss')).where('run_id', '=', runId).where('round', '=', round).executeTakeFirst();
+    return row?.loss === null || row?.loss === undefined ? null : Number(row.loss);
+  }
+
+  /** Loss and gradient norm of the reduced rounds before `round`, oldest first (the guard's window at most). */
+  private async roundFigures(db: Kysely<Database>, runId: string, round: number): Promise<RoundFigures[]> {
+    const rows = await db.selectFrom('rounds').select(['round', 'grad_sumsq']).where('run_id', '=', runId).where('status', '=', 'reduced').where('round', '<', round).orderBy('round', 'desc').limit(1000).execute();
+    const out: RoundFigures[] = [];
+    for (const r of rows.slice(0, (await this.spec(runId)).guard.window).reverse()) out.push({ loss: await this.roundLoss(db, runId, Number(r.round)), gradNorm: Math.sqrt(Number(r.grad_sumsq)) });
+    return out;
   }
 
   // ---- pathways ----

@@ -13,6 +13,7 @@ import {
   MoveRequestSchema,
   RegisterRequestSchema,
   RejectRequestSchema,
+  RollbackRequestSchema,
   ReleaseRequestSchema,
 } from '../orchestrator-client/protocol.ts';
 import { NonceCache, ready as cryptoReady, verifyRequest } from '../orchestrator-client/signing.ts';
@@ -220,6 +221,17 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.post(`${API_PREFIX}/rounds/applied`, async (req) => c.applied(who(req), parse(AppliedRequestSchema, req.body, 'applied report')));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/status`, async (req) => c.runStatus(req.params.run));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/flags`, async (req) => ({ flags: await c.flags(req.params.run) }));
+  app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/versions`, async (req) => c.versions(req.params.run));
+  app.get<{ Params: { run: string; rounds: string } }>(`${API_PREFIX}/admin/runs/:run/versions/:rounds`, async (req) => {
+    operatorOnly(req);
+    if (!/^\d{1,9}$/.test(req.params.rounds)) throw new ApiError('bad_request', `a version is a number of rounds, got '${req.params.rounds.slice(0, 20)}'`);
+    return c.storedVersion(req.params.run, Number(req.params.rounds));
+  });
+  app.post<{ Params: { run: string } }>(`${API_PREFIX}/admin/runs/:run/rollback`, async (req) => {
+    operatorOnly(req);
+    const r = parse(RollbackRequestSchema, req.body, 'rollback request');
+    return c.rollback(req.params.run, r.to, r.reason);
+  });
   app.get<{ Params: { run: string; sample: string } }>(`${API_PREFIX}/runs/:run/samples/:sample`, async (req) => c.pathway(req.params.run, req.params.sample));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run`, async (req) => c.getRun(req.params.run));
   app.post(`${API_PREFIX}/admin/runs`, async (req, reply) => {

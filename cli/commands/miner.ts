@@ -5,7 +5,7 @@ import { availableParallelism, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { int } from '../args.ts';
+import { httpUrl, int } from '../args.ts';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { defaultWalletPath, loadWallet } from '../../orchestrator-client/wallet.ts';
 import { loadBrownCorpus } from '../../worker/data/brown.ts';
@@ -42,13 +42,7 @@ export function registerMinerCommand(program: Command, guarded: Guard): void {
 
 async function runMiner(o: MinerFlags): Promise<void> {
   const out = makeOutput(o.json ?? false);
-  let url: URL;
-  try {
-    url = new URL(o.orchestrator);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
-  } catch {
-    throw new Error(`--orchestrator must be an http(s) URL, got '${o.orchestrator}'`);
-  }
+  const url = httpUrl('--orchestrator', o.orchestrator);
   const wallet = await loadWallet(o.wallet ? resolve(o.wallet) : defaultWalletPath());
   for (const w of wallet.warnings) out.note(`warning: ${w}`);
   const device = await confirmDevice(chooseDevice(parseDevice(o.device), probeDevices()));

@@ -209,7 +209,8 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   let minersEnded: number | undefined;
   try {
     await swarm.start();
-    out.event('orchestrator', { url: swarm.url });
+    out.event('orchestrator', { url: swarm.url, operator_wallet: swarm.operatorWallet });
+    if (!out.json) out.note(`orchestrator at ${swarm.url}; the operator's key (for tah checkpoint) is ${swarm.operatorWallet}`);
     for (let i = 0; i < minerCount; i++) await swarm.addMiner();
     minersStarted = performance.now();
     const bar = tty ? null : out.progress('swarm', rounds);

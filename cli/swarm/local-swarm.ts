@@ -38,6 +38,7 @@ interface MinerProcess {
 export class LocalSwarm {
   url = '';
   private port = 0;
+  private operator = '';
   private orchestrator: ChildProcess | null = null;
   private orchestratorExited: Promise<void> = Promise.resolve();
   readonly miners: MinerProcess[] = [];
@@ -67,9 +68,15 @@ export class LocalSwarm {
     return [...this.stderrTail];
   }
 
+  /** The operator's hotkey file: `tah checkpoint … --wallet` with it may list, export and roll back. */
+  get operatorWallet(): string {
+    return join(this.opts.dir, 'wallets', 'operator.json');
+  }
+
   async start(): Promise<void> {
     await mkdir(join(this.opts.dir, 'wallets'), { recursive: true });
     await writeFile(join(this.opts.dir, 'run.json'), JSON.stringify(this.opts.spec, null, 2));
+    this.operator = (await createWallet(this.operatorWallet, { overwrite: true })).address;
     await this.startOrchestrator();
     await ready();
     // The host's own key, for reading the run's status (a signed request like any other).
@@ -80,7 +87,7 @@ export class LocalSwarm {
   async startOrchestrator(): Promise<void> {
     const d = this.opts.dir;
     const child = this.spawnTah(
-      ['orchestrator', '--db', `sqlite:${join(d, 'orchestrator.db')}`, '--storage', `local:${join(d, 'blobs')}`, '--port', String(this.port), '--run', join(d, 'run.json'), '--log-level', 'warn', '--json', ...(this.opts.partMib !== undefined ? ['--part-mib', String(this.opts.partMib)] : [])],
+      ['orchestrator', '--db', `sqlite:${join(d, 'orchestrator.db')}`, '--storage', `local:${join(d, 'blobs')}`, '--port', String(this.port), '--run', join(d, 'run.json'), '--operator', this.operator, '--log-level', 'warn', '--json', ...(this.opts.partMib !== undefined ? ['--part-mib', String(this.opts.partMib)] : [])],
       'orchestrator',
     );
     this.orchestrator = child;

@@ -216,6 +216,30 @@ const flags: Migration = {
     await db.schema.dropIndex('work_items_by_required').execute();
   },
 };
+/**
+ * Versions: every round's resulting stage state, with the hash each replica reported; stored
+ * states carry their hash; a replica whose state diverged is resynchronised.
+ */
+const versions: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema
+      .createTable('versions')
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('stage', 'integer', (c) => c.notNull())
+      .addColumn('rounds', 'integer', (c) => c.notNull())
+      .addColumn('reports_json', 'text', (c) => c.notNull().defaultTo('{}'))
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('versions_pk', ['run_id', 'stage', 'rounds'])
+      .execute();
+    await db.schema.alterTable('snapshots').addColumn('hash', 'text').execute();
+    await db.schema.alterTable('participants').addColumn('resync', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  },
+  async down(db: Kysely<any>) {
+    await db.schema.alterTable('participants').dropColumn('resync').execute();
+    await db.schema.alterTable('snapshots').dropColumn('hash').execute();
+    await db.schema.dropTable('versions').execute();
+  },
+};
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Every migration, by name; names sort in the order they run. */
@@ -224,6 +248,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0002_lease_index': leaseIndex,
   '0003_rounds': rounds,
   '0004_flags': flags,
+  '0005_versions': versions,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -43,6 +43,8 @@ export interface ParticipantsTable {
   status: ParticipantStatus;
   /** Rounds whose step the miner reported applied to its copy of the stage. */
   version: WithDefault<number>;
+  /** 1: its state diverged (or the run was rolled back): its next task loads a stored state. */
+  resync: WithDefault<number>;
 }
 
 export interface SamplesTable {
@@ -147,6 +149,17 @@ export interface SnapshotsTable {
   status: 'assigned' | 'done';
   holder: string | null;
   assigned_at: number;
+  /** stateDigest of the stored state, as its uploader reported it. */
+  hash: string | null;
+}
+
+export interface VersionsTable {
+  run_id: string;
+  stage: number;
+  rounds: number;
+  /** Each replica's reported stateDigest after applying round rounds − 1: {hotkey: hash}. */
+  reports_json: WithDefault<string>;
+  created_at: number;
 }
 
 export interface KvTable {
@@ -165,6 +178,7 @@ export interface Database {
   stage_rounds: StageRoundsTable;
   snapshots: SnapshotsTable;
   flags: FlagsTable;
+  versions: VersionsTable;
 }
 
 export type RunRow = Selectable<RunsTable>;

@@ -12,7 +12,7 @@ before(async () => {
 });
 after(() => cleanup());
 
-test('bench merge --json: per miner, a round moves about 4 + 2/C stage sizes, not C − 1', { timeout: 180_000 }, async () => {
+test('bench merge --json: per miner, a round moves 4 to 5 stage sizes, not C − 1, and no more with more replicas', { timeout: 180_000 }, async () => {
   const r = await runTah(['bench', 'merge', '--replicas', '2,4', '--rounds', '2', '--json'], { cwd: dir, timeoutMs: 170_000 });
   assert.equal(r.code, 0, show(r));
   const lines = jsonLines(r.stdout);
@@ -21,10 +21,11 @@ test('bench merge --json: per miner, a round moves about 4 + 2/C stage sizes, no
   const results = last.results as { replicas: number; ratio: number; naive_ratio: number; stage_bytes: number }[];
   assert.deepEqual(results.map((m) => m.replicas), [2, 4]);
   for (const m of results) {
-    // Share up 1, two reductions down 2 and up 2/C, apply down 1, plus safetensors headers.
-    const expected = 4 + 2 / m.replicas;
-    assert.ok(Math.abs(m.ratio - expected) < 0.1, `replicas ${m.replicas}: ${m.ratio} stage sizes, expected about ${expected}`);
+    // Share up 1, two reductions down 2 and up 2/C, apply down 1, plus safetensors headers (C, the
+    // replicas that had samples in a round, may be fewer than the replicas: a fast one takes more).
+    assert.ok(m.ratio > 3.5 && m.ratio < 5.1, `replicas ${m.replicas}: ${m.ratio} stage sizes, expected 4 to 5`);
     assert.equal(m.naive_ratio, m.replicas - 1);
   }
+  assert.ok(results[1].ratio <= results[0].ratio + 0.1, `more replicas, no more bytes per miner: ${results.map((m) => m.ratio).join(' vs ')}`);
   assert.equal(lines.filter((l) => l.event === 'measurement').length, 2);
 });

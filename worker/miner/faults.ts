@@ -6,9 +6,13 @@
 export interface Faults {
   /** Reductions: off by one unit in the last place of one element ('tiny'), or random values ('garbage'). */
   reduce?: 'tiny' | 'garbage';
+  /** After applying this round, nudge one weight: the replica's state no longer matches its stage's. */
+  skewAfter?: number;
+  /** Share this round's gradient sum ×10⁴: a corrupted round that every reducer agrees on. */
+  blowUpShare?: number;
 }
 
-const USAGE = "expected a comma-separated list of: reduce:tiny, reduce:garbage";
+const USAGE = 'expected a comma-separated list of: reduce:tiny, reduce:garbage, skew:ROUND, share:ROUND';
 
 /** Parses a TAH_FAULTS value ('' or undefined: no faults). */
 export function parseFaults(spec: string | undefined): Faults {
@@ -16,6 +20,8 @@ export function parseFaults(spec: string | undefined): Faults {
   for (const part of (spec ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
     const [what, how] = part.split(':');
     if (what === 'reduce' && (how === 'tiny' || how === 'garbage')) faults.reduce = how;
+    else if (what === 'skew' && /^\d+$/.test(how ?? '')) faults.skewAfter = Number(how);
+    else if (what === 'share' && /^\d+$/.test(how ?? '')) faults.blowUpShare = Number(how);
     else throw new Error(`TAH_FAULTS: unknown fault '${part}' (${USAGE})`);
   }
   return faults;

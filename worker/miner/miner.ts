@@ -5,7 +5,7 @@
 // so the same loop runs under `tah miner`, the local swarm and the desktop app's utility process.
 import type { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { OrchestratorError } from '../../orchestrator-client/client.ts';
-import { type BlobDims, tensorDigest } from '../../orchestrator-client/blobs.ts';
+import { type BlobDims, stateDigest, tensorDigest } from '../../orchestrator-client/blobs.ts';
 import type { ApplyTask, Assignment, BlobRef, Hardware, Lease, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.ts';
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
@@ -71,6 +71,9 @@ interface StageState {
 
 export class Miner {
   private stopping = false;
+  /** The skew and share faults strike once. */
+  private skewed = false;
+  private blownUp = false;
   private state: StageState | null = null;
   private heartbeat: NodeJS.Timeout | undefined;
   private items = 0;
@@ -319,6 +322,10 @@ export class Miner {
 
   private async share(s: StageState, task: ShareTask): Promise<void> {
     this.status('share');
+    if (this.opts.faults?.blowUpShare === task.round && !this.blownUp) {
+      this.blownUp = true;
+      for (let i = 0; i < s.gradSum.length; i++) s.gradSum[i] *= 1e4;
+    }
     const outputs = [];
     for (const { range, upload } of task.slices) {
       const blob = encodeBlob('share', { ...s.dims, length: range[1] - range[0] }, { grad: s.gradSum.subarray(range[0], range[1]) });
@@ -356,10 +363,16 @@ export class Miner {
     s.version = task.round + 1;
     s.gradSum.fill(0);
     s.kept.clear();
+    if (this.opts.faults?.skewAfter === task.round && !this.skewed) {
+      this.skewed = true;
+      s.params[0] += 1e-3;
+    }
+    // Every replica reports its state's hash: one whose state is not the stage's is resynchronised.
+    const report = { round: task.round, hash: stateDigest(s.params, s.m, s.v, s.version), ...(bad.length ? { bad_blobs: bad } : {}) };
     if (task.snapshot) {
       const blob = encodeBlob('snapshot', { ...s.dims, length: s.layout.size }, { params: s.params, m: s.m, v: s.v }, { rounds: String(s.version) });
-      await this.opts.client.applied({ round: task.round, snapshot: await this.put(task.snapshot, blob), ...(bad.length ? { bad_blobs: bad } : {}) });
-    } else if (bad.length > 0) await this.opts.client.applied({ round: task.round, bad_blobs: bad }).catch(() => {});
+      await this.opts.client.applied({ ...report, snapshot: await this.put(task.snapshot, blob) });
+    } else await this.opts.client.applied(report);
     this.emit({ type: 'applied', round: task.round, version: s.version, lr: task.lr, clip: task.clip });
   }
 
@@ -383,10 +396,17 @@ export class Miner {
 
   private async sync(s: StageState, task: SyncTask): Promise<void> {
     this.status('sync');
-    const t = await this.download(task.blob, 'snapshot', { ...s.dims, length: s.layout.size });
-    s.params = t.get('params')!;
-    s.m = t.get('m')!;
-    s.v = t.get('v')!;
+    if (task.blob === null) {
+      // The run's initial state: what every replica starts from.
+      s.params = initParams(s.layout, s.spec.seed, (n) => new Float32Array(n));
+      s.m = new Float32Array(s.layout.size);
+      s.v = new Float32Array(s.layout.size);
+    } else {
+      const t = await this.download(task.blob, 'snapshot', { ...s.dims, length: s.layout.size });
+      const [params, m, v] = [t.get('params')!, t.get('m')!, t.get('v')!];
+      if (task.hash !== null && stateDigest(params, m, v, task.rounds) !== task.hash) throw new Error(`the stored state ${task.blob.key} does not have the hash it was stored with`);
+      Object.assign(s, { params, m, v });
+    }
     s.version = task.rounds;
     s.gradSum.fill(0);
     s.kept.clear();

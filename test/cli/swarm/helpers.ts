@@ -5,6 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunStatus } from '../../../orchestrator-client/protocol.ts';
+import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
+import { openDatabase } from '../../../orchestrator/db/open.ts';
 import { evenStages } from '../../../orchestrator/runs.ts';
 import { readFinalStages } from '../../../cli/commands/swarm.ts';
 import { trainRecipe } from '../../../cli/commands/train.ts';
@@ -70,9 +72,14 @@ export async function singleProcessWeights(c: SwarmCase): Promise<{ layout: Para
 export async function compareWithSingle(c: SwarmCase, dir: string, status: RunStatus, reference: { layout: ParamLayout; params: Float32Array }): Promise<Map<string, number>> {
   const { config, stages } = caseConfig(c);
   const { layout, state } = assembleStages(config, await readFinalStages(dir, status, stages, c.rounds));
+  return relativeErrors(reference, (name) => layout.view(state.params, name));
+}
+
+/** Per tensor of the reference, ‖a − b‖ / ‖b‖ with a the tensor `weightOf` gives. */
+export function relativeErrors(reference: { layout: ParamLayout; params: Float32Array }, weightOf: (name: string) => Float32Array): Map<string, number> {
   const errors = new Map<string, number>();
-  for (const e of layout.entries) {
-    const a = layout.view(state.params, e.name);
+  for (const e of reference.layout.entries) {
+    const a = weightOf(e.name);
     const b = reference.layout.view(reference.params, e.name);
     let num = 0;
     let den = 0;
@@ -89,4 +96,44 @@ export function assertEqualWeights(errors: Map<string, number>, tolerance = 1e-4
   assert.ok(errors.size > 0, 'no tensors compared');
   const worst = [...errors].sort((a, b) => b[1] - a[1])[0];
   assert.ok(worst[1] <= tolerance, `tensor ${worst[0]} differs from single-process training by ${worst[1].toExponential(2)} (relative), over ${tolerance}`);
+}
+
+export interface Run {
+  swarm: LocalSwarm;
+  status: RunStatus;
+  flags: { hotkey: string; kind: string; round: number | null; stage: number | null; evidence: Record<string, unknown> }[];
+  events: { kind: string; hotkey: string | null; details: Record<string, unknown> }[];
+  /** Each version's reported state hashes: {hotkey: hash}. */
+  versions: { stage: number; rounds: number; reports: Record<string, string> }[];
+}
+
+/**
+ * Runs the case with one miner per env (real processes); `onEvent` may inject failures. Answers the
+ * final status and, from the orchestrator's database, the flags and events.
+ */
+export async function runCase(
+  c: SwarmCase,
+  dir: string,
+  envs: NodeJS.ProcessEnv[],
+  onEvent: (swarm: LocalSwarm, miner: number, e: Record<string, unknown>) => void = () => {},
+  extra: Record<string, unknown> = {},
+): Promise<Run> {
+  const swarm: LocalSwarm = new LocalSwarm({ dir, spec: caseSpec(c, { heartbeat_timeout_s: 3, lease_ttl_s: 20, ...extra }), threadsPerMiner: 1, onMinerEvent: (m, e) => onEvent(swarm, m, e) });
+  let status: RunStatus;
+  try {
+    await swarm.start();
+    for (const env of envs) await swarm.addMiner(env);
+    status = await swarm.waitFinished(undefined, 250);
+  } finally {
+    await swarm.close();
+  }
+  const db = await openDatabase(`sqlite:${join(dir, 'orchestrator.db')}`);
+  try {
+    const flags = (await db.db.selectFrom('flags').selectAll().orderBy('id').execute()).map((f) => ({ hotkey: f.hotkey, kind: f.kind, round: f.round, stage: f.stage, evidence: JSON.parse(f.evidence_json) as Record<string, unknown> }));
+    const events = (await db.db.selectFrom('events').select(['kind', 'hotkey', 'details_json']).orderBy('id').execute()).map((e) => ({ kind: e.kind, hotkey: e.hotkey, details: JSON.parse(e.details_json) as Record<string, unknown> }));
+    const versions = (await db.db.selectFrom('versions').selectAll().orderBy('rounds').orderBy('stage').execute()).map((v) => ({ stage: v.stage, rounds: v.rounds, reports: JSON.parse(v.reports_json) as Record<string, string> }));
+    return { swarm, status, flags, events, versions };
+  } finally {
+    await db.close();
+  }
 }

@@ -6,41 +6,10 @@ import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
-import { openDatabase } from '../../../orchestrator/db/open.ts';
-import type { RunStatus } from '../../../orchestrator-client/protocol.ts';
 import { tempDir } from '../run-tah.ts';
-import { type SwarmCase, assertEqualWeights, caseSpec, compareWithSingle, singleProcessWeights } from './helpers.ts';
+import { type SwarmCase, assertEqualWeights, compareWithSingle, runCase, singleProcessWeights } from './helpers.ts';
 
 const TINY: SwarmCase = { preset: 'tiny', stages: 3, samples: 4, rows: 2, rounds: 4, seed: 6, lr: 3e-3 };
-
-interface Run {
-  swarm: LocalSwarm;
-  status: RunStatus;
-  flags: { hotkey: string; kind: string; round: number | null; stage: number | null; evidence: Record<string, unknown> }[];
-  events: { kind: string; hotkey: string | null; details: Record<string, unknown> }[];
-}
-
-/** Runs the case with one env per miner; `onEvent` may inject failures. */
-async function runCase(c: SwarmCase, dir: string, envs: NodeJS.ProcessEnv[], onEvent: (swarm: LocalSwarm, miner: number, e: Record<string, unknown>) => void = () => {}): Promise<Run> {
-  const swarm: LocalSwarm = new LocalSwarm({ dir, spec: caseSpec(c, { heartbeat_timeout_s: 3, lease_ttl_s: 20 }), threadsPerMiner: 1, onMinerEvent: (m, e) => onEvent(swarm, m, e) });
-  let status: RunStatus;
-  try {
-    await swarm.start();
-    for (const env of envs) await swarm.addMiner(env);
-    status = await swarm.waitFinished(undefined, 250);
-  } finally {
-    await swarm.close();
-  }
-  const db = await openDatabase(`sqlite:${join(dir, 'orchestrator.db')}`);
-  try {
-    const flags = (await db.db.selectFrom('flags').selectAll().orderBy('id').execute()).map((f) => ({ hotkey: f.hotkey, kind: f.kind, round: f.round, stage: f.stage, evidence: JSON.parse(f.evidence_json) as Record<string, unknown> }));
-    const events = (await db.db.selectFrom('events').select(['kind', 'hotkey', 'details_json']).orderBy('id').execute()).map((e) => ({ kind: e.kind, hotkey: e.hotkey, details: JSON.parse(e.details_json) as Record<string, unknown> }));
-    return { swarm, status, flags, events };
-  } finally {
-    await db.close();
-  }
-}
 
 test('replicas returning a wrong reduction (one float32 ulp off, or garbage): the slices are re-reduced, the weights equal single-process training, and the cheaters are flagged with evidence', { timeout: 400_000 }, async () => {
   const { dir, cleanup } = await tempDir('tah-merge-cheat-');

@@ -28,7 +28,7 @@ const targets: { name: string; skip: string | false; fresh(): Promise<string> }[
   { name: 'postgres', skip: cluster ? false : (postgresMissing() ?? 'no PostgreSQL'), fresh: () => cluster!.createDatabase() },
 ];
 
-const TABLES = ['events', 'flags', 'kv', 'participants', 'rounds', 'runs', 'samples', 'snapshots', 'stage_rounds', 'work_items'];
+const TABLES = ['events', 'flags', 'kv', 'participants', 'rounds', 'runs', 'samples', 'snapshots', 'stage_rounds', 'versions', 'work_items'];
 const T0 = 1_760_000_000_000; // ms timestamps past 2^32 (and 2^31) on purpose
 const HOTKEY_A = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const HOTKEY_B = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
@@ -125,7 +125,7 @@ for (const target of targets) {
         await db.insertInto('participants').values(validator).execute();
         assert.deepEqual(
           await db.selectFrom('participants').selectAll().orderBy('hotkey').execute(),
-          [{ ...validator, version: 0 }, { ...miner, version: 2 ** 31 - 1 }].sort((a, b) => (a.hotkey < b.hotkey ? -1 : 1)),
+          [{ ...validator, version: 0, resync: 0 }, { ...miner, version: 2 ** 31 - 1, resync: 0 }].sort((a, b) => (a.hotkey < b.hotkey ? -1 : 1)),
         );
 
         const sample = { run_id: 'run1', id: 's0', round: 3, seed: 2 ** 40 + 1, shard: 5, idx: 123_456, loss: 2.302585092994046, done: 1, created_at: T0 + 3 };
@@ -159,9 +159,9 @@ for (const target of targets) {
           { run_id: 'run1', round: 4, stage: 0, attempt: 0, phase: 'compute', contributors_json: '[]', sumsq: null },
         ]);
 
-        const snapshot = { run_id: 'run1', stage: 1, rounds: 25, key: 'runs/run1/snapshots/stage-1/25.safetensors', bytes: 3 * 2 ** 32, status: 'done' as const, holder: HOTKEY_A, assigned_at: T0 + 8 };
-        await db.insertInto('snapshots').values([snapshot, { ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null }]).execute();
-        assert.deepEqual(await db.selectFrom('snapshots').selectAll().orderBy('rounds').execute(), [snapshot, { ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null }]);
+        const snapshot = { run_id: 'run1', stage: 1, rounds: 25, key: 'runs/run1/snapshots/stage-1/25.safetensors', bytes: 3 * 2 ** 32, status: 'done' as const, holder: HOTKEY_A, assigned_at: T0 + 8, hash: 'ab'.repeat(32) };
+        await db.insertInto('snapshots').values([snapshot, { ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null, hash: null }]).execute();
+        assert.deepEqual(await db.selectFrom('snapshots').selectAll().orderBy('rounds').execute(), [snapshot, { ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null, hash: null }]);
 
         await db.insertInto('events').values({ at: T0, kind: 'registered', hotkey: HOTKEY_A, run_id: 'run1', details_json: '{"stage":2}' }).execute();
         await db.insertInto('events').values({ at: T0 + 1, kind: 'started', hotkey: null, run_id: null }).execute();
