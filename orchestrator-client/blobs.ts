@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 
-export type BlobKind = 'activation' | 'gradient' | 'share' | 'reduced' | 'snapshot';
+export type BlobKind = 'activation' | 'gradient' | 'share' | 'reduced' | 'snapshot' | 'outer_snapshot';
 
 export interface TensorSpec {
   name: string;
@@ -36,6 +36,9 @@ export function blobTensors(kind: BlobKind, d: BlobDims): TensorSpec[] {
       return [f32('grad', [d.length])];
     case 'snapshot':
       return [f32('m', [d.length]), f32('params', [d.length]), f32('v', [d.length])];
+    case 'outer_snapshot':
+      // Local mode: the merged weights, the outer momentum, and the storing replica's inner moments.
+      return [f32('m', [d.length]), f32('params', [d.length]), f32('u', [d.length]), f32('v', [d.length])];
   }
 }
 

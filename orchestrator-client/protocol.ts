@@ -109,6 +109,23 @@ export const OptimizerSpecSchema = z
 export type OptimizerSpec = z.output<typeof OptimizerSpecSchema>;
 
 /**
+ * Local-steps mode (DiLoCo): each replica takes `steps` AdamW steps on its own samples between
+ * merges (one round is one such inner step), then the replicas all-reduce their pseudo-gradient
+ * (weights at the last merge minus weights now) and each applies the same outer Nesterov step.
+ * `newcomer_state`: a replica that joins loads the stage's inner AdamW moments ('shared') or
+ * starts them from zero ('fresh'); the second is only for comparing the two.
+ */
+export const LocalStepsSchema = z
+  .object({
+    steps: positive.max(100_000).default(10),
+    outer_lr: z.number().positive().max(10).default(0.7),
+    outer_momentum: z.number().min(0).lt(1).default(0.9),
+    newcomer_state: z.enum(['shared', 'fresh']).default('shared'),
+  })
+  .strict();
+export type LocalSteps = z.output<typeof LocalStepsSchema>;
+
+/**
  * When the orchestrator rolls a run back by itself: a round whose mean loss is more than
  * `loss_spike` times the median of the previous `window` rounds', or whose gradient norm is more
  * than `grad_spike` times theirs, or not finite. 0 turns a check off. A round that trips the
@@ -152,6 +169,9 @@ export const RunSpecSchema = z
     keep_versions: positive.max(1000).default(3),
     long_term_every: positive.max(1_000_000).default(100),
     guard: GuardSpecSchema.prefault({}),
+    /** 'exact': every round all-reduces the gradient (single-process training). 'local': see LocalStepsSchema. */
+    mode: z.enum(['exact', 'local']).default('exact'),
+    local: LocalStepsSchema.prefault({}),
   })
   .strict();
 export type RunSpec = z.output<typeof RunSpecSchema>;
@@ -264,6 +284,8 @@ export const ShareTaskSchema = z.object({
   round: count,
   stage: count,
   expires_at: count,
+  /** 'grad': the round's gradient sum (exact mode). 'delta': weights at the last merge minus weights now (local mode). */
+  what: z.enum(['grad', 'delta']).default('grad'),
   slices: z.array(z.object({ range: SliceSchema, upload: UploadSchema })).min(1),
 });
 export type ShareTask = z.infer<typeof ShareTaskSchema>;
@@ -284,9 +306,27 @@ export const ReduceTaskSchema = z.object({
 });
 export type ReduceTask = z.infer<typeof ReduceTaskSchema>;
 
-/** The round's reduced gradient is ready: apply optimizer step `round + 1` with these scalars. */
+/** Local mode: take an AdamW step on your own gradient sum of this round (mean over your samples, clipped by its own norm). */
+export const LocalTaskSchema = z.object({
+  kind: z.literal('local'),
+  id,
+  run_id: id,
+  round: count,
+  stage: count,
+  expires_at: count,
+  lr: z.number().nonnegative(),
+  clip_norm: z.number().min(0),
+});
+export type LocalTask = z.infer<typeof LocalTaskSchema>;
+
+/**
+ * The round is over for this stage. 'step' (exact mode): apply optimizer step `round + 1` with the
+ * reduced gradient and these scalars. 'outer' (local mode, a merge): apply the outer Nesterov step
+ * with the reduced pseudo-gradient. 'none' (local mode, no merge): nothing to change.
+ */
 export const ApplyTaskSchema = z.object({
   kind: z.literal('apply'),
+  step: z.enum(['step', 'outer', 'none']).default('step'),
   run_id: id,
   round: count,
   stage: count,
@@ -296,7 +336,7 @@ export const ApplyTaskSchema = z.object({
    * Each slice of the reduced gradient: copies that agree (reduced by different replicas), any of
    * which will do, and the digest their content must have (check it: an uploader may lie).
    */
-  slices: z.array(z.object({ range: SliceSchema, digest: DigestSchema, blobs: z.array(BlobRefSchema).min(1) })).min(1),
+  slices: z.array(z.object({ range: SliceSchema, digest: DigestSchema, blobs: z.array(BlobRefSchema).min(1) })),
   /** This replica also stores the stage's state after the step (weights, moments, step). */
   snapshot: UploadSchema.optional(),
 });
@@ -315,7 +355,7 @@ export const SyncTaskSchema = z.object({
 });
 export type SyncTask = z.infer<typeof SyncTaskSchema>;
 
-export const TaskSchema = z.discriminatedUnion('kind', [LeaseSchema, ShareTaskSchema, ReduceTaskSchema, ApplyTaskSchema, SyncTaskSchema]);
+export const TaskSchema = z.discriminatedUnion('kind', [LeaseSchema, ShareTaskSchema, ReduceTaskSchema, LocalTaskSchema, ApplyTaskSchema, SyncTaskSchema]);
 export type Task = z.infer<typeof TaskSchema>;
 
 export const LeaseRequestSchema = z

@@ -63,6 +63,8 @@ type Item = WorkItemRow;
 interface ShareDetail {
   slices: [number, number][];
   keys: string[];
+  /** What is shared: the gradient sum (exact mode) or the pseudo-gradient (local mode). */
+  what?: 'grad' | 'delta';
   /** Filled in at completion: the size of each uploaded slice. */
   bytes?: number[];
 }
@@ -80,6 +82,27 @@ interface ReduceDetail {
   quorum: number;
   /** Filled in at completion: tensorDigest of the result. */
   digest?: string;
+}
+
+/**
+ * Whether the state after `rounds` rounds is stored: every snapshot_every rounds and after the last
+ * one; in local mode only after merges (replicas differ between them), about as often.
+ */
+function snapshotDue(spec: RunSpec, rounds: number): boolean {
+  if (rounds === spec.rounds) return true;
+  if (spec.mode === 'exact') return rounds % spec.snapshot_every === 0;
+  const merges = rounds / spec.local.steps;
+  return Number.isInteger(merges) && merges % Math.max(1, Math.round(spec.snapshot_every / spec.local.steps)) === 0;
+}
+
+/** Stored states hold the AdamW moments, and in local mode the outer momentum too. */
+export function snapshotKind(spec: RunSpec): 'snapshot' | 'outer_snapshot' {
+  return spec.mode === 'local' ? 'outer_snapshot' : 'snapshot';
+}
+
+/** Local mode: whether round `r` ends with a merge (every `local.steps` rounds, and the last one). */
+export function isMergeRound(spec: RunSpec, r: number): boolean {
+  return (r + 1) % spec.local.steps === 0 || (spec.rounds !== undefined && r + 1 === spec.rounds);
 }
 
 /** The value more keys map to than any other; null when there is none (empty, or a tie). */
@@ -366,7 +389,7 @@ export class Coordinator {
     const copies = await trx.selectFrom('work_items').selectAll().where('run_id', '=', spec.id).where('required_hotkey', '=', hotkey).where('direction', '=', 'reduce').where('status', '=', 'pending').execute();
     for (const copy of copies) await this.reassignReduction(trx, spec, copy, hotkey);
     // A share is the sum in that miner's memory: nobody else can upload it.
-    await trx.updateTable('work_items').set({ required_hotkey: null }).where('required_hotkey', '=', hotkey).where('status', '!=', 'done').where('direction', 'not in', ['share', 'reduce']).execute();
+    await trx.updateTable('work_items').set({ required_hotkey: null }).where('required_hotkey', '=', hotkey).where('status', '!=', 'done').where('direction', 'not in', ['share', 'reduce', 'local']).execute();
     if (stage === null) return;
     const open = await trx.selectFrom('rounds').select('round').where('run_id', '=', spec.id).where('status', '=', 'compute').execute();
     for (const r of open) await this.loseContribution(trx, spec, hotkey, stage, Number(r.round), false);
@@ -562,16 +585,20 @@ export class Coordinator {
     if (!(await anyAvailableItem(this.db, { runId: spec.id, stage, hotkey, now: this.now(), ttlMs }))) return null;
     const picked = await withTransaction(this.db, async (trx) => {
       const item = await pickAvailableItem(trx, { runId: spec.id, stage, hotkey, now: this.now(), ttlMs });
-      if (!item || item.direction === 'share' || item.direction === 'reduce' || item.direction === 'redo') return item;
+      if (!item || item.direction === 'share' || item.direction === 'reduce' || item.direction === 'redo' || item.direction === 'local') return item;
       const outputKey = this.keyFor(item, item.lease_id!);
       await trx.updateTable('work_items').set({ output_key: outputKey }).where('id', '=', item.id).execute();
       return { ...item, output_key: outputKey };
     });
     if (!picked) return null;
     const base = { id: picked.lease_id!, run_id: spec.id, round: Number(picked.round), stage: picked.stage, expires_at: Number(picked.lease_expires) };
+    if (picked.direction === 'local') {
+      const optim = fromOptimizerSpec(spec.optimizer);
+      return { kind: 'local', ...base, lr: learningRate(base.round, optim), clip_norm: optim.clipNorm };
+    }
     if (picked.direction === 'share') {
       const d = JSON.parse(picked.detail_json) as ShareDetail;
-      return { kind: 'share', ...base, slices: await Promise.all(d.slices.map(async (range, j) => ({ range, upload: await this.upload(d.keys[j], spec, blobBytes(blobTensors('share', { ...this.dims(spec), length: range[1] - range[0] }), MAX_BLOB_HEADER_BYTES)) }))) };
+      return { kind: 'share', ...base, what: d.what ?? 'grad', slices: await Promise.all(d.slices.map(async (range, j) => ({ range, upload: await this.upload(d.keys[j], spec, blobBytes(blobTensors('share', { ...this.dims(spec), length: range[1] - range[0] }), MAX_BLOB_HEADER_BYTES)) }))) };
     }
     if (picked.direction === 'reduce') {
       const d = JSON.parse(picked.detail_json) as ReduceDetail;
@@ -630,6 +657,9 @@ export class Coordinator {
     const snap = await this.newestSnapshot(spec.id, stage, Infinity);
     if (snap && Number(snap.rounds) > version) return this.syncTask(spec, stage, snap);
     const round = await this.db.selectFrom('rounds').selectAll().where('run_id', '=', spec.id).where('round', '=', version).executeTakeFirstOrThrow();
+    // Local mode between merges: each replica already took its own step; nothing to apply.
+    const step = spec.mode === 'exact' ? 'step' : isMergeRound(spec, version) ? 'outer' : 'none';
+    if (step === 'none') return { kind: 'apply', step, run_id: spec.id, round: version, stage, lr: 0, clip: 1, slices: [] };
     const reduced = await this.db
       .selectFrom('work_items')
       .select(['output_key', 'output_bytes', 'detail_json'])
@@ -653,12 +683,12 @@ export class Coordinator {
         .map(async (e) => ({ range: e.range, digest: e.digest, blobs: await Promise.all(e.copies.map((c) => this.blobRef(c.output_key, spec, Number(c.output_bytes)))) })),
     );
     const snapshot = await this.snapshotDuty(hotkey, stage, spec, version + 1);
-    return { kind: 'apply', run_id: spec.id, round: version, stage, lr: Number(round.lr), clip: Number(round.clip), slices, ...(snapshot ? { snapshot } : {}) };
+    return { kind: 'apply', step, run_id: spec.id, round: version, stage, lr: Number(round.lr), clip: Number(round.clip), slices, ...(snapshot ? { snapshot } : {}) };
   }
 
   /** Every snapshot_every rounds, and after the last one, one replica per stage stores the state. */
   private async snapshotDuty(hotkey: string, stage: number, spec: RunSpec, rounds: number): Promise<Upload | null> {
-    if (rounds % spec.snapshot_every !== 0 && rounds !== spec.rounds) return null;
+    if (!snapshotDue(spec, rounds)) return null;
     const now = this.now();
     const key = `runs/${spec.id}/snapshots/stage-${stage}/${rounds}.safetensors`;
     const taken = await withTransaction(this.db, async (trx) => {
@@ -670,7 +700,7 @@ export class Coordinator {
     });
     if (!taken) return null;
     const length = this.model(spec).stageParams[stage];
-    return this.upload(key, spec, blobBytes(blobTensors('snapshot', { ...this.dims(spec), length }), MAX_BLOB_HEADER_BYTES));
+    return this.upload(key, spec, blobBytes(blobTensors(snapshotKind(spec), { ...this.dims(spec), length }), MAX_BLOB_HEADER_BYTES));
   }
 
   async applied(hotkey: string, req: AppliedRequest): Promise<{ status: 'ok' | 'duplicate'; resync: boolean }> {
@@ -685,7 +715,7 @@ export class Coordinator {
     if (row?.status === 'done') return { status: 'duplicate', resync };
     if (!row || row.holder !== hotkey) throw new ApiError('forbidden', `no snapshot of stage ${p.stage} after round ${req.round} was asked of this miner`);
     if (resync) throw new ApiError('conflict', `this miner's state after round ${req.round} is not the stage's (hash ${req.hash!.slice(0, 12)}…): not stored`);
-    const bytes = await this.checkUpload(row.key, req.snapshot, row.key, 'snapshot', this.dims(spec, this.model(spec).stageParams[p.stage]));
+    const bytes = await this.checkUpload(row.key, req.snapshot, row.key, snapshotKind(spec), this.dims(spec, this.model(spec).stageParams[p.stage]));
     await withTransaction(this.db, async (trx) => {
       await trx.updateTable('snapshots').set({ status: 'done', bytes, hash: req.hash ?? null }).where('run_id', '=', spec.id).where('stage', '=', p.stage!).where('rounds', '=', rounds).execute();
       await this.log(trx, 'snapshot', hotkey, spec.id, { stage: p.stage, rounds, bytes });
@@ -899,7 +929,9 @@ export class Coordinator {
     let bytes: number | null = null;
     let detail: string | undefined;
     let sumsq: number | null = null;
-    if (item.direction === 'share') {
+    if (item.direction === 'local') {
+      // An inner step taken on the miner's own copy: nothing is uploaded.
+    } else if (item.direction === 'share') {
       const d = JSON.parse(item.detail_json) as ShareDetail;
       if (req.outputs?.length !== d.keys.length) throw new ApiError('bad_request', `a share must report its ${d.keys.length} slices`);
       const sizes: number[] = [];
@@ -930,7 +962,7 @@ export class Coordinator {
         .where('status', '=', 'leased')
         .executeTakeFirst();
       if (Number(done.numUpdatedRows) === 0) return 'duplicate' as const;
-      if (item.direction === 'share' || item.direction === 'reduce' || item.direction === 'redo') return 'accepted' as const;
+      if (item.direction === 'share' || item.direction === 'reduce' || item.direction === 'redo' || item.direction === 'local') return 'accepted' as const;
       if (reportsLoss) await trx.updateTable('samples').set({ loss: req.loss! }).where('run_id', '=', item.run_id).where('id', '=', item.sample_id).execute();
       const forwardMiner = async (stage: number): Promise<string | null> =>
         (await trx.selectFrom('work_items').select('completed_by').where('id', '=', `${item.run_id}.${item.sample_id}.${stage}.f`).executeTakeFirst())?.completed_by ?? null;
@@ -941,7 +973,7 @@ export class Coordinator {
     });
     if (outcome === 'accepted') {
       // Only the last gradient item of a stage, or a share or reduce step, can move a round on.
-      if (item.direction === 'share' || item.direction === 'reduce' || (await this.stageCovered(spec, Number(item.round), item.stage, item.direction))) await this.advance(spec);
+      if (item.direction === 'share' || item.direction === 'reduce' || item.direction === 'local' || (await this.stageCovered(spec, Number(item.round), item.stage, item.direction))) await this.advance(spec);
       // The sample's next item is on the neighbouring stage (advance wakes everyone when a phase moves).
       if (item.direction === 'forward' && item.stage < last) this.wake(item.stage + 1);
       else if ((item.direction === 'forward' || item.direction === 'backward') && item.stage > 0) this.wake(item.stage - 1);
@@ -1062,6 +1094,7 @@ export class Coordinator {
     const sr = await trx.selectFrom('stage_rounds').selectAll().where('run_id', '=', spec.id).where('round', '=', round).where('stage', '=', stage).executeTakeFirst();
     const r = await trx.selectFrom('rounds').select('status').where('run_id', '=', spec.id).where('round', '=', round).executeTakeFirst();
     if (!sr || r?.status !== 'compute') return;
+    if (spec.mode === 'local') return this.loseLocalContribution(trx, spec, hotkey, stage, round, flagged, sr);
     if (!flagged && sr.phase !== 'compute') {
       // A share already stored is as good as the replica: nothing is lost.
       const share = await trx.selectFrom('work_items').select('status').where('id', '=', this.shareId(spec.id, round, stage, Number(sr.attempt), hotkey)).executeTakeFirst();
@@ -1093,8 +1126,32 @@ export class Coordinator {
     await this.log(trx, 'contribution_lost', hotkey, spec.id, { round, stage, samples: covered.length, flagged });
   }
 
+  /**
+   * Local mode: nothing is redone (a replica's own steps are its own); its inner step is dropped,
+   * and a merge it was part of starts again without it, unless its share is already stored.
+   */
+  private async loseLocalContribution(trx: Transaction<Database>, spec: RunSpec, hotkey: string, stage: number, round: number, flagged: boolean, sr: { phase: string; attempt: number; contributors_json: string }): Promise<void> {
+    await trx.deleteFrom('work_items').where('run_id', '=', spec.id).where('round', '=', round).where('stage', '=', stage).where('direction', '=', 'local').where('required_hotkey', '=', hotkey).where('status', '!=', 'done').execute();
+    if ((sr.phase !== 'share' && sr.phase !== 'reduce') || !(JSON.parse(sr.contributors_json) as string[]).includes(hotkey)) return;
+    const share = await trx.selectFrom('work_items').select('status').where('id', '=', this.shareId(spec.id, round, stage, Number(sr.attempt), hotkey)).executeTakeFirst();
+    if (!flagged && share?.status === 'done') return;
+    await trx.deleteFrom('work_items').where('run_id', '=', spec.id).where('round', '=', round).where('stage', '=', stage).where('direction', 'in', ['share', 'reduce']).execute();
+    await trx.updateTable('stage_rounds').set({ phase: 'local', attempt: Number(sr.attempt) + 1, sumsq: null }).where('run_id', '=', spec.id).where('round', '=', round).where('stage', '=', stage).execute();
+    await this.log(trx, 'merge_restarted', hotkey, spec.id, { round, stage, flagged });
+  }
+
   private shareId(runId: string, round: number, stage: number, attempt: number, hotkey: string): string {
     return `${runId}.r${round}.${stage}.a${attempt}.share.${hotkey}`;
+  }
+
+  /** Share items for a stage's contributors: each uploads its buffer (`what`) in C slices. */
+  private async startShare(trx: Transaction<Database>, spec: RunSpec, r: number, s: number, attempt: number, contributors: string[], what: 'grad' | 'delta'): Promise<void> {
+    const slices = splitRange(this.model(spec).stageParams[s], contributors.length);
+    for (const h of contributors) {
+      const keys = slices.map((_, j) => this.roundKey(spec.id, r, s, attempt, `share-${h}-${j}`));
+      await trx.insertInto('work_items').values({ ...this.itemRow(spec.id, `r${r}-s0`, s, 'share', null, h, r), id: this.shareId(spec.id, r, s, attempt, h), detail_json: JSON.stringify({ slices, keys, what } satisfies ShareDetail) }).execute();
+    }
+    await trx.updateTable('stage_rounds').set({ phase: 'share', contributors_json: JSON.stringify(contributors) }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
   }
 
   // ---- redundant reduction ----
@@ -1274,12 +1331,40 @@ export class Coordinator {
           if (count(s, gradientKinds, ['done']) !== spec.samples_per_round || count(s, ['redo'], ['pending', 'leased']) > 0) continue;
           const rows = await trx.selectFrom('work_items').select('completed_by').distinct().where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).where('direction', 'in', gradientKinds).where('status', '=', 'done').execute();
           const contributors = rows.map((x) => x.completed_by!).sort();
-          const slices = splitRange(this.model(spec).stageParams[s], contributors.length);
-          for (const h of contributors) {
-            const keys = slices.map((_, j) => this.roundKey(spec.id, r, s, attempt, `share-${h}-${j}`));
-            await trx.insertInto('work_items').values({ ...this.itemRow(spec.id, `r${r}-s0`, s, 'share', null, h, r), id: this.shareId(spec.id, r, s, attempt, h), detail_json: JSON.stringify({ slices, keys } satisfies ShareDetail) }).execute();
+          if (spec.mode === 'local') {
+            // Each replica steps on its own sum: an inner step, no all-reduce.
+            for (const h of contributors) await trx.insertInto('work_items').values({ ...this.itemRow(spec.id, `r${r}-s0`, s, 'local', null, h, r), id: `${spec.id}.r${r}.${s}.local.${h}` }).execute();
+            await trx.updateTable('stage_rounds').set({ phase: 'local' }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
+          } else await this.startShare(trx, spec, r, s, attempt, contributors, 'grad');
+          changed = true;
+        } else if (sr.phase === 'local') {
+          const locals = await trx.selectFrom('work_items').select('status').where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).where('direction', '=', 'local').execute();
+          if (locals.some((x) => x.status !== 'done')) continue;
+          if (!isMergeRound(spec, r)) {
+            await trx.updateTable('stage_rounds').set({ phase: 'done', sumsq: 0 }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
+            sr.phase = 'done';
+            sr.sumsq = 0;
+          } else {
+            // A merge: every replica still here that stepped since the last one shares its pseudo-gradient.
+            const stepped = await trx
+              .selectFrom('work_items')
+              .select('completed_by')
+              .distinct()
+              .where('run_id', '=', spec.id)
+              .where('stage', '=', s)
+              .where('direction', '=', 'local')
+              .where('status', '=', 'done')
+              .where('round', '>=', r - (r % spec.local.steps))
+              .where('round', '<=', r)
+              .execute();
+            const active = new Set((await trx.selectFrom('participants').select('hotkey').where('run_id', '=', spec.id).where('stage', '=', s).where('status', '=', 'active').execute()).map((x) => x.hotkey));
+            const contributors = stepped.map((x) => x.completed_by!).filter((h) => active.has(h)).sort();
+            if (contributors.length === 0) {
+              await this.log(trx, 'merge_waiting', null, spec.id, { round: r, stage: s, reason: 'no replica that stepped since the last merge is left' });
+              continue;
+            }
+            await this.startShare(trx, spec, r, s, attempt, contributors, 'delta');
           }
-          await trx.updateTable('stage_rounds').set({ phase: 'share', contributors_json: JSON.stringify(contributors) }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
           changed = true;
         } else if (sr.phase === 'share') {
           const shares = await trx.selectFrom('work_items').select(['status', 'required_hotkey', 'detail_json']).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).where('direction', '=', 'share').execute();
@@ -1291,7 +1376,9 @@ export class Coordinator {
           for (const [j, range] of slices.entries()) {
             const inputs = contributors.map((h) => ({ hotkey: h, key: details.get(h)!.keys[j], bytes: details.get(h)!.bytes[j] }));
             for (const [copy, reducer] of reducers[j].entries()) {
-              await this.insertReduceCopy(trx, spec, r, s, attempt, { range, scale: 1 / spec.samples_per_round, inputs, slice: j, copy, quorum: reducers[j].length }, reducer);
+              // The mean over the round's samples (exact), or over the replicas' pseudo-gradients (local).
+              const scale = spec.mode === 'local' ? 1 / contributors.length : 1 / spec.samples_per_round;
+              await this.insertReduceCopy(trx, spec, r, s, attempt, { range, scale, inputs, slice: j, copy, quorum: reducers[j].length }, reducer);
             }
           }
           await trx.updateTable('stage_rounds').set({ phase: 'reduce' }).where('run_id', '=', spec.id).where('round', '=', r).where('stage', '=', s).execute();
@@ -1309,7 +1396,8 @@ export class Coordinator {
       }
       if (stages.every((sr) => sr.phase === 'done')) {
         const gradSumSq = stages.reduce((a, sr) => a + Number(sr.sumsq), 0);
-        const verdict = judgeRound(spec.guard, await this.roundFigures(trx, spec.id, r), { loss: await this.roundLoss(trx, spec.id, r), gradNorm: Math.sqrt(gradSumSq) });
+        const guard = spec.mode === 'local' ? { ...spec.guard, grad_spike: 0 } : spec.guard;
+        const verdict = judgeRound(guard, await this.roundFigures(trx, spec.id, r), { loss: await this.roundLoss(trx, spec.id, r), gradNorm: Math.sqrt(gradSumSq) });
         if (verdict) {
           const earlier = (await trx.selectFrom('events').select('details_json').where('run_id', '=', spec.id).where('kind', '=', 'guard_tripped').execute()).filter((e) => (JSON.parse(e.details_json) as { round?: number }).round === r).length;
           if (earlier < spec.guard.max_rollbacks) {

@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { int, positive } from '../args.ts';
 import { RunSpecSchema, type RunStatus } from '../../orchestrator-client/protocol.ts';
 import { evenStages } from '../../orchestrator/runs.ts';
@@ -38,6 +38,9 @@ export interface SwarmFlags {
   lr?: number;
   threadsPerMiner: number;
   dir?: string;
+  mode: 'exact' | 'local';
+  localSteps: number;
+  outerLr?: number;
   evalBatches: number;
   baseline: boolean;
   json?: boolean;
@@ -59,6 +62,9 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .option('--lr <x>', 'peak learning rate (default: the preset recipe)', positive)
     .option('--threads-per-miner <n>', 'CPU threads of each miner', int(1), 1)
     .option('--dir <folder>', 'working folder (default: runs/swarm-<preset>-<time>)')
+    .addOption(new Option('--mode <mode>', 'exact: every round all-reduces the gradient; local: replicas take --local-steps steps of their own between merges (less traffic)').choices(['exact', 'local']).default('exact'))
+    .option('--local-steps <n>', 'local mode: inner steps between merges', int(1), 10)
+    .option('--outer-lr <x>', 'local mode: the outer Nesterov step size (default 0.7)', positive)
     .option('--eval-batches <n>', 'held-out batches for the final loss', int(1), 32)
     .option('--no-baseline', 'skip measuring single-process throughput')
     .option('--json', 'one JSON object per line')
@@ -144,6 +150,8 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     heartbeat_timeout_s: 10,
     snapshot_every: 50,
     optimizer: toOptimizerSpec(optim),
+    mode: flags.mode,
+    local: { steps: flags.localSteps, ...(flags.outerLr !== undefined ? { outer_lr: flags.outerLr } : {}) },
   });
   const minerCount = flags.stages * flags.replicas;
   out.event('start', { preset: flags.preset, stages, replicas: flags.replicas, miners: minerCount, rounds, samples_per_round: samples, rows_per_sample: rows, dir });
@@ -275,6 +283,8 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     preset: flags.preset,
     stages: flags.stages,
     replicas: flags.replicas,
+    mode: flags.mode,
+    ...(flags.mode === 'local' ? { local_steps: flags.localSteps } : {}),
     rounds,
     heldout_loss: heldout,
     final_train_loss: points.length ? points[points.length - 1].y : null,
@@ -295,7 +305,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   out.summary(
     summary,
     [
-      `swarm finished: ${rounds} rounds of ${flags.preset} on ${flags.stages} stages × ${flags.replicas} replicas in ${wallS.toFixed(0)} s`,
+      `swarm finished: ${rounds} rounds of ${flags.preset} on ${flags.stages} stages × ${flags.replicas} replicas${flags.mode === 'local' ? ` (local steps, merging every ${flags.localSteps})` : ''} in ${wallS.toFixed(0)} s`,
       `held-out loss ${heldout.toFixed(3)}; ${tokensPerS.toFixed(0)} tokens/s${single ? ` (${((100 * tokensPerS) / single).toFixed(0)}% of one process: ${single.toFixed(0)} tokens/s)` : ''}; ${(moved / tokens / 1024).toFixed(1)} KiB moved per token`,
       `checkpoint ${checkpoint}`,
       `report ${report}`,

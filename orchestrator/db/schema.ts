@@ -16,9 +16,9 @@ export type ParticipantStatus = 'active' | 'gone';
 /** 'lost': done, but its result died with the miner that held it (a redo item replaces it). */
 export type WorkItemStatus = 'pending' | 'leased' | 'done' | 'lost';
 /** Work items: a sample's forward and backward passes, a redo, or a round's share and reduce steps. */
-export type ItemKind = Direction | 'share' | 'reduce';
+export type ItemKind = Direction | 'share' | 'reduce' | 'local';
 export type RoundStatus = 'compute' | 'reduced';
-export type StagePhase = 'compute' | 'share' | 'reduce' | 'done';
+export type StagePhase = 'compute' | 'local' | 'share' | 'reduce' | 'done';
 
 export interface RunsTable {
   id: string;

@@ -8,7 +8,7 @@ import type { Database, ItemKind, WorkItemRow } from './schema.ts';
  * Round steps first (a stage's all-reduce holds up the round), then backward work (it frees the
  * activations a miner keeps), redo, and forward work last.
  */
-const PRIORITY: readonly ItemKind[] = ['reduce', 'share', 'backward', 'redo', 'forward'];
+const PRIORITY: readonly ItemKind[] = ['reduce', 'share', 'local', 'backward', 'redo', 'forward'];
 
 export interface PickOptions {
   runId: string;

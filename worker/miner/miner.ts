@@ -5,8 +5,8 @@
 // so the same loop runs under `tah miner`, the local swarm and the desktop app's utility process.
 import type { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { OrchestratorError } from '../../orchestrator-client/client.ts';
-import { type BlobDims, stateDigest, tensorDigest } from '../../orchestrator-client/blobs.ts';
-import type { ApplyTask, Assignment, BlobRef, Hardware, Lease, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
+import { type BlobDims, type BlobKind, stateDigest, tensorDigest } from '../../orchestrator-client/blobs.ts';
+import type { ApplyTask, Assignment, BlobRef, Hardware, Lease, LocalTask, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.ts';
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { type Dataset, trainBatch } from '../data/dataset.ts';
@@ -16,10 +16,11 @@ import { ParamLayout, initParams } from '../model/params.ts';
 import { Stage } from '../model/stage.ts';
 import { fromOptimizerSpec } from '../optim/adamw.ts';
 import { StageOptimizer } from '../optim/optimizer.ts';
+import { outerNesterovStep, pseudoGradient } from '../optim/outer.ts';
 import { BadBlobError, decodeBlob, encodeBlob } from './blobs.ts';
 import { type Faults, spoilReduction } from './faults.ts';
 
-export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'share' | 'reduce' | 'apply' | 'sync' | 'stopping' | 'stopped' | 'finished';
+export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'local' | 'share' | 'reduce' | 'apply' | 'sync' | 'stopping' | 'stopped' | 'finished';
 
 /** What a miner tells its host, one message at a time (JSON-safe: it crosses process boundaries). */
 export type MinerEvent =
@@ -65,6 +66,12 @@ interface StageState {
   scratch: Float32Array;
   /** Per sample: the stage input its forward read, for its backward. */
   kept: Map<string, Float32Array | BigInt64Array>;
+  /** Samples whose gradients gradSum holds. */
+  samples: number;
+  /** Local mode: the weights at the last merge, the outer momentum, and inner steps taken. */
+  anchor: Float32Array;
+  u: Float32Array;
+  innerSteps: number;
   dims: BlobDims;
   last: boolean;
 }
@@ -153,8 +160,7 @@ export class Miner {
       // The same stage: the weights are still good; only the round's memory goes.
       const s = this.state!;
       s.assignment = assignment;
-      s.gradSum.fill(0);
-      s.kept.clear();
+      this.clearSum(s);
     } else {
       await this.state?.stage.dispose();
       await this.state?.optimizer.dispose();
@@ -183,9 +189,15 @@ export class Miner {
         gradSum: new Float32Array(layout.size),
         scratch: new Float32Array(layout.size),
         kept: new Map(),
+        samples: 0,
+        anchor: new Float32Array(0),
+        u: new Float32Array(spec.mode === 'local' ? layout.size : 0),
+        innerSteps: 0,
         dims: { rows: spec.rows_per_sample, seqLen: config.seq_len, dModel: config.d_model, length: 0 },
         last,
       };
+      // Local mode: the weights at the last merge, the start of the first pseudo-gradient.
+      if (spec.mode === 'local') this.state.anchor = this.state.params.slice();
       this.emit({ type: 'assigned', run_id: assignment.run_id, stage: stageIndex, stage_count: assignment.stage_count, layers: assignment.layers!, params: layout.size });
     }
     clearInterval(this.heartbeat);
@@ -212,6 +224,9 @@ export class Miner {
         break;
       case 'share':
         await this.share(s, task);
+        break;
+      case 'local':
+        await this.local(s, task);
         break;
       case 'reduce':
         await this.guarded(task.id, () => this.reduce(s, task));
@@ -252,10 +267,22 @@ export class Miner {
     return { inputs: batch.inputs.slice(from, to), targets: batch.targets.slice(from, to) };
   }
 
-  private async download(ref: { key: string; url: string; bytes: number }, kind: 'activation' | 'gradient' | 'reduced' | 'share' | 'snapshot', dims: BlobDims): Promise<Map<string, Float32Array>> {
+  private async download(ref: { key: string; url: string; bytes: number }, kind: BlobKind, dims: BlobDims): Promise<Map<string, Float32Array>> {
+    return (await this.downloadWithMetadata(ref, kind, dims)).tensors;
+  }
+
+  private async downloadWithMetadata(ref: { key: string; url: string; bytes: number }, kind: BlobKind, dims: BlobDims): Promise<{ tensors: Map<string, Float32Array>; metadata: Record<string, string> }> {
     const bytes = await downloadFromUrl(ref.url, { maxBytes: Math.max(ref.bytes, 1) * 2 + 65_536 });
     this.bytesDown += bytes.length;
-    return decodeBlob(ref.key, bytes, kind, dims).tensors;
+    return decodeBlob(ref.key, bytes, kind, dims);
+  }
+
+  /**
+   * The hash of what replicas of the stage share: everything in exact mode; in local mode the
+   * merged weights and the outer momentum (inner AdamW moments are each replica's own).
+   */
+  private sharedStateDigest(s: StageState): string {
+    return s.spec.mode === 'local' ? stateDigest(s.params, s.u, new Float32Array(0), s.version) : stateDigest(s.params, s.m, s.v, s.version);
   }
 
   private async put(upload: Upload, blob: Uint8Array): Promise<Uploaded> {
@@ -272,6 +299,14 @@ export class Miner {
   private addScratch(s: StageState): void {
     const { gradSum, scratch } = s;
     for (let i = 0; i < gradSum.length; i++) gradSum[i] += scratch[i];
+    s.samples += 1;
+  }
+
+  /** A fresh sum for the next round. */
+  private clearSum(s: StageState): void {
+    s.gradSum.fill(0);
+    s.samples = 0;
+    s.kept.clear();
   }
 
   private async work(s: StageState, lease: Lease): Promise<void> {
@@ -326,9 +361,11 @@ export class Miner {
       this.blownUp = true;
       for (let i = 0; i < s.gradSum.length; i++) s.gradSum[i] *= 1e4;
     }
+    // Local mode shares the pseudo-gradient (scratch is free between rounds).
+    const buffer = task.what === 'delta' ? pseudoGradient(s.anchor, s.params, s.scratch) : s.gradSum;
     const outputs = [];
     for (const { range, upload } of task.slices) {
-      const blob = encodeBlob('share', { ...s.dims, length: range[1] - range[0] }, { grad: s.gradSum.subarray(range[0], range[1]) });
+      const blob = encodeBlob('share', { ...s.dims, length: range[1] - range[0] }, { grad: buffer.subarray(range[0], range[1]) });
       outputs.push(await this.put(upload, blob));
     }
     await this.opts.client.complete({ lease_id: task.id, outputs });
@@ -351,26 +388,59 @@ export class Miner {
     await this.opts.client.complete({ lease_id: task.id, output: await this.put(task.upload, blob), sumsq, digest: tensorDigest(sum) });
   }
 
+  /** Local mode: an inner AdamW step on this replica's own mean gradient, clipped by its own norm. */
+  private async local(s: StageState, task: LocalTask): Promise<void> {
+    this.status('local');
+    const n = Math.max(1, s.samples);
+    const grad = s.scratch;
+    let sumsq = 0;
+    for (let i = 0; i < grad.length; i++) {
+      grad[i] = s.gradSum[i] / n;
+      sumsq += grad[i] * grad[i];
+    }
+    const clip = task.clip_norm > 0 ? Math.min(1, task.clip_norm / (Math.sqrt(sumsq) + 1e-6)) : 1;
+    const next = { params: new Float32Array(s.layout.size), m: new Float32Array(s.layout.size), v: new Float32Array(s.layout.size) };
+    s.innerSteps += 1;
+    await s.optimizer.step({ params: s.params, m: s.m, v: s.v }, grad, next, s.innerSteps, task.lr, clip);
+    Object.assign(s, next);
+    this.clearSum(s);
+    await this.opts.client.complete({ lease_id: task.id });
+  }
+
   private async apply(s: StageState, task: ApplyTask): Promise<void> {
     this.status('apply');
+    if (task.step === 'none') {
+      // Local mode between merges: this replica's own step (if it had samples) is taken already.
+      s.version = task.round + 1;
+      this.clearSum(s);
+      this.emit({ type: 'applied', round: task.round, version: s.version, lr: task.lr, clip: task.clip });
+      return;
+    }
     const grad = new Float32Array(s.layout.size);
     const bad: { key: string; reason: string }[] = [];
     for (const { range, digest, blobs } of task.slices) grad.set(await this.agreedSlice(s, range, digest, blobs, bad), range[0]);
     if (bad.length > 0) this.emit({ type: 'error', message: `reduced slices not as agreed: ${bad.map((b) => `${b.key}: ${b.reason}`).join('; ')}`, recoverable: true });
-    const next = { params: new Float32Array(s.layout.size), m: new Float32Array(s.layout.size), v: new Float32Array(s.layout.size) };
-    await s.optimizer.step({ params: s.params, m: s.m, v: s.v }, grad, next, task.round + 1, task.lr, task.clip);
-    Object.assign(s, next);
+    if (task.step === 'outer') {
+      // Every replica applies the same mean pseudo-gradient to the same weights at the last merge.
+      outerNesterovStep(s.anchor, s.u, grad, s.spec.local.outer_lr, s.spec.local.outer_momentum);
+      s.params = s.anchor.slice();
+    } else {
+      const next = { params: new Float32Array(s.layout.size), m: new Float32Array(s.layout.size), v: new Float32Array(s.layout.size) };
+      await s.optimizer.step({ params: s.params, m: s.m, v: s.v }, grad, next, task.round + 1, task.lr, task.clip);
+      Object.assign(s, next);
+    }
     s.version = task.round + 1;
-    s.gradSum.fill(0);
-    s.kept.clear();
+    this.clearSum(s);
     if (this.opts.faults?.skewAfter === task.round && !this.skewed) {
       this.skewed = true;
       s.params[0] += 1e-3;
     }
     // Every replica reports its state's hash: one whose state is not the stage's is resynchronised.
-    const report = { round: task.round, hash: stateDigest(s.params, s.m, s.v, s.version), ...(bad.length ? { bad_blobs: bad } : {}) };
+    const report = { round: task.round, hash: this.sharedStateDigest(s), ...(bad.length ? { bad_blobs: bad } : {}) };
     if (task.snapshot) {
-      const blob = encodeBlob('snapshot', { ...s.dims, length: s.layout.size }, { params: s.params, m: s.m, v: s.v }, { rounds: String(s.version) });
+      const local = s.spec.mode === 'local';
+      const tensors: Record<string, Float32Array> = local ? { params: s.params, m: s.m, v: s.v, u: s.u } : { params: s.params, m: s.m, v: s.v };
+      const blob = encodeBlob(local ? 'outer_snapshot' : 'snapshot', { ...s.dims, length: s.layout.size }, tensors, { rounds: String(s.version), inner_steps: String(s.innerSteps) });
       await this.opts.client.applied({ ...report, snapshot: await this.put(task.snapshot, blob) });
     } else await this.opts.client.applied(report);
     this.emit({ type: 'applied', round: task.round, version: s.version, lr: task.lr, clip: task.clip });
@@ -396,20 +466,30 @@ export class Miner {
 
   private async sync(s: StageState, task: SyncTask): Promise<void> {
     this.status('sync');
+    const local = s.spec.mode === 'local';
     if (task.blob === null) {
       // The run's initial state: what every replica starts from.
       s.params = initParams(s.layout, s.spec.seed, (n) => new Float32Array(n));
       s.m = new Float32Array(s.layout.size);
       s.v = new Float32Array(s.layout.size);
+      s.u = new Float32Array(local ? s.layout.size : 0);
+      s.innerSteps = 0;
     } else {
-      const t = await this.download(task.blob, 'snapshot', { ...s.dims, length: s.layout.size });
-      const [params, m, v] = [t.get('params')!, t.get('m')!, t.get('v')!];
-      if (task.hash !== null && stateDigest(params, m, v, task.rounds) !== task.hash) throw new Error(`the stored state ${task.blob.key} does not have the hash it was stored with`);
-      Object.assign(s, { params, m, v });
+      const { tensors: t, metadata } = await this.downloadWithMetadata(task.blob, local ? 'outer_snapshot' : 'snapshot', { ...s.dims, length: s.layout.size });
+      Object.assign(s, { params: t.get('params')!, m: t.get('m')!, v: t.get('v')!, u: t.get('u') ?? new Float32Array(0) });
+      s.innerSteps = Number(metadata.inner_steps ?? task.rounds) || 0;
+      s.version = task.rounds;
+      if (task.hash !== null && this.sharedStateDigest(s) !== task.hash) throw new Error(`the stored state ${task.blob.key} does not have the hash it was stored with`);
+      if (local && s.spec.local.newcomer_state === 'fresh') {
+        // For comparison only: a newcomer that starts its inner AdamW moments from zero.
+        s.m = new Float32Array(s.layout.size);
+        s.v = new Float32Array(s.layout.size);
+        s.innerSteps = 0;
+      }
     }
+    if (local) s.anchor = s.params.slice();
     s.version = task.rounds;
-    s.gradSum.fill(0);
-    s.kept.clear();
+    this.clearSum(s);
     this.emit({ type: 'applied', round: task.rounds - 1, version: s.version, lr: 0, clip: 1 });
   }
 }
