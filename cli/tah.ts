@@ -76,6 +76,17 @@ bench
   .option('--json', 'one JSON object per line')
   .action(guarded(async (o) => void (await (await import('./commands/bench-merge.ts')).benchMergeCommand(o, makeOutput(o.json ?? false)))));
 
+bench
+  .command('newcomer')
+  .description('local-steps mode: a miner joining mid-run with the shared optimizer state vs. a fresh one (loss, rounds until it trains as well as the others)')
+  .option('--preset <name>', 'model preset (one stage holds all of it)', 'tiny')
+  .option('--replicas <n>', 'miners from the start', int(1), 2)
+  .option('--rounds <n>', 'rounds per run', int(2), 60)
+  .option('--join <round>', 'the newcomer joins once this many rounds are applied', int(1), 20)
+  .option('--local-steps <n>', 'inner steps between merges', int(1), 10)
+  .option('--json', 'one JSON object per line')
+  .action(guarded(async (o) => void (await (await import('./commands/bench-newcomer.ts')).benchNewcomerCommand(o, makeOutput(o.json ?? false)))));
+
 program
   .command('export')
   .description('write a whole-model checkpoint as a Hugging Face folder (config.json + model.safetensors)')

@@ -6,13 +6,18 @@
 
 import { createHash } from 'node:crypto';
 
-export type BlobKind = 'activation' | 'gradient' | 'share' | 'reduced' | 'snapshot' | 'outer_snapshot';
+export type BlobKind = 'activation' | 'gradient' | 'share' | 'reduced' | 'share_q8' | 'reduced_q8' | 'snapshot' | 'outer_snapshot';
 
 export interface TensorSpec {
   name: string;
-  dtype: 'F32';
+  dtype: 'F32' | 'I8';
   shape: number[];
 }
+
+const DTYPE_BYTES = { F32: 4, I8: 1 } as const;
+
+/** Elements per int8 block: each block has its own float32 scale (absmax / 127). */
+export const Q8_BLOCK = 256;
 
 export interface BlobDims {
   /** Rows (sequences) of a sample, its sequence length and the model width. */
@@ -26,6 +31,7 @@ export interface BlobDims {
 /** The tensors a blob of `kind` holds, in name order. */
 export function blobTensors(kind: BlobKind, d: BlobDims): TensorSpec[] {
   const f32 = (name: string, shape: number[]): TensorSpec => ({ name, dtype: 'F32', shape });
+  const i8 = (name: string, shape: number[]): TensorSpec => ({ name, dtype: 'I8', shape });
   switch (kind) {
     case 'activation':
       return [f32('activation', [d.rows, d.seqLen, d.dModel])];
@@ -34,6 +40,10 @@ export function blobTensors(kind: BlobKind, d: BlobDims): TensorSpec[] {
     case 'share':
     case 'reduced':
       return [f32('grad', [d.length])];
+    case 'share_q8':
+    case 'reduced_q8':
+      // int8 values in blocks of Q8_BLOCK, each with a float32 scale: a quarter of the bytes.
+      return [i8('q', [d.length]), f32('scale', [Math.ceil(d.length / Q8_BLOCK)])];
     case 'snapshot':
       return [f32('m', [d.length]), f32('params', [d.length]), f32('v', [d.length])];
     case 'outer_snapshot':
@@ -44,7 +54,7 @@ export function blobTensors(kind: BlobKind, d: BlobDims): TensorSpec[] {
 
 /** Exact size in bytes of a well-formed blob with these tensors and a header of `headerBytes`. */
 export const blobBytes = (tensors: TensorSpec[], headerBytes: number): number =>
-  8 + headerBytes + tensors.reduce((n, t) => n + 4 * t.shape.reduce((a, b) => a * b, 1), 0);
+  8 + headerBytes + tensors.reduce((n, t) => n + DTYPE_BYTES[t.dtype] * t.shape.reduce((a, b) => a * b, 1), 0);
 
 /** A header longer than this is not one we wrote. */
 export const MAX_BLOB_HEADER_BYTES = 64 * 1024;
@@ -75,7 +85,7 @@ export function checkBlobHeader(head: Uint8Array, totalBytes: number, expected: 
     const e = header[t.name] as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (e?.dtype !== t.dtype) return `tensor ${t.name}: expected dtype ${t.dtype}, got ${JSON.stringify(e?.dtype)}`;
     if (!Array.isArray(e.shape) || e.shape.join(',') !== t.shape.join(',')) return `tensor ${t.name}: expected shape [${t.shape.join(', ')}], got ${JSON.stringify(e.shape)}`;
-    const size = 4 * t.shape.reduce((a, b) => a * b, 1);
+    const size = DTYPE_BYTES[t.dtype] * t.shape.reduce((a, b) => a * b, 1);
     if (!Array.isArray(e.data_offsets) || e.data_offsets[0] !== offset || e.data_offsets[1] !== offset + size) {
       return `tensor ${t.name}: data_offsets ${JSON.stringify(e.data_offsets)} do not tile the data (expected [${offset}, ${offset + size}])`;
     }
@@ -112,4 +122,32 @@ export function stateDigest(params: Float32Array, m: Float32Array, v: Float32Arr
   const tail = new Uint8Array(8);
   new DataView(tail.buffer).setBigUint64(0, BigInt(step), true);
   return h.update(tail).digest('hex');
+}
+
+/** Whether a run's merges move int8 blobs (local mode with `local.quantize: "int8"`). */
+export function quantizedMerge(spec: { mode: string; local: { quantize: string } }): boolean {
+  return spec.mode === 'local' && spec.local.quantize === 'int8';
+}
+
+/** Blocks of Q8_BLOCK values as int8 with a float32 scale each (absmax / 127), rounding to nearest. */
+export function quantizeInt8(x: Float32Array): { q: Int8Array; scale: Float32Array } {
+  const q = new Int8Array(x.length);
+  const scale = new Float32Array(Math.ceil(x.length / Q8_BLOCK));
+  for (let b = 0; b < scale.length; b++) {
+    const from = b * Q8_BLOCK;
+    const to = Math.min(x.length, from + Q8_BLOCK);
+    let max = 0;
+    for (let i = from; i < to; i++) max = Math.max(max, Math.abs(x[i]));
+    scale[b] = max / 127;
+    const s = scale[b];
+    if (s > 0) for (let i = from; i < to; i++) q[i] = Math.max(-127, Math.min(127, Math.round(x[i] / s)));
+  }
+  return { q, scale };
+}
+
+/** The float32 values int8 blocks stand for. */
+export function dequantizeInt8(q: ArrayLike<number>, scale: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) out[i] = q[i] * scale[Math.floor(i / Q8_BLOCK)];
+  return out;
 }

@@ -121,6 +121,8 @@ export const LocalStepsSchema = z
     outer_lr: z.number().positive().max(10).default(0.7),
     outer_momentum: z.number().min(0).lt(1).default(0.9),
     newcomer_state: z.enum(['shared', 'fresh']).default('shared'),
+    /** 'int8': pseudo-gradients and their reductions move as int8 blocks with float32 scales. */
+    quantize: z.enum(['none', 'int8']).default('none'),
   })
   .strict();
 export type LocalSteps = z.output<typeof LocalStepsSchema>;

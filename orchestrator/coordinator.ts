@@ -3,7 +3,7 @@
 // store, clock), and every state change goes through the database, so a restart loses nothing.
 import { randomInt } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
-import { type BlobDims, type BlobKind, MAX_BLOB_HEADER_BYTES, blobBytes, blobDataDigest, blobTensors, checkBlobHeader } from '../orchestrator-client/blobs.ts';
+import { type BlobDims, type BlobKind, MAX_BLOB_HEADER_BYTES, blobBytes, blobDataDigest, blobTensors, checkBlobHeader, quantizedMerge } from '../orchestrator-client/blobs.ts';
 import {
   type AppliedRequest,
   type Assignment,
@@ -93,6 +93,11 @@ function snapshotDue(spec: RunSpec, rounds: number): boolean {
   if (spec.mode === 'exact') return rounds % spec.snapshot_every === 0;
   const merges = rounds / spec.local.steps;
   return Number.isInteger(merges) && merges % Math.max(1, Math.round(spec.snapshot_every / spec.local.steps)) === 0;
+}
+
+/** The blobs a merge moves: float32, or int8 blocks in local mode with quantize 'int8'. */
+function mergeKinds(spec: RunSpec): { share: BlobKind; reduced: BlobKind } {
+  return quantizedMerge(spec) ? { share: 'share_q8', reduced: 'reduced_q8' } : { share: 'share', reduced: 'reduced' };
 }
 
 /** Stored states hold the AdamW moments, and in local mode the outer momentum too. */
@@ -598,7 +603,7 @@ export class Coordinator {
     }
     if (picked.direction === 'share') {
       const d = JSON.parse(picked.detail_json) as ShareDetail;
-      return { kind: 'share', ...base, what: d.what ?? 'grad', slices: await Promise.all(d.slices.map(async (range, j) => ({ range, upload: await this.upload(d.keys[j], spec, blobBytes(blobTensors('share', { ...this.dims(spec), length: range[1] - range[0] }), MAX_BLOB_HEADER_BYTES)) }))) };
+      return { kind: 'share', ...base, what: d.what ?? 'grad', slices: await Promise.all(d.slices.map(async (range, j) => ({ range, upload: await this.upload(d.keys[j], spec, blobBytes(blobTensors(mergeKinds(spec).share, { ...this.dims(spec), length: range[1] - range[0] }), MAX_BLOB_HEADER_BYTES)) }))) };
     }
     if (picked.direction === 'reduce') {
       const d = JSON.parse(picked.detail_json) as ReduceDetail;
@@ -608,7 +613,7 @@ export class Coordinator {
         range: d.range,
         scale: d.scale,
         inputs: await Promise.all(d.inputs.map((i) => this.blobRef(i.key, spec, i.bytes))),
-        upload: await this.upload(picked.output_key, spec, blobBytes(blobTensors('reduced', { ...this.dims(spec), length: d.range[1] - d.range[0] }), MAX_BLOB_HEADER_BYTES)),
+        upload: await this.upload(picked.output_key, spec, blobBytes(blobTensors(mergeKinds(spec).reduced, { ...this.dims(spec), length: d.range[1] - d.range[0] }), MAX_BLOB_HEADER_BYTES)),
       };
     }
     return this.workLease(picked, spec, base);
@@ -935,12 +940,12 @@ export class Coordinator {
       const d = JSON.parse(item.detail_json) as ShareDetail;
       if (req.outputs?.length !== d.keys.length) throw new ApiError('bad_request', `a share must report its ${d.keys.length} slices`);
       const sizes: number[] = [];
-      for (const [j, key] of d.keys.entries()) sizes.push(await this.checkUpload(key, req.outputs[j], key, 'share', this.dims(spec, d.slices[j][1] - d.slices[j][0])));
+      for (const [j, key] of d.keys.entries()) sizes.push(await this.checkUpload(key, req.outputs[j], key, mergeKinds(spec).share, this.dims(spec, d.slices[j][1] - d.slices[j][0])));
       detail = JSON.stringify({ ...d, bytes: sizes });
     } else if (item.direction === 'reduce') {
       const d = JSON.parse(item.detail_json) as ReduceDetail;
       if (req.sumsq === undefined || req.digest === undefined) throw new ApiError('bad_request', 'a reduce task must report the sum of squares and the digest of its slice');
-      bytes = await this.checkUpload(item.output_key, req.output, item.output_key, 'reduced', this.dims(spec, d.range[1] - d.range[0]));
+      bytes = await this.checkUpload(item.output_key, req.output, item.output_key, mergeKinds(spec).reduced, this.dims(spec, d.range[1] - d.range[0]));
       sumsq = req.sumsq;
       detail = JSON.stringify({ ...d, digest: req.digest } satisfies ReduceDetail);
     } else {

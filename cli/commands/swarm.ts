@@ -41,6 +41,7 @@ export interface SwarmFlags {
   mode: 'exact' | 'local';
   localSteps: number;
   outerLr?: number;
+  quantize: 'none' | 'int8';
   evalBatches: number;
   baseline: boolean;
   json?: boolean;
@@ -65,6 +66,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .addOption(new Option('--mode <mode>', 'exact: every round all-reduces the gradient; local: replicas take --local-steps steps of their own between merges (less traffic)').choices(['exact', 'local']).default('exact'))
     .option('--local-steps <n>', 'local mode: inner steps between merges', int(1), 10)
     .option('--outer-lr <x>', 'local mode: the outer Nesterov step size (default 0.7)', positive)
+    .addOption(new Option('--quantize <q>', 'local mode: what merges move, float32 or int8 blocks').choices(['none', 'int8']).default('none'))
     .option('--eval-batches <n>', 'held-out batches for the final loss', int(1), 32)
     .option('--no-baseline', 'skip measuring single-process throughput')
     .option('--json', 'one JSON object per line')
@@ -151,7 +153,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     snapshot_every: 50,
     optimizer: toOptimizerSpec(optim),
     mode: flags.mode,
-    local: { steps: flags.localSteps, ...(flags.outerLr !== undefined ? { outer_lr: flags.outerLr } : {}) },
+    local: { steps: flags.localSteps, quantize: flags.quantize, ...(flags.outerLr !== undefined ? { outer_lr: flags.outerLr } : {}) },
   });
   const minerCount = flags.stages * flags.replicas;
   out.event('start', { preset: flags.preset, stages, replicas: flags.replicas, miners: minerCount, rounds, samples_per_round: samples, rows_per_sample: rows, dir });
@@ -284,7 +286,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     stages: flags.stages,
     replicas: flags.replicas,
     mode: flags.mode,
-    ...(flags.mode === 'local' ? { local_steps: flags.localSteps } : {}),
+    ...(flags.mode === 'local' ? { local_steps: flags.localSteps, quantize: flags.quantize } : {}),
     rounds,
     heldout_loss: heldout,
     final_train_loss: points.length ? points[points.length - 1].y : null,

@@ -17,7 +17,7 @@ export class BadBlobError extends Error {
 }
 
 /** A blob of `kind`: the tensors in `values` by name, shaped as the run's dimensions say. */
-export function encodeBlob(kind: BlobKind, dims: BlobDims, values: Record<string, Float32Array>, metadata?: Record<string, string>): Uint8Array {
+export function encodeBlob(kind: BlobKind, dims: BlobDims, values: Record<string, Float32Array | Int8Array>, metadata?: Record<string, string>): Uint8Array {
   const tensors = Object.fromEntries(blobTensors(kind, dims).map((t) => [t.name, { dtype: t.dtype, shape: t.shape, data: values[t.name] }]));
   return encodeSafetensors(tensors, metadata);
 }

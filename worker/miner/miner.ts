@@ -5,7 +5,7 @@
 // so the same loop runs under `tah miner`, the local swarm and the desktop app's utility process.
 import type { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { OrchestratorError } from '../../orchestrator-client/client.ts';
-import { type BlobDims, type BlobKind, stateDigest, tensorDigest } from '../../orchestrator-client/blobs.ts';
+import { type BlobDims, type BlobKind, blobDataDigest, dequantizeInt8, quantizeInt8, quantizedMerge, stateDigest } from '../../orchestrator-client/blobs.ts';
 import type { ApplyTask, Assignment, BlobRef, Hardware, Lease, LocalTask, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.ts';
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
@@ -364,8 +364,10 @@ export class Miner {
     // Local mode shares the pseudo-gradient (scratch is free between rounds).
     const buffer = task.what === 'delta' ? pseudoGradient(s.anchor, s.params, s.scratch) : s.gradSum;
     const outputs = [];
+    const q8 = quantizedMerge(s.spec);
     for (const { range, upload } of task.slices) {
-      const blob = encodeBlob('share', { ...s.dims, length: range[1] - range[0] }, { grad: buffer.subarray(range[0], range[1]) });
+      const part = buffer.subarray(range[0], range[1]);
+      const blob = q8 ? encodeBlob('share_q8', { ...s.dims, length: part.length }, quantizeInt8(part)) : encodeBlob('share', { ...s.dims, length: part.length }, { grad: part });
       outputs.push(await this.put(upload, blob));
     }
     await this.opts.client.complete({ lease_id: task.id, outputs });
@@ -376,16 +378,20 @@ export class Miner {
     const dims = { ...s.dims, length: task.range[1] - task.range[0] };
     const sum = new Float32Array(dims.length);
     // In the task's order, in float32: every replica that reduces this slice gets the same bits.
+    const q8 = quantizedMerge(s.spec);
     for (const input of task.inputs) {
-      const part = (await this.download(input, 'share', dims)).get('grad')!;
+      const part = fromBlob(await this.download(input, q8 ? 'share_q8' : 'share', dims));
       for (let i = 0; i < sum.length; i++) sum[i] += part[i];
     }
     for (let i = 0; i < sum.length; i++) sum[i] *= task.scale;
     if (this.opts.faults?.reduce) spoilReduction(sum, this.opts.faults.reduce);
+    const quantized = q8 ? quantizeInt8(sum) : null;
+    const result = quantized ? dequantizeInt8(quantized.q, quantized.scale) : sum;
     let sumsq = 0;
-    for (let i = 0; i < sum.length; i++) sumsq += sum[i] * sum[i];
-    const blob = encodeBlob('reduced', dims, { grad: sum });
-    await this.opts.client.complete({ lease_id: task.id, output: await this.put(task.upload, blob), sumsq, digest: tensorDigest(sum) });
+    for (let i = 0; i < result.length; i++) sumsq += result[i] * result[i];
+    const blob = quantized ? encodeBlob('reduced_q8', dims, quantized) : encodeBlob('reduced', dims, { grad: sum });
+    // The digest of the blob's data: the float32 sum itself, or its int8 blocks and scales.
+    await this.opts.client.complete({ lease_id: task.id, output: await this.put(task.upload, blob), sumsq, digest: blobDataDigest(blob)! });
   }
 
   /** Local mode: an inner AdamW step on this replica's own mean gradient, clipped by its own norm. */
@@ -451,10 +457,12 @@ export class Miner {
    * that do not are noted in `bad` (for the orchestrator to check) and the next is tried.
    */
   private async agreedSlice(s: StageState, range: [number, number], digest: string, blobs: BlobRef[], bad: { key: string; reason: string }[]): Promise<Float32Array> {
+    const kind = quantizedMerge(s.spec) ? 'reduced_q8' : 'reduced';
     for (const blob of blobs) {
       try {
-        const grad = (await this.download(blob, 'reduced', { ...s.dims, length: range[1] - range[0] })).get('grad')!;
-        if (tensorDigest(grad) === digest) return grad;
+        const bytes = await downloadFromUrl(blob.url, { maxBytes: Math.max(blob.bytes, 1) * 2 + 65_536 });
+        this.bytesDown += bytes.length;
+        if (blobDataDigest(bytes) === digest) return fromBlob(decodeBlob(blob.key, bytes, kind, { ...s.dims, length: range[1] - range[0] }).tensors);
         bad.push({ key: blob.key, reason: `its content does not have the agreed digest ${digest.slice(0, 12)}…` });
       } catch (e) {
         if (!(e instanceof BadBlobError)) throw e;
@@ -492,4 +500,10 @@ export class Miner {
     this.clearSum(s);
     this.emit({ type: 'applied', round: task.rounds - 1, version: s.version, lr: 0, clip: 1 });
   }
+}
+
+/** A share's or reduced slice's values: its float32 'grad', or its int8 blocks dequantized. */
+function fromBlob(tensors: Map<string, Float32Array>): Float32Array {
+  const grad = tensors.get('grad');
+  return grad ?? dequantizeInt8(tensors.get('q')!, tensors.get('scale')!);
 }

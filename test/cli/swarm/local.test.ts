@@ -42,3 +42,29 @@ test('local steps: inner steps every round, merges only every H rounds, and afte
     await cleanup();
   }
 });
+
+test('local steps with int8 merges: shares and reductions are int8 blocks, a quarter of the bytes, and the replicas still agree after each merge', { timeout: 300_000 }, async () => {
+  const c = { ...CASE, stages: 1, seed: 13 };
+  const { dir, cleanup } = await tempDir('tah-local-q8-');
+  try {
+    const { status, versions } = await runCase(c, dir, [{}, {}], undefined, { mode: 'local', local: { steps: 4, quantize: 'int8' }, snapshot_every: 4 });
+    assert.equal(status.status, 'finished');
+    for (const v of versions) assert.equal(new Set(Object.values(v.reports)).size, 1, `after ${v.rounds} rounds: ${JSON.stringify(v.reports)}`);
+    const db = await openDatabase(`sqlite:${join(dir, 'orchestrator.db')}`);
+    try {
+      const reduced = await db.db.selectFrom('work_items').select(['output_bytes', 'detail_json']).where('direction', '=', 'reduce').where('status', '=', 'done').execute();
+      assert.ok(reduced.length > 0);
+      for (const r of reduced) {
+        const [from, to] = (JSON.parse(r.detail_json) as { range: [number, number] }).range;
+        const f32 = 4 * (to - from);
+        assert.ok(Number(r.output_bytes) < 0.27 * f32 + 512, `a reduced slice of ${to - from} values is ${r.output_bytes} bytes (float32: ${f32})`);
+      }
+    } finally {
+      await db.close();
+    }
+    const losses = status.losses.map((l) => l.loss!);
+    assert.ok(losses[losses.length - 1] < losses[0], `it learns: ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+  } finally {
+    await cleanup();
+  }
+});
