@@ -118,8 +118,10 @@ export type OptimizerSpec = z.output<typeof OptimizerSpecSchema>;
 export const LocalStepsSchema = z
   .object({
     steps: positive.max(100_000).default(10),
-    outer_lr: z.number().positive().max(10).default(0.7),
-    outer_momentum: z.number().min(0).lt(1).default(0.9),
+    // Plain averaging by default: at short periods (H = 10) it beat DiLoCo's 0.7 and 0.9 (tuned
+    // for H = 500) on the demo preset, held-out 1.894 against 2.254 (momentum 0.3: 2.040).
+    outer_lr: z.number().positive().max(10).default(1),
+    outer_momentum: z.number().min(0).lt(1).default(0),
     newcomer_state: z.enum(['shared', 'fresh']).default('shared'),
     /** 'int8': pseudo-gradients and their reductions move as int8 blocks with float32 scales. */
     quantize: z.enum(['none', 'int8']).default('none'),

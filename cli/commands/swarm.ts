@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { int, positive } from '../args.ts';
 import { RunSpecSchema, type RunStatus } from '../../orchestrator-client/protocol.ts';
 import { evenStages } from '../../orchestrator/runs.ts';
@@ -41,6 +41,7 @@ export interface SwarmFlags {
   mode: 'exact' | 'local';
   localSteps: number;
   outerLr?: number;
+  outerMomentum?: number;
   quantize: 'none' | 'int8';
   evalBatches: number;
   baseline: boolean;
@@ -65,7 +66,12 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .option('--dir <folder>', 'working folder (default: runs/swarm-<preset>-<time>)')
     .addOption(new Option('--mode <mode>', 'exact: every round all-reduces the gradient; local: replicas take --local-steps steps of their own between merges (less traffic)').choices(['exact', 'local']).default('exact'))
     .option('--local-steps <n>', 'local mode: inner steps between merges', int(1), 10)
-    .option('--outer-lr <x>', 'local mode: the outer Nesterov step size (default 0.7)', positive)
+    .option('--outer-lr <x>', 'local mode: the outer Nesterov step size (default 1: with momentum 0, the replicas\' mean)', positive)
+    .option('--outer-momentum <x>', 'local mode: the outer Nesterov momentum (default 0; DiLoCo uses 0.9 with 0.7 for long periods)', (v) => {
+      const n = Number(v);
+      if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`expected a number in [0, 1), got '${v}'`);
+      return n;
+    })
     .addOption(new Option('--quantize <q>', 'local mode: what merges move, float32 or int8 blocks').choices(['none', 'int8']).default('none'))
     .option('--eval-batches <n>', 'held-out batches for the final loss', int(1), 32)
     .option('--no-baseline', 'skip measuring single-process throughput')
@@ -153,7 +159,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     snapshot_every: 50,
     optimizer: toOptimizerSpec(optim),
     mode: flags.mode,
-    local: { steps: flags.localSteps, quantize: flags.quantize, ...(flags.outerLr !== undefined ? { outer_lr: flags.outerLr } : {}) },
+    local: { steps: flags.localSteps, quantize: flags.quantize, ...(flags.outerLr !== undefined ? { outer_lr: flags.outerLr } : {}), ...(flags.outerMomentum !== undefined ? { outer_momentum: flags.outerMomentum } : {}) },
   });
   const minerCount = flags.stages * flags.replicas;
   out.event('start', { preset: flags.preset, stages, replicas: flags.replicas, miners: minerCount, rounds, samples_per_round: samples, rows_per_sample: rows, dir });
