@@ -32,6 +32,11 @@ test('a loss over 1.5× the median trips the guard and blames the update before 
   assert.ok(judgeRound(guard, longer, { loss: 4.0, gradNorm: 1 }));
 });
 
+test('when loss and gradient norm both spike, the weights were already bad: the update before is blamed', () => {
+  assert.equal(judgeRound(guard, history, { loss: 40, gradNorm: 200 })?.badFrom, 'previous_update');
+  assert.equal(judgeRound(guard, history, { loss: 40, gradNorm: NaN })?.badFrom, 'previous_update');
+});
+
 test('a norm that is not finite always trips it; a check set to 0 is off; an unknown loss is not judged', () => {
   assert.equal(judgeRound(guard, [], { loss: 2, gradNorm: Infinity })?.badFrom, 'this_round');
   assert.ok(judgeRound(guard, [], { loss: 2, gradNorm: NaN }));

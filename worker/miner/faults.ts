@@ -10,9 +10,11 @@ export interface Faults {
   skewAfter?: number;
   /** Share this round's gradient sum ×10⁴: a corrupted round that every reducer agrees on. */
   blowUpShare?: number;
+  /** After applying this round, scale every weight ×20 (given to every replica of a stage, their states still agree: a bad update). */
+  poisonAfter?: number;
 }
 
-const USAGE = 'expected a comma-separated list of: reduce:tiny, reduce:garbage, skew:ROUND, share:ROUND';
+const USAGE = 'expected a comma-separated list of: reduce:tiny, reduce:garbage, skew:ROUND, share:ROUND, poison:ROUND';
 
 /** Parses a TAH_FAULTS value ('' or undefined: no faults). */
 export function parseFaults(spec: string | undefined): Faults {
@@ -22,6 +24,7 @@ export function parseFaults(spec: string | undefined): Faults {
     if (what === 'reduce' && (how === 'tiny' || how === 'garbage')) faults.reduce = how;
     else if (what === 'skew' && /^\d+$/.test(how ?? '')) faults.skewAfter = Number(how);
     else if (what === 'share' && /^\d+$/.test(how ?? '')) faults.blowUpShare = Number(how);
+    else if (what === 'poison' && /^\d+$/.test(how ?? '')) faults.poisonAfter = Number(how);
     else throw new Error(`TAH_FAULTS: unknown fault '${part}' (${USAGE})`);
   }
   return faults;

@@ -81,6 +81,7 @@ export class Miner {
   /** The skew and share faults strike once. */
   private skewed = false;
   private blownUp = false;
+  private poisoned = false;
   private state: StageState | null = null;
   private heartbeat: NodeJS.Timeout | undefined;
   private items = 0;
@@ -440,6 +441,10 @@ export class Miner {
     if (this.opts.faults?.skewAfter === task.round && !this.skewed) {
       this.skewed = true;
       s.params[0] += 1e-3;
+    }
+    if (this.opts.faults?.poisonAfter === task.round && !this.poisoned) {
+      this.poisoned = true;
+      for (let i = 0; i < s.params.length; i++) s.params[i] *= 20;
     }
     // Every replica reports its state's hash: one whose state is not the stage's is resynchronised.
     const report = { round: task.round, hash: this.sharedStateDigest(s), ...(bad.length ? { bad_blobs: bad } : {}) };

@@ -144,3 +144,24 @@ test('a corrupted round (one replica shares its gradient ×10⁴ in round 6) tri
     await cleanup();
   }
 });
+
+test('a bad update every replica agrees on (all weights ×20 after round 5) makes the next round\'s loss spike: the guard rolls back to before it, and the run ends as an undisturbed run would', { timeout: 300_000 }, async () => {
+  const c = { ...TINY, rounds: 9, seed: 14 };
+  const { dir, cleanup } = await tempDir('tah-versions-loss-spike-');
+  try {
+    const reference = await singleProcessWeights(c);
+    const poison = { TAH_FAULTS: 'poison:5' };
+    const { status, events } = await runCase(c, dir, [poison, poison, poison, poison, poison, poison], undefined, { snapshot_every: 2 });
+    assert.equal(status.status, 'finished');
+    const tripped = events.find((e) => e.kind === 'guard_tripped');
+    assert.ok(tripped, 'the guard tripped');
+    assert.equal(tripped.details.round, 6, 'on the first round trained on the bad weights');
+    assert.match(String(tripped.details.reason), /^loss .* is over 1\.5× the median of the last 5 rounds/);
+    const rolled = events.find((e) => e.kind === 'rollback');
+    assert.ok(rolled);
+    assert.equal(rolled.details.to, 4, 'back to the newest stored state from before the bad update (version 6 has it)');
+    assertEqualWeights(await compareWithSingle(c, dir, status, reference));
+  } finally {
+    await cleanup();
+  }
+});
