@@ -1,0 +1,237 @@
+// What crosses the wire between stages: a [rows, cols] float32 tensor (an activation or its
+// gradient, one row per token) encoded as named tensors that a safetensors blob carries. Pure
+// functions: encode(x) gives the tensors, decode(tensors) gives x back (exactly for 'f32', within
+// the codec's error otherwise), and decode checks everything it reads: a payload from another
+// miner is untrusted.
+//
+//   f32    x as float32                                 4 bytes a value
+//   f16    x as IEEE half (round to nearest even)        2 bytes; |x| ≤ 65504 or it refuses
+//   bf16   x as bfloat16 (round to nearest even)         2 bytes; float32's range
+//   int8   per row: q = round((x − offset) / scale)      1 byte + 8 bytes a row
+//          in 0..255, offset = row min, scale = (max − min) / 255
+//   int4   per block of 32 values: the same in 0..15,     ½ byte + 8 bytes a block
+//          two values a byte (low nibble first)
+
+export type CodecName = 'f32' | 'f16' | 'bf16' | 'int8' | 'int4';
+export const CODECS: readonly CodecName[] = ['f32', 'f16', 'bf16', 'int8', 'int4'];
+
+export type WireDtype = 'F32' | 'F16' | 'BF16' | 'U8';
+export interface WireTensor {
+  dtype: WireDtype;
+  shape: number[];
+  data: Float32Array | Uint16Array | Uint8Array;
+}
+export type Payload = Record<string, WireTensor>;
+
+/** A payload that cannot be decoded: what is wrong, in one line. */
+export class CodecError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CodecError';
+  }
+}
+
+export const INT4_BLOCK = 32;
+const HALF_MAX = 65504;
+
+/** Encodes `x`, [rows, cols] row-major; refuses values that are not finite. */
+export function encode(codec: CodecName, x: Float32Array, rows: number, cols: number): Payload {
+  checkShape(rows, cols, x.length);
+  const bad = x.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new CodecError(`${codec}: element ${bad} is ${x[bad]}: only finite values can be sent`);
+  switch (codec) {
+    case 'f32':
+      return { x: { dtype: 'F32', shape: [rows, cols], data: Float32Array.from(x) } };
+    case 'f16': {
+      const over = x.findIndex((v) => Math.abs(v) > HALF_MAX);
+      if (over >= 0) throw new CodecError(`f16: element ${over} is ${x[over]}, beyond half precision's ±65504`);
+      return { x: { dtype: 'F16', shape: [rows, cols], data: Uint16Array.from(x, toHalf) } };
+    }
+    case 'bf16': {
+      const data = Uint16Array.from(x, toBfloat16);
+      const over = data.findIndex((h) => (h & 0x7fff) === 0x7f80);
+      if (over >= 0) throw new CodecError(`bf16: element ${over} is ${x[over]}, which rounds beyond bfloat16's range`);
+      return { x: { dtype: 'BF16', shape: [rows, cols], data } };
+    }
+    case 'int8': {
+      const q = new Uint8Array(x.length);
+      const scale = new Float32Array(rows);
+      const offset = new Float32Array(rows);
+      for (let r = 0; r < rows; r++) quantizeRange(x, r * cols, (r + 1) * cols, 255, scale, offset, r, (i, v) => (q[i] = v));
+      return { q: { dtype: 'U8', shape: [rows, cols], data: q }, scale: { dtype: 'F32', shape: [rows], data: scale }, offset: { dtype: 'F32', shape: [rows], data: offset } };
+    }
+    case 'int4': {
+      const blocks = Math.ceil(x.length / INT4_BLOCK);
+      const packed = new Uint8Array(Math.ceil(x.length / 2));
+      const scale = new Float32Array(blocks);
+      const offset = new Float32Array(blocks);
+      for (let b = 0; b < blocks; b++) {
+        quantizeRange(x, b * INT4_BLOCK, Math.min(x.length, (b + 1) * INT4_BLOCK), 15, scale, offset, b, (i, v) => {
+          packed[i >> 1] |= i & 1 ? v << 4 : v;
+        });
+      }
+      return { q: { dtype: 'U8', shape: [packed.length], data: packed }, scale: { dtype: 'F32', shape: [blocks], data: scale }, offset: { dtype: 'F32', shape: [blocks], data: offset } };
+    }
+  }
+}
+
+/** Decodes a payload of `codec` that must hold a [rows, cols] tensor; CodecError when it does not. */
+export function decode(codec: CodecName, p: Payload, rows: number, cols: number): Float32Array {
+  checkShape(rows, cols, rows * cols);
+  const n = rows * cols;
+  switch (codec) {
+    case 'f32': {
+      const x = expect(p, codec, 'x', 'F32', [rows, cols]) as Float32Array;
+      const bad = x.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new CodecError(`f32: element ${bad} is ${x[bad]}`);
+      return Float32Array.from(x);
+    }
+    case 'f16':
+    case 'bf16': {
+      const h = expect(p, codec, 'x', codec === 'f16' ? 'F16' : 'BF16', [rows, cols]) as Uint16Array;
+      const out = Float32Array.from(h, codec === 'f16' ? fromHalf : fromBfloat16);
+      const bad = out.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new CodecError(`${codec}: element ${bad} is ${out[bad]}`);
+      return out;
+    }
+    case 'int8': {
+      const q = expect(p, codec, 'q', 'U8', [rows, cols]) as Uint8Array;
+      const [scale, offset] = scales(p, codec, rows);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = offset[(i / cols) | 0] + q[i] * scale[(i / cols) | 0];
+      return finite(codec, out);
+    }
+    case 'int4': {
+      const blocks = Math.ceil(n / INT4_BLOCK);
+      const packed = expect(p, codec, 'q', 'U8', [Math.ceil(n / 2)]) as Uint8Array;
+      if (n % 2 === 1 && packed[packed.length - 1] >> 4 !== 0) throw new CodecError('int4: the padding nibble of an odd count must be 0');
+      const [scale, offset] = scales(p, codec, blocks);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = i & 1 ? packed[i >> 1] >> 4 : packed[i >> 1] & 15;
+        const b = (i / INT4_BLOCK) | 0;
+        out[i] = offset[b] + v * scale[b];
+      }
+      return finite(codec, out);
+    }
+  }
+}
+
+/** Bytes of the tensors `codec` sends for a [rows, cols] tensor (data only, no header). */
+export function payloadBytes(codec: CodecName, rows: number, cols: number): number {
+  const n = rows * cols;
+  switch (codec) {
+    case 'f32':
+      return 4 * n;
+    case 'f16':
+    case 'bf16':
+      return 2 * n;
+    case 'int8':
+      return n + 8 * rows;
+    case 'int4':
+      return Math.ceil(n / 2) + 8 * Math.ceil(n / INT4_BLOCK);
+  }
+}
+
+// ---- helpers ----
+
+function checkShape(rows: number, cols: number, length: number): void {
+  if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(cols) || rows < 0 || cols < 0) throw new CodecError(`bad shape [${rows}, ${cols}]`);
+  if (rows * cols !== length) throw new CodecError(`shape [${rows}, ${cols}] holds ${rows * cols} values, the tensor has ${length}`);
+}
+
+function expect(p: Payload, codec: CodecName, name: string, dtype: WireDtype, shape: number[]): WireTensor['data'] {
+  const t = p[name];
+  if (!t) throw new CodecError(`${codec}: no tensor '${name}' (the payload has ${Object.keys(p).join(', ') || 'none'})`);
+  if (t.dtype !== dtype) throw new CodecError(`${codec}: tensor '${name}' is ${t.dtype}, expected ${dtype}`);
+  if (t.shape.join(',') !== shape.join(',')) throw new CodecError(`${codec}: tensor '${name}' has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  if (t.data.length !== shape.reduce((a, b) => a * b, 1)) throw new CodecError(`${codec}: tensor '${name}' holds ${t.data.length} values for shape [${shape.join(', ')}]`);
+  const extra = Object.keys(p).filter((k) => !['x', 'q', 'scale', 'offset'].includes(k));
+  if (extra.length) throw new CodecError(`${codec}: unexpected tensors ${extra.slice(0, 4).join(', ')}`);
+  return t.data;
+}
+
+/** A quantized payload's scales and offsets: finite, scales not negative. */
+function scales(p: Payload, codec: CodecName, count: number): [Float32Array, Float32Array] {
+  const scale = expect(p, codec, 'scale', 'F32', [count]) as Float32Array;
+  const offset = expect(p, codec, 'offset', 'F32', [count]) as Float32Array;
+  for (let i = 0; i < count; i++) {
+    if (!Number.isFinite(scale[i]) || scale[i] < 0) throw new CodecError(`${codec}: scale ${i} is ${scale[i]}: scales must be finite and not negative`);
+    if (!Number.isFinite(offset[i])) throw new CodecError(`${codec}: offset ${i} is ${offset[i]}`);
+  }
+  return [scale, offset];
+}
+
+function finite(codec: CodecName, x: Float32Array): Float32Array {
+  const bad = x.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new CodecError(`${codec}: element ${bad} decodes to ${x[bad]}`);
+  return x;
+}
+
+/** min/max affine quantization of x[from, to) to 0..levels, writing through `put`. */
+function quantizeRange(x: Float32Array, from: number, to: number, levels: number, scale: Float32Array, offset: Float32Array, k: number, put: (i: number, v: number) => void): void {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = from; i < to; i++) {
+    lo = Math.min(lo, x[i]);
+    hi = Math.max(hi, x[i]);
+  }
+  if (from >= to) [lo, hi] = [0, 0];
+  offset[k] = lo;
+  scale[k] = (hi - lo) / levels;
+  // Steps computed from the float32 scale actually sent, so decoding reproduces what was meant.
+  const s = scale[k];
+  const o = offset[k];
+  for (let i = from; i < to; i++) put(i, s > 0 ? Math.max(0, Math.min(levels, Math.round((x[i] - o) / s))) : 0);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 → IEEE half bits, rounding to nearest even (finite |x| ≤ 65504 assumed). */
+export function toHalf(x: number): number {
+  f32[0] = x;
+  const bits = u32[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  const mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // Subnormal half (or zero): shift the implicit one in, round to nearest even.
+    if (e < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    const half = m >>> shift;
+    const rest = m & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    return sign | (half + (rest > mid || (rest === mid && half & 1) ? 1 : 0));
+  }
+  const half = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  // A carry out of the mantissa moves into the exponent, as rounding should.
+  return sign | (half + (rest > 0x1000 || (rest === 0x1000 && half & 1) ? 1 : 0));
+}
+
+export function fromHalf(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** float32 → bfloat16 bits (the upper half), rounding to nearest even. */
+export function toBfloat16(x: number): number {
+  f32[0] = x;
+  const bits = u32[0];
+  const rounded = bits + 0x7fff + ((bits >>> 16) & 1);
+  return (rounded >>> 16) & 0xffff;
+}
+
+export function fromBfloat16(h: number): number {
+  u32[0] = h << 16;
+  return f32[0];
+}
