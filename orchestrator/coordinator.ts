@@ -1231,6 +1231,7 @@ export class Coordinator {
       item,
       d: JSON.parse(item.detail_json) as ReduceDetail,
     }));
+    const resultKey = (c: (typeof copies)[number]): string => `${c.d.digest}|${Number(c.item.sumsq)}`;
     const bySlice = new Map<number, typeof copies>();
     for (const c of copies) bySlice.set(c.d.slice, [...(bySlice.get(c.d.slice) ?? []), c]);
     let sumsq = 0;
@@ -1241,14 +1242,16 @@ export class Coordinator {
       const done = list.filter((c) => c.item.status === 'done');
       const groups = new Map<string, typeof copies>();
       for (const c of done) {
-        const k = `${c.d.digest}|${Number(c.item.sumsq)}`;
+        const k = resultKey(c);
         if (!(groups.get(k) ?? []).some((x) => x.item.completed_by === c.item.completed_by)) groups.set(k, [...(groups.get(k) ?? []), c]);
       }
       const quorum = Math.min(...list.map((c) => c.d.quorum));
       const winners = [...groups.values()].sort((a, b) => b.length - a.length)[0];
       if (winners && winners.length >= quorum) {
         sumsq += Number(winners[0].item.sumsq);
-        for (const c of done) if (!winners.includes(c) && `${c.d.digest}|${Number(c.item.sumsq)}` !== `${winners[0].d.digest}|${Number(winners[0].item.sumsq)}`) losers.push({ loser: c, winners });
+        // Everyone whose result differs from the agreed one (a repeat by an agreeing miner is not a loser).
+        const agreed = resultKey(winners[0]);
+        for (const c of done) if (resultKey(c) !== agreed) losers.push({ loser: c, winners });
         continue;
       }
       agreedAll = false;
@@ -1402,7 +1405,7 @@ export class Coordinator {
       if (stages.every((sr) => sr.phase === 'done')) {
         const gradSumSq = stages.reduce((a, sr) => a + Number(sr.sumsq), 0);
         const guard = spec.mode === 'local' ? { ...spec.guard, grad_spike: 0 } : spec.guard;
-        const verdict = judgeRound(guard, await this.roundFigures(trx, spec.id, r), { loss: await this.roundLoss(trx, spec.id, r), gradNorm: Math.sqrt(gradSumSq) });
+        const verdict = judgeRound(guard, await this.roundFigures(trx, spec.id, r, guard.window), { loss: await this.roundLoss(trx, spec.id, r), gradNorm: Math.sqrt(gradSumSq) });
         if (verdict) {
           const earlier = (await trx.selectFrom('events').select('details_json').where('run_id', '=', spec.id).where('kind', '=', 'guard_tripped').execute()).filter((e) => (JSON.parse(e.details_json) as { round?: number }).round === r).length;
           if (earlier < spec.guard.max_rollbacks) {
@@ -1445,11 +1448,11 @@ export class Coordinator {
     return row?.loss === null || row?.loss === undefined ? null : Number(row.loss);
   }
 
-  /** Loss and gradient norm of the reduced rounds before `round`, oldest first (the guard's window at most). */
-  private async roundFigures(db: Kysely<Database>, runId: string, round: number): Promise<RoundFigures[]> {
-    const rows = await db.selectFrom('rounds').select(['round', 'grad_sumsq']).where('run_id', '=', runId).where('status', '=', 'reduced').where('round', '<', round).orderBy('round', 'desc').limit(1000).execute();
+  /** Loss and gradient norm of the last `window` reduced rounds before `round`, oldest first. */
+  private async roundFigures(db: Kysely<Database>, runId: string, round: number, window: number): Promise<RoundFigures[]> {
+    const rows = await db.selectFrom('rounds').select(['round', 'grad_sumsq']).where('run_id', '=', runId).where('status', '=', 'reduced').where('round', '<', round).orderBy('round', 'desc').limit(window).execute();
     const out: RoundFigures[] = [];
-    for (const r of rows.slice(0, (await this.spec(runId)).guard.window).reverse()) out.push({ loss: await this.roundLoss(db, runId, Number(r.round)), gradNorm: Math.sqrt(Number(r.grad_sumsq)) });
+    for (const r of rows.reverse()) out.push({ loss: await this.roundLoss(db, runId, Number(r.round)), gradNorm: Math.sqrt(Number(r.grad_sumsq)) });
     return out;
   }
 
