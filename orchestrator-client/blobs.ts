@@ -1,20 +1,21 @@
 // What each blob of a run holds, as one contract for the miners that write and read them and the
-// orchestrator that checks uploads: every blob is a safetensors file of float32 tensors with fixed
-// names and shapes. The orchestrator checks the header of each reported upload (a few hundred
+// orchestrator that checks uploads: every blob is a safetensors file of tensors with fixed names,
+// dtypes and shapes (activations and their gradients as the run's wire codecs encode them). The orchestrator checks the header of each reported upload (a few hundred
 // bytes, read by range) so a wrong name, dtype, shape or size is refused at once with a clear
 // error; values (NaN, Inf) are checked by whoever downloads the blob before using it.
 
 import { createHash } from 'node:crypto';
+import { type CodecName, WIRE_DTYPE_BYTES, type WireDtype, payloadTensors } from './codecs.ts';
 
 export type BlobKind = 'activation' | 'gradient' | 'share' | 'reduced' | 'share_q8' | 'reduced_q8' | 'snapshot' | 'outer_snapshot';
 
 export interface TensorSpec {
   name: string;
-  dtype: 'F32' | 'I8';
+  dtype: WireDtype | 'I8';
   shape: number[];
 }
 
-const DTYPE_BYTES = { F32: 4, I8: 1 } as const;
+const DTYPE_BYTES = { ...WIRE_DTYPE_BYTES, I8: 1 } as const;
 
 /** Elements per int8 block: each block has its own float32 scale (absmax / 127). */
 export const Q8_BLOCK = 256;
@@ -24,6 +25,10 @@ export interface BlobDims {
   rows: number;
   seqLen: number;
   dModel: number;
+  /** Channels that cross a stage boundary (the bottleneck's, when the model has one; else dModel). */
+  width?: number;
+  /** The run's codecs for activations (forward) and their gradients (backward); float32 when absent. */
+  codecs?: { forward: CodecName; backward: CodecName };
   /** Elements of the slice (share, reduced) or of the whole stage buffer (snapshot). */
   length: number;
 }
@@ -34,9 +39,9 @@ export function blobTensors(kind: BlobKind, d: BlobDims): TensorSpec[] {
   const i8 = (name: string, shape: number[]): TensorSpec => ({ name, dtype: 'I8', shape });
   switch (kind) {
     case 'activation':
-      return [f32('activation', [d.rows, d.seqLen, d.dModel])];
     case 'gradient':
-      return [f32('gradient', [d.rows, d.seqLen, d.dModel])];
+      // One row per token: [rows·seqLen, width] through the codec, its tensors named after the kind.
+      return payloadTensors(d.codecs?.[kind === 'activation' ? 'forward' : 'backward'] ?? 'f32', d.rows * d.seqLen, d.width ?? d.dModel).map((t) => ({ ...t, name: wireTensorName(kind, t.name) }));
     case 'share':
     case 'reduced':
       return [f32('grad', [d.length])];
@@ -51,6 +56,9 @@ export function blobTensors(kind: BlobKind, d: BlobDims): TensorSpec[] {
       return [f32('m', [d.length]), f32('params', [d.length]), f32('u', [d.length]), f32('v', [d.length])];
   }
 }
+
+/** A codec's tensor in an activation or gradient blob: `x` is named after the kind, the others `kind.name`. */
+export const wireTensorName = (kind: 'activation' | 'gradient', codecTensor: string): string => (codecTensor === 'x' ? kind : `${kind}.${codecTensor}`);
 
 /** Exact size in bytes of a well-formed blob with these tensors and a header of `headerBytes`. */
 export const blobBytes = (tensors: TensorSpec[], headerBytes: number): number =>

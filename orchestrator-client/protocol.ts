@@ -2,6 +2,7 @@
 // server to validate what it receives and by the client to validate what it gets back. Paths are
 // versioned under /v1. Numbers that are times are milliseconds since the Unix epoch.
 import { z } from 'zod';
+import { CODECS } from './codecs.ts';
 
 export const API_PREFIX = '/v1';
 
@@ -145,6 +146,20 @@ export const GuardSpecSchema = z
   .strict();
 export type GuardSpec = z.output<typeof GuardSpecSchema>;
 
+/**
+ * What crosses stage boundaries (docs/COMPRESSION.md): a bottleneck of `bottleneck_dim` channels
+ * after every stage but the last (absent: the full model width), and the codecs for activations
+ * (forward) and their gradients (backward). Both are part of the model's computation.
+ */
+export const CompressionSpecSchema = z
+  .object({
+    bottleneck_dim: positive.max(65_536).optional(),
+    forward: z.enum(CODECS).default('f32'),
+    backward: z.enum(CODECS).default('f32'),
+  })
+  .strict();
+export type CompressionSpec = z.output<typeof CompressionSpecSchema>;
+
 export const RunSpecSchema = z
   .object({
     id,
@@ -176,6 +191,7 @@ export const RunSpecSchema = z
     /** 'exact': every round all-reduces the gradient (single-process training). 'local': see LocalStepsSchema. */
     mode: z.enum(['exact', 'local']).default('exact'),
     local: LocalStepsSchema.prefault({}),
+    compression: CompressionSpecSchema.prefault({}),
   })
   .strict();
 export type RunSpec = z.output<typeof RunSpecSchema>;

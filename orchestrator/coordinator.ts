@@ -29,7 +29,7 @@ import {
   type Upload,
   type Uploaded,
 } from '../orchestrator-client/protocol.ts';
-import { type ModelConfig, loadPreset } from '../worker/model/config.ts';
+import { type ModelConfig, runModelConfig } from '../worker/model/config.ts';
 import { ParamLayout } from '../worker/model/params.ts';
 import { clipCoefficient, fromOptimizerSpec, learningRate } from '../worker/optim/adamw.ts';
 import { chooseMove, chooseStage, type StageLoad } from './assignment.ts';
@@ -462,7 +462,7 @@ export class Coordinator {
   private model(spec: RunSpec): { config: ModelConfig; stageParams: number[] } {
     const known = this.models.get(spec.id);
     if (known) return known;
-    const config = loadPreset(spec.preset);
+    const config = runModelConfig(spec);
     const last = spec.stages.length - 1;
     const stageParams = spec.stages.map((layers, s) => new ParamLayout(config, { layers, hasEmbed: s === 0, hasHead: s === last }).size);
     const m = { config, stageParams };
@@ -473,7 +473,7 @@ export class Coordinator {
 
   private dims(spec: RunSpec, length = 0): BlobDims {
     const { config } = this.model(spec);
-    return { rows: spec.rows_per_sample, seqLen: config.seq_len, dModel: config.d_model, length };
+    return { rows: spec.rows_per_sample, seqLen: config.seq_len, dModel: config.d_model, width: config.bottleneck_dim ?? config.d_model, codecs: spec.compression, length };
   }
 
   /** Refuses an upload whose size or safetensors header is not what `kind` must be. */
@@ -643,8 +643,8 @@ export class Coordinator {
     // backward has nowhere to send one, and a redo sends nothing at all.
     const outputKind =
       picked.direction === 'redo' ? 'none' : picked.direction === 'forward' ? (stage < last ? 'activation' : stage > 0 ? 'gradient' : 'none') : stage > 0 ? 'gradient' : 'none';
-    const maxBytes = blobBytes(blobTensors('activation', this.dims(spec)), MAX_BLOB_HEADER_BYTES);
-    const output: Lease['output'] = outputKind === 'none' ? { kind: 'none', key: '', url: '', max_bytes: 0 } : { kind: outputKind, ...(await this.upload(picked.output_key, spec, maxBytes)) };
+    const output: Lease['output'] =
+      outputKind === 'none' ? { kind: 'none', key: '', url: '', max_bytes: 0 } : { kind: outputKind, ...(await this.upload(picked.output_key, spec, blobBytes(blobTensors(outputKind, this.dims(spec)), MAX_BLOB_HEADER_BYTES))) };
     return {
       kind: 'work',
       ...base,

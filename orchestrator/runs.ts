@@ -1,6 +1,6 @@
 // Runs: what the operator defines (model preset, stage split, round size, timing, admission),
 // checked against the model before anything is stored.
-import { type ModelConfig, PRESET_NAMES, loadPreset } from '../worker/model/config.ts';
+import { type ModelConfig, PRESET_NAMES, loadPreset, runModelConfig } from '../worker/model/config.ts';
 import { type RunSpec, RunSpecSchema } from '../orchestrator-client/protocol.ts';
 
 export interface CheckedRun {
@@ -21,7 +21,11 @@ export function checkRunSpec(value: unknown): CheckedRun {
     next = last + 1;
   }
   if (next !== config.n_layers) throw new Error(`invalid run: stages cover layers 0-${next - 1}, the ${spec.preset} model has ${config.n_layers}`);
-  return { spec, config };
+  try {
+    return { spec, config: runModelConfig(spec) };
+  } catch (e) {
+    throw new Error(`invalid run: compression: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** An even split of n layers into k contiguous stages (earlier stages take the remainder). */

@@ -341,7 +341,7 @@ export async function benchOrchestratorCommand(flags: BenchOrchestratorFlags, ou
     // ---- the timed loop ----
     // Real blobs of the run's shapes: the orchestrator checks each upload's header.
     const config = loadPreset(preset);
-    const blob = (name: string): Uint8Array => encodeSafetensors({ [name]: { dtype: 'F32', shape: [1, config.seq_len, config.d_model], data: new Float32Array(config.seq_len * config.d_model).fill(0.5) } });
+    const blob = (name: string): Uint8Array => encodeSafetensors({ [name]: { dtype: 'F32', shape: [config.seq_len, config.d_model], data: new Float32Array(config.seq_len * config.d_model).fill(0.5) } });
     const payloads = { activation: blob('activation'), gradient: blob('gradient') };
     const queue = new ReadyQueue();
     for (let i = 0; i < minerCount; i++) queue.push(i);

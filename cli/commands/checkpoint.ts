@@ -12,7 +12,7 @@ import { assembleStages } from '../../worker/checkpoint/assemble.ts';
 import { saveCheckpoint } from '../../worker/checkpoint/checkpoint.ts';
 import { exportHuggingFace } from '../../worker/checkpoint/hf-export.ts';
 import { decodeBlob } from '../../worker/miner/blobs.ts';
-import { loadPreset } from '../../worker/model/config.ts';
+import { runModelConfig } from '../../worker/model/config.ts';
 import { ParamLayout } from '../../worker/model/params.ts';
 import { toCheckpoint } from '../../worker/train/trainer.ts';
 import { httpUrl, int } from '../args.ts';
@@ -56,7 +56,8 @@ export async function checkpointExportCommand(o: CommonFlags & { version: number
   if ((o.out === undefined) === (o.hf === undefined)) throw new Error('give one of --out FILE (a tah checkpoint) or --hf DIR (a Hugging Face folder)');
   const client = await connect(o, out);
   const v = await client.storedVersion(o.run, o.version);
-  const config = loadPreset(v.preset);
+  const config = runModelConfig(await client.run(v.run_id));
+  if (config.bottleneck_dim !== undefined && o.hf !== undefined) throw new Error('this run compresses its stage boundaries with bottlenecks, which a Hugging Face Llama does not have: export with --out');
   const bar = out.progress('download', v.stages.length);
   const stages = [];
   for (const [i, s] of v.stages.entries()) {

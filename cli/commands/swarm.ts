@@ -16,7 +16,9 @@ import { decodeSafetensors, toFloat32 } from '../../worker/checkpoint/safetensor
 import { loadBrownCorpus } from '../../worker/data/brown.ts';
 import { buildDataset, heldoutBatches, trainBatch } from '../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../worker/data/tokenizer.ts';
-import { type ModelConfig, PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
+import { CODECS, type CodecName } from '../../orchestrator-client/codecs.ts';
+import { type ModelConfig, PRESET_NAMES, loadPreset, runModelConfig } from '../../worker/model/config.ts';
+import { PipelineTrainer } from '../../worker/train/pipeline.ts';
 import { Trainer, freshState, toCheckpoint } from '../../worker/train/trainer.ts';
 import { type AdamWConfig, learningRate, toOptimizerSpec } from '../../worker/optim/adamw.ts';
 import { lineChartSvg } from '../loss-chart.ts';
@@ -43,6 +45,9 @@ export interface SwarmFlags {
   outerLr?: number;
   outerMomentum?: number;
   quantize: 'none' | 'int8';
+  bottleneck?: number;
+  codec: CodecName;
+  backwardCodec?: CodecName;
   evalBatches: number;
   baseline: boolean;
   json?: boolean;
@@ -73,6 +78,9 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
       return n;
     })
     .addOption(new Option('--quantize <q>', 'local mode: what merges move, float32 or int8 blocks').choices(['none', 'int8']).default('none'))
+    .option('--bottleneck <dim>', 'compress stage boundaries: a bottleneck of this many channels after every stage but the last (docs/COMPRESSION.md)', int(1))
+    .addOption(new Option('--codec <codec>', 'how activations (and, unless --backward-codec, their gradients) cross stage boundaries').choices(CODECS).default('f32'))
+    .addOption(new Option('--backward-codec <codec>', 'how gradients cross stage boundaries (default: --codec)').choices(CODECS))
     .option('--eval-batches <n>', 'held-out batches for the final loss', int(1), 32)
     .option('--no-baseline', 'skip measuring single-process throughput')
     .option('--json', 'one JSON object per line')
@@ -130,8 +138,9 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   if (!(PRESET_NAMES as readonly string[]).includes(flags.preset)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(', ')}, got '${flags.preset}'`);
   if (flags.rounds !== undefined && flags.minutes !== undefined) throw new Error('give --rounds or --minutes, not both');
   const preset = loadPreset(flags.preset);
-  const config = { ...preset, batch_size: flags.batch ?? preset.batch_size * BATCH_FACTOR };
-  const stages = evenStages(config.n_layers, flags.stages);
+  const stages = evenStages(preset.n_layers, flags.stages);
+  const compression = { ...(flags.bottleneck !== undefined ? { bottleneck_dim: flags.bottleneck } : {}), forward: flags.codec, backward: flags.backwardCodec ?? flags.codec };
+  const config = { ...runModelConfig({ preset: flags.preset, stages, compression }), batch_size: flags.batch ?? preset.batch_size * BATCH_FACTOR };
   const { samples, rows } = splitBatch(config.batch_size, flags.replicas, flags.samplesPerRound);
   const tokensPerRound = config.batch_size * config.seq_len;
   const dir = resolve(flags.dir ?? join('runs', `swarm-${flags.preset}-${new Date().toISOString().replace(/[:.]/g, '-')}`));
@@ -139,7 +148,8 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
 
   const probeRecipe = trainRecipe(flags.preset, flags.rounds ?? 1000, flags.lr);
   if (config.batch_size !== preset.batch_size) out.note(`global batch ${config.batch_size} sequences per round (the preset trains ${preset.batch_size} per step in one process)`);
-  const single = flags.baseline ? await singleProcessThroughput(config, probeRecipe, flags.seed, out) : null;
+  // The yardstick is the uncompressed model: what the swarm would be without a bottleneck.
+  const single = flags.baseline ? await singleProcessThroughput({ ...preset, batch_size: config.batch_size }, probeRecipe, flags.seed, out) : null;
   // With --minutes the schedule needs a length up front: rounds at about half the one-process speed.
   const rounds =
     flags.rounds ?? (flags.minutes !== undefined ? Math.max(10, Math.floor((flags.minutes * 60 * 0.5 * (single ?? 5000)) / tokensPerRound)) : (DEFAULT_ROUNDS[flags.preset] ?? 300));
@@ -159,6 +169,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     snapshot_every: 50,
     optimizer: toOptimizerSpec(optim),
     mode: flags.mode,
+    compression,
     local: { steps: flags.localSteps, quantize: flags.quantize, ...(flags.outerLr !== undefined ? { outer_lr: flags.outerLr } : {}), ...(flags.outerMomentum !== undefined ? { outer_momentum: flags.outerMomentum } : {}) },
   });
   const minerCount = flags.stages * flags.replicas;
@@ -166,7 +177,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
 
   // ---- the live view ----
   const views: MinerView[] = Array.from({ length: minerCount }, (_, i) => ({ name: `miner-${i}`, stage: null, state: 'starting', version: 0, tokensPerS: 0, items: 0 }));
-  const bytes = Array.from({ length: minerCount }, () => ({ up: 0, down: 0 }));
+  const bytes = Array.from({ length: minerCount }, () => ({ up: 0, down: 0, wire: 0 }));
   let busyMs = 0;
   let lastStatus: RunStatus | null = null;
   let orchestratorState = 'up';
@@ -209,7 +220,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
       if (e.event === 'throughput') {
         v.tokensPerS = e.tokens_per_s as number;
         v.items = e.items as number;
-        bytes[i] = { up: e.bytes_up as number, down: e.bytes_down as number };
+        bytes[i] = { up: e.bytes_up as number, down: e.bytes_down as number, wire: e.wire_bytes as number };
       }
       if (e.event === 'error') v.lastError = e.message as string;
       if (e.event === 'work') busyMs += e.ms as number;
@@ -264,10 +275,14 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   const checkpoint = join(dir, 'model.safetensors');
   await saveCheckpoint(checkpoint, toCheckpoint(layout, state, rounds, { source: 'tah swarm', rounds: String(rounds) }));
   const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
-  const evaluator = await Trainer.create(config, optim, { threads: availableParallelism() });
+  // Held out through the stages and codecs, as the swarm computes the model.
+  const evaluator = await PipelineTrainer.create({ config, stages, optim, rows, codecs: spec.compression, threads: availableParallelism() });
   let heldout: number;
   try {
-    heldout = await evaluator.heldoutLoss(state.params, heldoutBatches(dataset, { batchSize: config.batch_size, seqLen: config.seq_len, maxBatches: flags.evalBatches }));
+    heldout = await evaluator.heldoutLoss(
+      stageStates.map((s) => s.params),
+      heldoutBatches(dataset, { batchSize: config.batch_size, seqLen: config.seq_len, maxBatches: flags.evalBatches }),
+    );
   } finally {
     await evaluator.dispose();
   }
@@ -275,6 +290,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   const tokens = rounds * tokensPerRound;
   const tokensPerS = steadyTokensPerS(status.losses, tokensPerRound) ?? tokens / wallS;
   const moved = bytes.reduce((a, b) => a + b.up + b.down, 0);
+  const wire = wireAccounting(bytes.reduce((a, b) => a + b.wire, 0), tokens, stages.length, preset.d_model);
   const report = join(dir, 'report.svg');
   const points = status.losses.filter((l) => l.loss !== null).map((l) => ({ x: l.round + 1, y: l.loss! }));
   await writeFile(
@@ -302,6 +318,8 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     throughput_ratio: single ? tokensPerS / single : null,
     bytes_moved: moved,
     bytes_per_token: moved / tokens,
+    compression: spec.compression,
+    ...wire,
     /** Share of the miners' time spent on forward and backward work (the rest: transfers, the all-reduce, waiting). */
     utilisation: busyMs / (minerCount * Math.max(1, (minersEnded ?? performance.now()) - (minersStarted ?? started))),
     wall_s: wallS,
@@ -314,11 +332,24 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     summary,
     [
       `swarm finished: ${rounds} rounds of ${flags.preset} on ${flags.stages} stages × ${flags.replicas} replicas${flags.mode === 'local' ? ` (local steps, merging every ${flags.localSteps})` : ''} in ${wallS.toFixed(0)} s`,
+      ...(wire.activation_bytes_per_token !== null ? [`stage boundaries: ${wire.activation_bytes_per_token.toFixed(1)} bytes per token (forward + backward), ${wire.activation_compression_ratio!.toFixed(0)}× smaller than float32`] : []),
       `held-out loss ${heldout.toFixed(3)}; ${tokensPerS.toFixed(0)} tokens/s${single ? ` (${((100 * tokensPerS) / single).toFixed(0)}% of one process: ${single.toFixed(0)} tokens/s)` : ''}; ${(moved / tokens / 1024).toFixed(1)} KiB moved per token`,
       `checkpoint ${checkpoint}`,
       `report ${report}`,
     ].join('\n'),
   );
+}
+
+/**
+ * What crossed stage boundaries: bytes of activation and gradient blobs sent, per token and per
+ * boundary, and how many times fewer that is than float32 at the full model width (4 bytes a
+ * channel each way, headers not counted for float32).
+ */
+export function wireAccounting(wireBytes: number, tokens: number, stageCount: number, dModel: number): { activation_bytes: number; activation_bytes_per_token: number | null; activation_compression_ratio: number | null } {
+  const boundaries = stageCount - 1;
+  if (boundaries < 1 || tokens <= 0) return { activation_bytes: wireBytes, activation_bytes_per_token: null, activation_compression_ratio: null };
+  const perToken = wireBytes / tokens / boundaries;
+  return { activation_bytes: wireBytes, activation_bytes_per_token: perToken, activation_compression_ratio: perToken > 0 ? (8 * dModel) / perToken : null };
 }
 
 /** The stages' stored states after the last round, read from the local store's folder. */

@@ -77,7 +77,7 @@ test('a blob joined from parts is checked like any upload: the wrong shape is re
   const lease = await forward();
   const wrong = encodeBlob('activation', { ...dims, rows: 1 }, { activation: new Float32Array(64 * 64) });
   const sent = await uploadBlob(lease.output, wrong);
-  await assert.rejects(miner.complete({ lease_id: lease.id, output: sent }), /upload refused: .* expected shape \[2, 64, 64\], got \[1,64,64\]/);
+  await assert.rejects(miner.complete({ lease_id: lease.id, output: sent }), /upload refused: .* expected shape \[128, 64\], got \[64,64\]/);
   assert.equal(await orch.coordinator['store'].head(lease.output.key), null);
   assert.equal((await miner.heartbeat()).leases_held, 1);
 });

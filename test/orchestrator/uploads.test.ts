@@ -93,9 +93,9 @@ test('an activation upload with the wrong shape, dtype, tensor name, size or no 
   const n = ROWS * SEQ * WIDTH;
 
   // One row where the run has two.
-  await refused(a, lease, encodeBlob('activation', { ...dims, rows: 1 }, { activation: new Float32Array(SEQ * WIDTH) }), /tensor activation: expected shape \[2, 64, 64\], got \[1,64,64\]/);
+  await refused(a, lease, encodeBlob('activation', { ...dims, rows: 1 }, { activation: new Float32Array(SEQ * WIDTH) }), /tensor activation: expected shape \[128, 64\], got \[64,64\]/);
   // Width and sequence swapped for a flat shape of the same size.
-  await refused(a, lease, encodeSafetensors({ activation: { dtype: 'F32', shape: [ROWS, SEQ * WIDTH], data: new Float32Array(n) } }), /expected shape \[2, 64, 64\]/);
+  await refused(a, lease, encodeSafetensors({ activation: { dtype: 'F32', shape: [ROWS, SEQ * WIDTH], data: new Float32Array(n) } }), /expected shape \[128, 64\]/);
   // The right shape in float64 and in float16.
   await refused(a, lease, encodeSafetensors({ activation: { dtype: 'F64', shape: [ROWS, SEQ, WIDTH], data: new Float64Array(n) } }), /tensor activation: expected dtype F32, got "F64"/);
   await refused(a, lease, encodeSafetensors({ activation: { dtype: 'F16', shape: [ROWS, SEQ, WIDTH], data: new Uint16Array(n) } }), /expected dtype F32, got "F16"/);
@@ -137,7 +137,7 @@ test('a gradient upload must be a gradient of the sample shape; the refusal come
   assert.equal(lease.output.kind, 'gradient');
   const n = ROWS * SEQ * WIDTH;
   await refused(b, lease, encodeBlob('activation', dims, { activation: new Float32Array(n) }), /expected tensors \[gradient\], the blob has \[activation\]/, { loss: 5 });
-  await refused(b, lease, encodeBlob('gradient', { ...dims, dModel: 32 }, { gradient: new Float32Array(ROWS * SEQ * 32) }), /tensor gradient: expected shape \[2, 64, 64\], got \[2,64,32\]/, { loss: 5 });
+  await refused(b, lease, encodeBlob('gradient', { ...dims, dModel: 32 }, { gradient: new Float32Array(ROWS * SEQ * 32) }), /tensor gradient: expected shape \[128, 64\], got \[128,32\]/, { loss: 5 });
   const sample = await orch.database.db.selectFrom('samples').select('loss').where('id', '=', lease.sample_id).executeTakeFirstOrThrow();
   assert.equal(sample.loss, null, 'no loss recorded for a refused completion');
 

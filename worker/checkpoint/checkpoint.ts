@@ -2,7 +2,7 @@
 // their Hugging Face names (MODEL.md), the AdamW moments under `optimizer.exp_avg.<name>` and
 // `optimizer.exp_avg_sq.<name>`, and string metadata saying what the file holds. A whole-model
 // checkpoint without optimizer state therefore loads into transformers or torch as it is.
-import { headDim, parseModelConfig, type ModelConfig } from '../model/config.ts';
+import { bottleneckAfter, headDim, parseModelConfig, type ModelConfig } from '../model/config.ts';
 import { encodeSafetensors, readSafetensorsFile, toFloat32, writeFileAtomic, type TensorIn } from './safetensors.ts';
 
 export const CHECKPOINT_FORMAT = 'tah-checkpoint';
@@ -31,7 +31,8 @@ export const wholeModel = (config: ModelConfig): StageSpan => ({ layers: [0, con
 /**
  * The parameters a stage owns, by Hugging Face name, in model order (embed, per layer: input
  * norm, q, k, v, o, post-attention norm, gate, up, down, then final norm and lm_head). This is
- * the one source of parameter names and shapes for the engine and for checkpoints.
+ * the one source of parameter names and shapes for the engine and for checkpoints. A bottleneck
+ * after layer i (llama.ts) puts its encoder under layer i and its decoder under layer i + 1.
  */
 export function expectedParameterShapes(config: ModelConfig, span: StageSpan): Map<string, number[]> {
   const [first, last] = span.layers;
@@ -45,8 +46,13 @@ export function expectedParameterShapes(config: ModelConfig, span: StageSpan): M
   const q = config.n_heads * headDim(config), kv = config.n_kv_heads * headDim(config);
   const shapes = new Map<string, number[]>();
   if (span.hasEmbed) shapes.set('model.embed_tokens.weight', [v, d]);
+  const b = config.bottleneck_dim ?? 0;
   for (let i = first; i <= last; i++) {
     const p = `model.layers.${i}.`;
+    if (i > 0 && bottleneckAfter(config, i - 1)) {
+      shapes.set(`${p}bottleneck.decode.weight`, [d, b]);
+      shapes.set(`${p}bottleneck.decode_embed.weight`, [v, d]);
+    }
     shapes.set(`${p}input_layernorm.weight`, [d]);
     shapes.set(`${p}self_attn.q_proj.weight`, [q, d]);
     shapes.set(`${p}self_attn.k_proj.weight`, [kv, d]);
@@ -56,6 +62,10 @@ export function expectedParameterShapes(config: ModelConfig, span: StageSpan): M
     shapes.set(`${p}mlp.gate_proj.weight`, [f, d]);
     shapes.set(`${p}mlp.up_proj.weight`, [f, d]);
     shapes.set(`${p}mlp.down_proj.weight`, [d, f]);
+    if (bottleneckAfter(config, i)) {
+      shapes.set(`${p}bottleneck.encode_norm.weight`, [d]);
+      shapes.set(`${p}bottleneck.encode.weight`, [b, d]);
+    }
   }
   if (span.hasHead) {
     shapes.set('model.norm.weight', [d]);

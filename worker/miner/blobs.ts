@@ -2,7 +2,8 @@
 // read is checked in full before use (a safetensors file with exactly the expected float32
 // tensors, all values finite); a blob that fails is refused with an error naming its key, which
 // the miner reports so that the orchestrator re-issues the work that made it.
-import { type BlobDims, type BlobKind, blobTensors } from '../../orchestrator-client/blobs.ts';
+import { type BlobDims, type BlobKind, blobTensors, wireTensorName } from '../../orchestrator-client/blobs.ts';
+import { type CodecName, CodecError, type Payload, type WireDtype, decode, encode } from '../../orchestrator-client/codecs.ts';
 import { decodeSafetensors, encodeSafetensors, toFloat32 } from '../checkpoint/safetensors.ts';
 
 /** Another miner's upload that cannot be used. */
@@ -50,3 +51,41 @@ function firstNonFinite(v: Float32Array): number {
   for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return i;
   return -1;
 }
+
+/** An activation or gradient blob: `x` ([rows·seqLen, width]) through the run's codec for `kind`. */
+export function encodeWire(kind: 'activation' | 'gradient', dims: BlobDims, x: Float32Array): Uint8Array {
+  const p = encode(wireCodec(kind, dims), x, dims.rows * dims.seqLen, dims.width ?? dims.dModel);
+  return encodeSafetensors(Object.fromEntries(Object.entries(p).map(([name, t]) => [wireTensorName(kind, name), { dtype: t.dtype, shape: t.shape, data: t.data }])));
+}
+
+/**
+ * Decodes another miner's activation or gradient blob: the header must be exactly what the codec
+ * sends and every value (scales and offsets included) must be usable, or BadBlobError.
+ */
+export function decodeWire(key: string, bytes: Uint8Array, kind: 'activation' | 'gradient', dims: BlobDims): Float32Array {
+  let file;
+  try {
+    file = decodeSafetensors(bytes, key);
+  } catch (e) {
+    throw new BadBlobError(key, (e as Error).message.replace(`${key}: `, ''));
+  }
+  const codec = wireCodec(kind, dims);
+  const payload: Payload = {};
+  for (const [fileName, t] of file.tensors) {
+    const name = fileName === kind ? 'x' : fileName.startsWith(`${kind}.`) ? fileName.slice(kind.length + 1) : null;
+    if (name === null) throw new BadBlobError(key, `tensor ${fileName} does not belong in a ${kind} blob`);
+    // Copied: a tensor's bytes inside the file need not be aligned for its element type.
+    const raw = t.bytes.slice();
+    const data = t.dtype === 'F32' ? new Float32Array(raw.buffer) : t.dtype === 'F16' || t.dtype === 'BF16' ? new Uint16Array(raw.buffer) : t.dtype === 'U8' ? raw : null;
+    if (!data) throw new BadBlobError(key, `tensor ${name} has dtype ${t.dtype}, which no ${codec} payload holds`);
+    payload[name] = { dtype: t.dtype as WireDtype, shape: t.shape, data };
+  }
+  try {
+    return decode(codec, payload, dims.rows * dims.seqLen, dims.width ?? dims.dModel);
+  } catch (e) {
+    if (e instanceof CodecError) throw new BadBlobError(key, e.message);
+    throw e;
+  }
+}
+
+const wireCodec = (kind: 'activation' | 'gradient', dims: BlobDims): CodecName => dims.codecs?.[kind === 'activation' ? 'forward' : 'backward'] ?? 'f32';

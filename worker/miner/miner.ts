@@ -11,13 +11,13 @@ import { downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { type Dataset, trainBatch } from '../data/dataset.ts';
 import type { DeviceChoice } from '../engine/session.ts';
-import { type ModelConfig, loadPreset } from '../model/config.ts';
+import { type ModelConfig, runModelConfig } from '../model/config.ts';
 import { ParamLayout, initParams } from '../model/params.ts';
 import { Stage } from '../model/stage.ts';
 import { fromOptimizerSpec } from '../optim/adamw.ts';
 import { StageOptimizer } from '../optim/optimizer.ts';
 import { outerNesterovStep, pseudoGradient } from '../optim/outer.ts';
-import { BadBlobError, decodeBlob, encodeBlob } from './blobs.ts';
+import { BadBlobError, decodeBlob, decodeWire, encodeBlob, encodeWire } from './blobs.ts';
 import { type Faults, spoilReduction } from './faults.ts';
 
 export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'local' | 'share' | 'reduce' | 'apply' | 'sync' | 'stopping' | 'stopped' | 'finished';
@@ -29,7 +29,8 @@ export type MinerEvent =
   | { type: 'work'; direction: 'forward' | 'backward' | 'redo'; round: number; sample_id: string; ms: number; tokens: number }
   | { type: 'loss'; round: number; sample_id: string; loss: number }
   | { type: 'applied'; round: number; version: number; lr: number; clip: number }
-  | { type: 'throughput'; tokens_per_s: number; items: number; bytes_up: number; bytes_down: number }
+  // wire_bytes: of bytes_up, the activations and gradients sent across stage boundaries.
+  | { type: 'throughput'; tokens_per_s: number; items: number; bytes_up: number; bytes_down: number; wire_bytes: number }
   | { type: 'error'; message: string; recoverable: boolean };
 
 export interface MinerOptions {
@@ -88,6 +89,7 @@ export class Miner {
   private tokens = 0;
   private bytesUp = 0;
   private bytesDown = 0;
+  private wireBytes = 0;
   private readonly started: number;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -165,7 +167,7 @@ export class Miner {
     } else {
       await this.state?.stage.dispose();
       await this.state?.optimizer.dispose();
-      const config = loadPreset(spec.preset);
+      const config = runModelConfig(spec);
       const last = stageIndex === spec.stages.length - 1;
       const span: StageSpan = { layers: assignment.layers!, hasEmbed: stageIndex === 0, hasHead: last };
       const layout = new ParamLayout(config, span);
@@ -194,7 +196,7 @@ export class Miner {
         anchor: new Float32Array(0),
         u: new Float32Array(spec.mode === 'local' ? layout.size : 0),
         innerSteps: 0,
-        dims: { rows: spec.rows_per_sample, seqLen: config.seq_len, dModel: config.d_model, length: 0 },
+        dims: { rows: spec.rows_per_sample, seqLen: config.seq_len, dModel: config.d_model, width: config.bottleneck_dim ?? config.d_model, codecs: spec.compression, length: 0 },
         last,
       };
       // Local mode: the weights at the last merge, the start of the first pseudo-gradient.
@@ -239,7 +241,7 @@ export class Miner {
         await this.sync(s, task);
         break;
     }
-    this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items, bytes_up: this.bytesUp, bytes_down: this.bytesDown });
+    this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items, bytes_up: this.bytesUp, bytes_down: this.bytesDown, wire_bytes: this.wireBytes });
     return false;
   }
 
@@ -294,7 +296,19 @@ export class Miner {
 
   private async stageInput(s: StageState, input: Lease['input']): Promise<Float32Array | BigInt64Array> {
     if (input.kind === 'sample') return this.rows(input, s.config.seq_len).inputs;
-    return (await this.download(input, 'activation', s.dims)).get('activation')!;
+    return this.downloadWire(input, 'activation', s.dims);
+  }
+
+  /** Another miner's activation or gradient, decoded by the run's codec (and checked in full). */
+  private async downloadWire(ref: { key: string; url: string; bytes: number }, kind: 'activation' | 'gradient', dims: BlobDims): Promise<Float32Array> {
+    const bytes = await downloadFromUrl(ref.url, { maxBytes: Math.max(ref.bytes, 1) * 2 + 65_536 });
+    this.bytesDown += bytes.length;
+    return decodeWire(ref.key, bytes, kind, dims);
+  }
+
+  /** The sample's token ids, for a stage that decodes a bottleneck; none otherwise. */
+  private tokenIds(s: StageState, ref: SampleRef): BigInt64Array | undefined {
+    return s.stage.needsTokens ? this.rows(ref, s.config.seq_len).inputs : undefined;
   }
 
   private addScratch(s: StageState): void {
@@ -318,24 +332,24 @@ export class Miner {
     let loss: number | undefined;
     if (lease.direction === 'forward' && !s.last) {
       const input = await this.stageInput(s, lease.input);
-      const r = await s.stage.forward(s.params, input);
+      const r = await s.stage.forward(s.params, input, undefined, this.tokenIds(s, lease.sample));
       s.kept.set(lease.sample_id, input);
       output = r.output as Float32Array;
     } else if (s.last && lease.direction !== 'backward') {
       // The last stage: forward, loss and backward at once (a redo sends nothing down).
       const input = await this.stageInput(s, lease.input);
       const { targets } = this.rows(lease.sample, s.config.seq_len);
-      const b = await s.stage.backward(s.params, input, { targets }, s.scratch);
+      const b = await s.stage.backward(s.params, input, { targets, tokens: this.tokenIds(s, lease.sample) }, s.scratch);
       this.addScratch(s);
       loss = b.loss;
       if (lease.direction === 'forward') output = b.gradInput as Float32Array | undefined;
     } else {
       // Backward (or its redo): the gradient of this stage's output, and the forward's activations.
-      const gradOutput = (await this.download(lease.input as { key: string; url: string; bytes: number }, 'gradient', s.dims)).get('gradient')!;
+      const gradOutput = await this.downloadWire(lease.input as { key: string; url: string; bytes: number }, 'gradient', s.dims);
       // This miner's own forward left the input here; otherwise (another miner's forward, or a
       // redo) it is fetched again.
       const input = (lease.direction === 'backward' ? s.kept.get(lease.sample_id) : undefined) ?? (await this.stageInput(s, lease.forward_input!));
-      const b = await s.stage.backward(s.params, input, { gradOutput }, s.scratch);
+      const b = await s.stage.backward(s.params, input, { gradOutput, tokens: this.tokenIds(s, lease.sample) }, s.scratch);
       s.kept.delete(lease.sample_id);
       this.addScratch(s);
       if (lease.direction === 'backward') output = b.gradInput as Float32Array | undefined;
@@ -343,8 +357,9 @@ export class Miner {
     let uploaded: Uploaded | undefined;
     if (lease.output.kind !== 'none') {
       if (!output) throw new Error(`lease ${lease.id} wants a ${lease.output.kind} this stage does not produce`);
-      const blob = encodeBlob(lease.output.kind, s.dims, { [lease.output.kind]: output });
+      const blob = encodeWire(lease.output.kind, s.dims, output);
       uploaded = await this.put(lease.output, blob);
+      this.wireBytes += blob.length;
     }
     await this.opts.client.complete({ lease_id: lease.id, ...(uploaded ? { output: uploaded } : {}), ...(loss !== undefined && lease.direction === 'forward' ? { loss } : {}) });
     if (loss !== undefined && lease.direction === 'forward') this.emit({ type: 'loss', round: lease.round, sample_id: lease.sample_id, loss });

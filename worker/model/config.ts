@@ -18,6 +18,10 @@ export const ModelConfigSchema = z
     batch_size: positiveInt,
     rope_theta: z.number().positive(),
     norm_eps: z.number().positive(),
+    // Activation compression (MODEL.md, docs/COMPRESSION.md): the output of each layer listed in
+    // bottleneck_after is encoded to bottleneck_dim channels and decoded by the next layer.
+    bottleneck_dim: positiveInt.optional(),
+    bottleneck_after: z.array(z.number().int().nonnegative()).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -25,6 +29,12 @@ export const ModelConfigSchema = z
     if (c.d_model % c.n_heads !== 0) ctx.addIssue({ code: 'custom', message: `d_model ${c.d_model} is not divisible by n_heads ${c.n_heads}` });
     else if ((c.d_model / c.n_heads) % 2 !== 0) ctx.addIssue({ code: 'custom', message: `head_dim ${c.d_model / c.n_heads} must be even for RoPE` });
     if (c.n_heads % kv !== 0) ctx.addIssue({ code: 'custom', message: `n_heads ${c.n_heads} is not a multiple of n_kv_heads ${kv}` });
+    if ((c.bottleneck_dim === undefined) !== (c.bottleneck_after === undefined)) ctx.addIssue({ code: 'custom', message: 'bottleneck_dim and bottleneck_after come together' });
+    if (c.bottleneck_dim !== undefined && c.bottleneck_dim >= c.d_model) ctx.addIssue({ code: 'custom', message: `bottleneck_dim ${c.bottleneck_dim} must be below d_model ${c.d_model}` });
+    const after = c.bottleneck_after ?? [];
+    if (after.some((l, i) => l >= c.n_layers - 1 || (i > 0 && l <= after[i - 1]))) {
+      ctx.addIssue({ code: 'custom', message: `bottleneck_after [${after.join(', ')}] must be increasing layers below the last (${c.n_layers - 1})` });
+    }
   })
   .transform((c) => ({ ...c, n_kv_heads: c.n_kv_heads ?? c.n_heads }));
 
@@ -35,6 +45,14 @@ export type PresetName = (typeof PRESET_NAMES)[number];
 
 export const headDim = (c: ModelConfig): number => c.d_model / c.n_heads;
 
+/** Whether the output of layer `i` crosses a bottleneck. */
+export const bottleneckAfter = (c: ModelConfig, i: number): boolean => c.bottleneck_after?.includes(i) ?? false;
+
+/** The model with a bottleneck at every boundary of a stage split (the layer ranges of the stages). */
+export function withBottlenecks(c: ModelConfig, dim: number, stages: readonly (readonly [number, number])[]): ModelConfig {
+  return parseModelConfig({ ...c, bottleneck_dim: dim, bottleneck_after: stages.slice(0, -1).map((s) => s[1]) });
+}
+
 /** Parses and checks a configuration; throws one readable line naming every problem. */
 export function parseModelConfig(value: unknown, source = 'model config'): ModelConfig {
   const r = ModelConfigSchema.safeParse(value);
@@ -43,6 +61,13 @@ export function parseModelConfig(value: unknown, source = 'model config'): Model
     throw new Error(`invalid ${source}: ${problems.join('; ')}`);
   }
   return r.data;
+}
+
+/** The model a swarm run trains: its preset, with a bottleneck at every stage boundary when the run asks for one. */
+export function runModelConfig(run: { preset: string; stages: readonly (readonly [number, number])[]; compression?: { bottleneck_dim?: number } }): ModelConfig {
+  const preset = loadPreset(run.preset);
+  const dim = run.compression?.bottleneck_dim;
+  return dim === undefined || run.stages.length < 2 ? preset : withBottlenecks(preset, dim, run.stages);
 }
 
 /** A preset name (tiny, small, demo) or the path of a JSON file with the same keys. */

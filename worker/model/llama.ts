@@ -3,11 +3,13 @@
 // with the Hugging Face [out, in] weight used transposed.
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import type { Graph, Value } from '../engine/graph.ts';
-import { type ModelConfig, headDim } from './config.ts';
+import { type ModelConfig, bottleneckAfter, headDim } from './config.ts';
 
 export interface StageInputs {
-  /** int64 [B, T] token ids (first stage) or the previous stage's activation [B, T, d]. */
+  /** int64 [B, T] token ids (first stage) or the previous stage's output [B, T, d or bottleneck_dim]. */
   input: Value;
+  /** int64 [B, T] token ids, for a later stage that decodes a bottleneck (stageNeedsTokens). */
+  tokens?: Value;
   /** int64 [B, T] next-token targets (last stage only). */
   targets?: Value;
   /** Looks up a parameter view by its Hugging Face name. */
@@ -68,6 +70,36 @@ function decoderLayer(g: Graph, ctx: Context, x: Value, i: number, param: (n: st
   return g.add(h, mlp(g, rmsNorm(g, h, param(`${p}post_attention_layernorm.weight`), eps), `${p}mlp.`, param));
 }
 
+/**
+ * The bottleneck at a stage boundary (docs/COMPRESSION.md). The encoder normalises the residual
+ * stream and projects it to bottleneck_dim channels, so what crosses the wire has a steady scale
+ * for the codecs; the decoder projects back and adds its own embedding of the sample's tokens,
+ * which every stage reads from the dataset, so the narrow channel carries context rather than
+ * token identity.
+ */
+function bottleneckEncode(g: Graph, ctx: Context, x: Value, i: number, param: (n: string) => Value): Value {
+  const p = `model.layers.${i}.bottleneck.`;
+  return linear(g, rmsNorm(g, x, param(`${p}encode_norm.weight`), ctx.config.norm_eps), param(`${p}encode.weight`));
+}
+
+function bottleneckDecode(g: Graph, z: Value, tokens: Value, i: number, param: (n: string) => Value): Value {
+  const p = `model.layers.${i}.bottleneck.`;
+  return g.add(linear(g, z, param(`${p}decode.weight`)), g.gather(param(`${p}decode_embed.weight`), tokens));
+}
+
+/** Channels of a stage's input (and of its output, `end`): bottleneck_dim where a bottleneck crosses. */
+export function stageWidth(config: ModelConfig, span: StageSpan, end: 'input' | 'output'): number {
+  const crosses = end === 'input' ? !span.hasEmbed && bottleneckAfter(config, span.layers[0] - 1) : !span.hasHead && bottleneckAfter(config, span.layers[1]);
+  return crosses ? config.bottleneck_dim! : config.d_model;
+}
+
+/** Whether a stage needs the sample's token ids beside its input: it decodes a bottleneck and has no embedding. */
+export function stageNeedsTokens(config: ModelConfig, span: StageSpan): boolean {
+  if (span.hasEmbed) return false;
+  for (let i = span.layers[0]; i <= span.layers[1]; i++) if (bottleneckAfter(config, i - 1)) return true;
+  return false;
+}
+
 function context(g: Graph, config: ModelConfig, batch: number, seq: number): Context {
   const hd = headDim(config);
   const half = hd / 2;
@@ -106,12 +138,25 @@ function context(g: Graph, config: ModelConfig, batch: number, seq: number): Con
  * A stage's forward computation. Returns the stage output [B, T, d] or, for the last stage, the
  * mean cross-entropy loss (a scalar).
  */
-export function buildStage(g: Graph, config: ModelConfig, span: StageSpan, { input, targets, param }: StageInputs): { output?: Value; loss?: Value } {
+export function buildStage(g: Graph, config: ModelConfig, span: StageSpan, { input, tokens, targets, param }: StageInputs): { output?: Value; loss?: Value } {
   const [B, T] = input.shape;
   const ctx = context(g, config, B, T);
-  let x = span.hasEmbed ? g.gather(param('model.embed_tokens.weight'), g.reshape(input, [B * T])) : g.reshape(input, [B * T, config.d_model]);
-  for (let i = span.layers[0]; i <= span.layers[1]; i++) x = decoderLayer(g, ctx, x, i, param);
-  if (!span.hasHead) return { output: g.reshape(x, [B, T, config.d_model]) };
+  const ids = span.hasEmbed ? g.reshape(input, [B * T]) : tokens && g.reshape(tokens, [B * T]);
+  const decode = (z: Value, i: number): Value => {
+    if (!ids) throw new Error(`layer ${i} decodes a bottleneck: the stage needs the token ids`);
+    return bottleneckDecode(g, z, ids, i, param);
+  };
+  const [first, last] = span.layers;
+  let x = span.hasEmbed ? g.gather(param('model.embed_tokens.weight'), ids!) : g.reshape(input, [B * T, stageWidth(config, span, 'input')]);
+  if (!span.hasEmbed && bottleneckAfter(config, first - 1)) x = decode(x, first);
+  for (let i = first; i <= last; i++) {
+    x = decoderLayer(g, ctx, x, i, param);
+    if (!bottleneckAfter(config, i)) continue;
+    x = bottleneckEncode(g, ctx, x, i, param);
+    // A boundary inside the stage (a whole-model graph of a split model): the float32 codec.
+    if (i < last) x = decode(x, i + 1);
+  }
+  if (!span.hasHead) return { output: g.reshape(x, [B, T, stageWidth(config, span, 'output')]) };
   if (!targets) throw new Error('the last stage needs targets');
   const logits = linear(g, rmsNorm(g, x, param('model.norm.weight'), config.norm_eps), param('lm_head.weight'));
   return { loss: g.softmaxCrossEntropy(logits, g.reshape(targets, [B * T])).loss };

@@ -7,7 +7,7 @@ import { gradients } from '../engine/autodiff.ts';
 import { type FloatType, Graph, type TypedData, type Value } from '../engine/graph.ts';
 import { CompiledGraph, type SessionOptions } from '../engine/session.ts';
 import type { ModelConfig } from './config.ts';
-import { buildStage } from './llama.ts';
+import { buildStage, stageNeedsTokens, stageWidth } from './llama.ts';
 import { type FloatArray, ParamLayout } from './params.ts';
 
 export type ActivationMode = 'recompute' | 'keep';
@@ -39,7 +39,8 @@ export function buildStageGraph(config: ModelConfig, span: StageSpan, batch: num
   const T = config.seq_len;
   const paramsDecay = g.input('params.decay', floatType, [layout.decayed]);
   const paramsNoDecay = g.input('params.nodecay', floatType, [layout.size - layout.decayed]);
-  const input = span.hasEmbed ? g.input('input', 'int64', [batch, T]) : g.input('input', floatType, [batch, T, config.d_model]);
+  const input = span.hasEmbed ? g.input('input', 'int64', [batch, T]) : g.input('input', floatType, [batch, T, stageWidth(config, span, 'input')]);
+  const tokens = stageNeedsTokens(config, span) ? g.input('tokens', 'int64', [batch, T]) : undefined;
   const targets = span.hasHead ? g.input('targets', 'int64', [batch, T]) : undefined;
   const views = new Map<string, Value>();
   for (const e of layout.entries) {
@@ -52,7 +53,7 @@ export function buildStageGraph(config: ModelConfig, span: StageSpan, batch: num
     if (!v) throw new Error(`stage has no parameter ${name}`);
     return v;
   };
-  const { output, loss } = buildStage(g, config, span, { input, targets, param });
+  const { output, loss } = buildStage(g, config, span, { input, tokens, targets, param });
   const forwardNodes = g.nodes.length;
 
   const seed: [Value, Value] = loss ? [loss, g.scalar(1)] : [output!, g.input('grad_output', floatType, output!.shape)];
@@ -134,9 +135,20 @@ export class Stage {
     return new Stage(config, span, sg.layout, mode, fwd, bwd, keptNames);
   }
 
+  /** Whether forward and backward need the sample's token ids (`tokens`): the stage decodes a bottleneck. */
+  get needsTokens(): boolean {
+    return stageNeedsTokens(this.config, this.span);
+  }
+
+  private tokenFeed(tokens: BigInt64Array | undefined): Record<string, TypedData> {
+    if (!this.needsTokens) return {};
+    if (!tokens) throw new Error(`layers ${this.span.layers.join('-')} decode a bottleneck: pass the sample's token ids`);
+    return { tokens };
+  }
+
   /** Runs the stage forward. In 'keep' mode the result carries what backward() needs. */
-  async forward(params: FloatArray, input: TypedData, targets?: BigInt64Array): Promise<{ output?: FloatArray; loss?: number; saved?: Saved }> {
-    const out = await this.fwd.run({ ...this.layout.feeds({ params }), input, ...(targets && this.span.hasHead ? { targets } : {}) });
+  async forward(params: FloatArray, input: TypedData, targets?: BigInt64Array, tokens?: BigInt64Array): Promise<{ output?: FloatArray; loss?: number; saved?: Saved }> {
+    const out = await this.fwd.run({ ...this.layout.feeds({ params }), input, ...this.tokenFeed(tokens), ...(targets && this.span.hasHead ? { targets } : {}) });
     const saved: Saved = {};
     for (const k of this.keptNames) saved[k] = out[k];
     return {
@@ -153,12 +165,12 @@ export class Stage {
   async backward(
     params: FloatArray,
     input: TypedData,
-    upstream: { gradOutput?: FloatArray; targets?: BigInt64Array },
+    upstream: { gradOutput?: FloatArray; targets?: BigInt64Array; tokens?: BigInt64Array },
     grads: FloatArray,
     saved?: Saved,
   ): Promise<{ gradInput?: FloatArray; loss?: number; gradSumSq: number }> {
     if (this.mode === 'keep' && !saved) throw new Error('keep mode: backward needs the activations saved by forward');
-    const feeds: Record<string, TypedData> = { ...this.layout.feeds({ params }), input, ...(saved ?? {}) };
+    const feeds: Record<string, TypedData> = { ...this.layout.feeds({ params }), input, ...this.tokenFeed(upstream.tokens), ...(saved ?? {}) };
     if (this.span.hasHead) {
       if (!upstream.targets) throw new Error('the last stage needs targets');
       feeds.targets = upstream.targets;

@@ -37,7 +37,7 @@ test('bad uploads are refused, the work is re-issued, and the run ends exact', {
     await uploadToUrl(task.output.url, wrong);
     await assert.rejects(
       bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: wrong.length } }),
-      (e: unknown) => e instanceof OrchestratorError && e.code === 'bad_request' && /upload refused: .* expected shape \[2, 64, 64\], got \[1,64,64\]/.test(e.message),
+      (e: unknown) => e instanceof OrchestratorError && e.code === 'bad_request' && /upload refused: .* expected shape \[128, 64\], got \[64,64\]/.test(e.message),
     );
 
     // Right shape, NaN inside: the header check passes it; the next stage's miner must refuse it.

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RunStatus } from '../../../orchestrator-client/protocol.ts';
+import type { CompressionSpec, RunStatus } from '../../../orchestrator-client/protocol.ts';
 import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
 import { openDatabase } from '../../../orchestrator/db/open.ts';
 import { evenStages } from '../../../orchestrator/runs.ts';
@@ -13,12 +13,13 @@ import { trainRecipe } from '../../../cli/commands/train.ts';
 import { assembleStages } from '../../../worker/checkpoint/assemble.ts';
 import { loadCheckpoint, wholeModel } from '../../../worker/checkpoint/checkpoint.ts';
 import { loadBrownCorpus } from '../../../worker/data/brown.ts';
-import { buildDataset } from '../../../worker/data/dataset.ts';
+import { buildDataset, trainBatch } from '../../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../../worker/data/tokenizer.ts';
-import { type ModelConfig, loadPreset } from '../../../worker/model/config.ts';
+import { type ModelConfig, loadPreset, runModelConfig } from '../../../worker/model/config.ts';
 import { ParamLayout } from '../../../worker/model/params.ts';
-import { toOptimizerSpec } from '../../../worker/optim/adamw.ts';
-import { train } from '../../../worker/train/trainer.ts';
+import { learningRate, toOptimizerSpec } from '../../../worker/optim/adamw.ts';
+import { PipelineTrainer, stageSpans } from '../../../worker/train/pipeline.ts';
+import { freshState, train } from '../../../worker/train/trainer.ts';
 
 export interface SwarmCase {
   preset: string;
@@ -28,11 +29,14 @@ export interface SwarmCase {
   rounds: number;
   seed: number;
   lr: number;
+  /** What crosses stage boundaries (the run's `compression`); float32 at full width when absent. */
+  compression?: CompressionSpec;
 }
 
 export function caseConfig(c: SwarmCase): { config: ModelConfig; stages: [number, number][] } {
   const preset = loadPreset(c.preset);
-  return { config: { ...preset, batch_size: c.samples * c.rows }, stages: evenStages(preset.n_layers, c.stages) };
+  const stages = evenStages(preset.n_layers, c.stages);
+  return { config: { ...runModelConfig({ preset: c.preset, stages, compression: c.compression }), batch_size: c.samples * c.rows }, stages };
 }
 
 /** The run specification the swarm gets for a case (the optimizer recipe `tah train` uses). */
@@ -46,12 +50,17 @@ export function caseSpec(c: SwarmCase, extra: Record<string, unknown> = {}): { i
     rounds: c.rounds,
     seed: c.seed,
     optimizer: toOptimizerSpec(trainRecipe(c.preset, c.rounds, c.lr)),
+    ...(c.compression ? { compression: c.compression } : {}),
     ...extra,
   };
 }
 
-/** The weights one process reaches on the same samples (the whole batch per step), from its checkpoint. */
+/**
+ * The weights one process reaches on the same samples (the whole batch per step), from its
+ * checkpoint; with compression, through the stages and codecs as the swarm computes the model.
+ */
 export async function singleProcessWeights(c: SwarmCase): Promise<{ layout: ParamLayout; params: Float32Array }> {
+  if (c.compression) return pipelineWeights(c, c.compression);
   const { config } = caseConfig(c);
   const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
   const dir = await mkdtemp(join(tmpdir(), 'tah-single-'));
@@ -65,6 +74,27 @@ export async function singleProcessWeights(c: SwarmCase): Promise<{ layout: Para
     return { layout, params };
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** singleProcessWeights for a compressed run: one process, every stage, the run's codecs. */
+export async function pipelineWeights(c: SwarmCase, codecs: CompressionSpec): Promise<{ layout: ParamLayout; params: Float32Array }> {
+  const { config, stages } = caseConfig(c);
+  const optim = trainRecipe(c.preset, c.rounds, c.lr);
+  const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
+  const trainer = await PipelineTrainer.create({ config, stages, optim, rows: c.rows, codecs, threads: 2 });
+  try {
+    let cur = trainer.layouts.map((l) => freshState(l, c.seed));
+    let next = trainer.layouts.map((l) => freshState(l, c.seed));
+    for (let s = 0; s < c.rounds; s++) {
+      const batch = trainBatch(dataset, { seed: c.seed, step: s, batchSize: config.batch_size, seqLen: config.seq_len });
+      await trainer.trainStep(cur, next, batch, s + 1, learningRate(s, optim));
+      [cur, next] = [next, cur];
+    }
+    const { layout, state } = assembleStages(config, stageSpans(stages).map((span, i) => ({ span, ...cur[i] })));
+    return { layout, params: state.params };
+  } finally {
+    await trainer.dispose();
   }
 }
 
@@ -96,6 +126,26 @@ export function assertEqualWeights(errors: Map<string, number>, tolerance = 1e-4
   assert.ok(errors.size > 0, 'no tensors compared');
   const worst = [...errors].sort((a, b) => b[1] - a[1])[0];
   assert.ok(worst[1] <= tolerance, `tensor ${worst[0]} differs from single-process training by ${worst[1].toExponential(2)} (relative), over ${tolerance}`);
+}
+
+/**
+ * A fault for runCase: the first miner to finish a backward pass of round 1 is killed (SIGKILL),
+ * so its gradient sum for the round dies with it and what it covered must be done again; a
+ * newcomer joins at once and has to catch up to the current weights before it may work.
+ */
+export function killMidRound(): { onEvent: (swarm: LocalSwarm, miner: number, e: Record<string, unknown>) => void; killed: () => number; joined: () => Promise<number> | null } {
+  let killed = -1;
+  let joined: Promise<number> | null = null;
+  return {
+    onEvent: (swarm, m, e) => {
+      if (killed >= 0 || e.event !== 'work' || e.round !== 1 || e.direction !== 'backward') return;
+      killed = m;
+      void swarm.killMiner(m, 'SIGKILL');
+      joined = swarm.addMiner();
+    },
+    killed: () => killed,
+    joined: () => joined,
+  };
 }
 
 export interface Run {

@@ -10,7 +10,7 @@ import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
 import { loadCheckpoint } from '../../../worker/checkpoint/checkpoint.ts';
 import { openDatabase } from '../../../orchestrator/db/open.ts';
 import { jsonLines, runTah, show, tempDir } from '../run-tah.ts';
-import { type SwarmCase, assertEqualWeights, caseConfig, caseSpec, compareWithSingle, singleProcessWeights } from './helpers.ts';
+import { type SwarmCase, assertEqualWeights, caseConfig, caseSpec, compareWithSingle, killMidRound, singleProcessWeights } from './helpers.ts';
 
 const TINY: SwarmCase = { preset: 'tiny', stages: 3, samples: 4, rows: 2, rounds: 5, seed: 3, lr: 3e-3 };
 
@@ -73,18 +73,9 @@ test('a miner killed mid-round and another joining later: the run still ends equ
   const { dir, cleanup } = await tempDir('tah-swarm-faults-');
   try {
     const reference = await singleProcessWeights(c);
-    let killed = -1;
-    let joined: Promise<number> | null = null;
-    const { swarm, status } = await runCase(c, dir, 6, (swarm, m, e) => {
-      // Kill a miner right after it finished a backward pass of round 1: its gradient sum for the
-      // round dies with it, so what it covered must be done again. A newcomer joins at once and
-      // has to catch up to the current weights before it may work.
-      if (killed < 0 && e.event === 'work' && e.round === 1 && e.direction === 'backward') {
-        killed = m;
-        void swarm.killMiner(m, 'SIGKILL');
-        joined = swarm.addMiner();
-      }
-    });
+    const fault = killMidRound();
+    const { swarm, status } = await runCase(c, dir, 6, fault.onEvent);
+    const [killed, joined] = [fault.killed(), fault.joined()];
     assert.equal(status.status, 'finished');
     assert.ok(killed >= 0 && joined, 'a miner was killed and another joined');
     const newcomer = swarm.miners[await joined!].hotkey!;

@@ -3,7 +3,7 @@
 // empty and large tensors, and byte counts that match what is sent.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CODECS, type CodecName, CodecError, INT4_BLOCK, type Payload, decode, encode, fromBfloat16, fromHalf, payloadBytes, toBfloat16, toHalf } from '../../../worker/codecs/codecs.ts';
+import { CODECS, type CodecName, CodecError, INT4_BLOCK, type Payload, decode, encode, fromBfloat16, fromHalf, payloadBytes, toBfloat16, toHalf } from '../../orchestrator-client/codecs.ts';
 
 let seed = 11;
 const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;

@@ -12,8 +12,8 @@
 //   int4   per block of 32 values: the same in 0..15,     ½ byte + 8 bytes a block
 //          two values a byte (low nibble first)
 
-export type CodecName = 'f32' | 'f16' | 'bf16' | 'int8' | 'int4';
-export const CODECS: readonly CodecName[] = ['f32', 'f16', 'bf16', 'int8', 'int4'];
+export const CODECS = ['f32', 'f16', 'bf16', 'int8', 'int4'] as const;
+export type CodecName = (typeof CODECS)[number];
 
 export type WireDtype = 'F32' | 'F16' | 'BF16' | 'U8';
 export interface WireTensor {
@@ -83,7 +83,7 @@ export function decode(codec: CodecName, p: Payload, rows: number, cols: number)
     case 'f32': {
       const x = expect(p, codec, 'x', 'F32', [rows, cols]) as Float32Array;
       const bad = x.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new CodecError(`f32: element ${bad} is ${x[bad]}`);
+      if (bad >= 0) throw new CodecError(`f32: element ${bad} is ${x[bad]}: values must be finite`);
       return Float32Array.from(x);
     }
     case 'f16':
@@ -91,7 +91,7 @@ export function decode(codec: CodecName, p: Payload, rows: number, cols: number)
       const h = expect(p, codec, 'x', codec === 'f16' ? 'F16' : 'BF16', [rows, cols]) as Uint16Array;
       const out = Float32Array.from(h, codec === 'f16' ? fromHalf : fromBfloat16);
       const bad = out.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new CodecError(`${codec}: element ${bad} is ${out[bad]}`);
+      if (bad >= 0) throw new CodecError(`${codec}: element ${bad} is ${out[bad]}: values must be finite`);
       return out;
     }
     case 'int8': {
@@ -117,20 +117,33 @@ export function decode(codec: CodecName, p: Payload, rows: number, cols: number)
   }
 }
 
-/** Bytes of the tensors `codec` sends for a [rows, cols] tensor (data only, no header). */
-export function payloadBytes(codec: CodecName, rows: number, cols: number): number {
+/** The tensors `codec` sends for a [rows, cols] tensor, in name order: what a receiver checks a header against. */
+export function payloadTensors(codec: CodecName, rows: number, cols: number): { name: string; dtype: WireDtype; shape: number[] }[] {
   const n = rows * cols;
+  const affine = (q: number[], count: number) => [
+    { name: 'offset', dtype: 'F32' as const, shape: [count] },
+    { name: 'q', dtype: 'U8' as const, shape: q },
+    { name: 'scale', dtype: 'F32' as const, shape: [count] },
+  ];
   switch (codec) {
     case 'f32':
-      return 4 * n;
+      return [{ name: 'x', dtype: 'F32', shape: [rows, cols] }];
     case 'f16':
+      return [{ name: 'x', dtype: 'F16', shape: [rows, cols] }];
     case 'bf16':
-      return 2 * n;
+      return [{ name: 'x', dtype: 'BF16', shape: [rows, cols] }];
     case 'int8':
-      return n + 8 * rows;
+      return affine([rows, cols], rows);
     case 'int4':
-      return Math.ceil(n / 2) + 8 * Math.ceil(n / INT4_BLOCK);
+      return affine([Math.ceil(n / 2)], Math.ceil(n / INT4_BLOCK));
   }
+}
+
+export const WIRE_DTYPE_BYTES: Record<WireDtype, number> = { F32: 4, F16: 2, BF16: 2, U8: 1 };
+
+/** Bytes of the tensors `codec` sends for a [rows, cols] tensor (data only, no header). */
+export function payloadBytes(codec: CodecName, rows: number, cols: number): number {
+  return payloadTensors(codec, rows, cols).reduce((sum, t) => sum + WIRE_DTYPE_BYTES[t.dtype] * t.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 // ---- helpers ----
@@ -164,7 +177,7 @@ function scales(p: Payload, codec: CodecName, count: number): [Float32Array, Flo
 
 function finite(codec: CodecName, x: Float32Array): Float32Array {
   const bad = x.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) throw new CodecError(`${codec}: element ${bad} decodes to ${x[bad]}`);
+  if (bad >= 0) throw new CodecError(`${codec}: element ${bad} decodes to ${x[bad]}: values must be finite`);
   return x;
 }
 
