@@ -5,6 +5,7 @@ import { int, positive } from './args.ts';
 import { exportHuggingFace } from '../worker/checkpoint/hf-export.ts';
 import { DEVICES } from '../worker/engine/session.ts';
 import { benchEngineCommand } from './commands/bench.ts';
+import { DEFAULT_GRID, benchCompressionCommand, parseCompressionConfig } from './commands/bench-compression.ts';
 import { trainCommand } from './commands/train.ts';
 import { makeOutput, reportError } from './output.ts';
 
@@ -86,6 +87,23 @@ bench
   .option('--local-steps <n>', 'inner steps between merges', int(1), 10)
   .option('--json', 'one JSON object per line')
   .action(guarded(async (o) => void (await (await import('./commands/bench-newcomer.ts')).benchNewcomerCommand(o, makeOutput(o.json ?? false)))));
+
+bench
+  .command('compression')
+  .description('held-out loss and bytes per token with compressed stage boundaries (bottlenecks, codecs) against the uncompressed model, same tokens')
+  .option('--preset <name>', 'model preset', 'demo')
+  .option('--steps <n>', 'training steps per configuration', int(1), 300)
+  .option('--stages <n>', 'pipeline stages (bottlenecks sit at their boundaries)', int(2), 3)
+  .option('--batch <n>', "sequences per step (default: the preset's batch_size)", int(1))
+  .option('--rows-per-sample <n>', 'sequences in one swarm sample, for the bytes (the demo swarm sends 16)', int(1), 16)
+  .option('--grid <list>', `configurations [bWIDTH:]CODEC[/BACKWARD], comma-separated (default ${DEFAULT_GRID.join(',')})`, (v) => v.split(',').map(parseCompressionConfig), DEFAULT_GRID.map(parseCompressionConfig))
+  .option('--lr <x>', 'peak learning rate (default: the preset recipe)', positive)
+  .option('--seed <n>', 'initialisation and data seed', int(0), 1)
+  .option('--eval-batches <n>', 'held-out batches', int(1), 16)
+  .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
+  .option('--plot <file>', 'write an SVG plot of held-out loss against compression')
+  .option('--json', 'one JSON object per line')
+  .action(guarded(async (o) => void (await benchCompressionCommand(o, makeOutput(o.json ?? false)))));
 
 program
   .command('export')

@@ -89,3 +89,12 @@ export function decodeWire(key: string, bytes: Uint8Array, kind: 'activation' | 
 }
 
 const wireCodec = (kind: 'activation' | 'gradient', dims: BlobDims): CodecName => dims.codecs?.[kind === 'activation' ? 'forward' : 'backward'] ?? 'f32';
+
+/**
+ * Bytes a sample sends across one stage boundary, per token: its activation blob forward plus its
+ * gradient blob backward, headers included, exactly as encodeWire writes them.
+ */
+export function boundaryBytesPerToken(dims: BlobDims): number {
+  const values = new Float32Array(dims.rows * dims.seqLen * (dims.width ?? dims.dModel));
+  return (encodeWire('activation', dims, values).length + encodeWire('gradient', dims, values).length) / (dims.rows * dims.seqLen);
+}

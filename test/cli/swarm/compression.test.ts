@@ -13,7 +13,7 @@ import { keypairFromSeed, ready } from '../../../orchestrator-client/signing.ts'
 import { uploadToUrl } from '../../../orchestrator-client/transfer.ts';
 import { openDatabase } from '../../../orchestrator/db/open.ts';
 import { encodeSafetensors } from '../../../worker/checkpoint/safetensors.ts';
-import { tempDir } from '../run-tah.ts';
+import { jsonLines, runTah, show, tempDir } from '../run-tah.ts';
 import { type SwarmCase, assertEqualWeights, caseSpec, compareWithSingle, killMidRound, runCase, singleProcessWeights } from './helpers.ts';
 
 const COMPRESSED: SwarmCase = { preset: 'tiny', stages: 3, samples: 4, rows: 2, rounds: 6, seed: 12, lr: 3e-3, compression: { bottleneck_dim: 8, forward: 'int4', backward: 'int8' } };
@@ -95,6 +95,37 @@ test('a compressed activation with a bad header or size is refused at completion
     }
   } finally {
     await swarm.close();
+    await cleanup();
+  }
+});
+
+// Activations of a 16-sequence sample at the bottleneck of 4 channels as int4 blocks of 32 (with
+// a float32 scale and offset a block), written out by hand: 8,192 values, 4,096 bytes of nibbles,
+// 256 blocks. Gradients go the same way under the name `gradient`.
+function int4BlobBytes(kind: string): number {
+  const header = JSON.stringify({
+    [`${kind}.offset`]: { dtype: 'F32', shape: [256], data_offsets: [0, 1024] },
+    [`${kind}.q`]: { dtype: 'U8', shape: [4096], data_offsets: [1024, 5120] },
+    [`${kind}.scale`]: { dtype: 'F32', shape: [256], data_offsets: [5120, 6144] },
+  });
+  return 8 + Math.ceil(header.length / 8) * 8 + 6144;
+}
+
+test('tah swarm --bottleneck 4 --codec int4 on demo: the summary counts every byte that crossed a boundary, exactly, and it is over 128x less than float32', { timeout: 300_000 }, async () => {
+  const { dir, cleanup } = await tempDir('tah-compressed-bytes-');
+  try {
+    const args = ['swarm', '--preset', 'demo', '--stages', '3', '--replicas', '1', '--rounds', '2', '--batch', '16', '--samples-per-round', '1', '--bottleneck', '4', '--codec', 'int4'];
+    const r = await runTah([...args, '--no-baseline', '--eval-batches', '1', '--dir', join(dir, 'swarm'), '--json'], { cwd: dir, timeoutMs: 280_000 });
+    assert.equal(r.code, 0, show(r));
+    const summary = jsonLines(r.stdout).at(-1)!;
+    assert.deepEqual(summary.compression, { bottleneck_dim: 4, forward: 'int4', backward: 'int4' });
+    // Two rounds of one 16 × 128-token sample, two boundaries, each crossed once each way.
+    const perToken = (int4BlobBytes('activation') + int4BlobBytes('gradient')) / (16 * 128);
+    assert.equal(summary.activation_bytes, 2 * 2 * (int4BlobBytes('activation') + int4BlobBytes('gradient')));
+    assert.equal(summary.activation_bytes_per_token, Number(perToken.toPrecision(6)));
+    assert.ok((summary.activation_compression_ratio as number) >= 128, `ratio ${summary.activation_compression_ratio}`);
+    assert.ok(Number.isFinite(summary.heldout_loss));
+  } finally {
     await cleanup();
   }
 });
