@@ -75,7 +75,7 @@ export function decodeWire(key: string, bytes: Uint8Array, kind: 'activation' | 
     const name = fileName === kind ? 'x' : fileName.startsWith(`${kind}.`) ? fileName.slice(kind.length + 1) : null;
     if (name === null) throw new BadBlobError(key, `tensor ${fileName} does not belong in a ${kind} blob`);
     // Copied: a tensor's bytes inside the file need not be aligned for its element type.
-    const raw = t.bytes.slice();
+    const raw = new Uint8Array(t.bytes);
     const data = t.dtype === 'F32' ? new Float32Array(raw.buffer) : t.dtype === 'F16' || t.dtype === 'BF16' ? new Uint16Array(raw.buffer) : t.dtype === 'U8' ? raw : null;
     if (!data) throw new BadBlobError(key, `tensor ${name} has dtype ${t.dtype}, which no ${codec} payload holds`);
     payload[name] = { dtype: t.dtype as WireDtype, shape: t.shape, data };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type StageSpan, wholeModel } from '../../../worker/checkpoint/checkpoint.ts';
-import { type ModelConfig, loadPreset } from '../../../worker/model/config.ts';
+import { type ModelConfig, loadPreset, parseModelConfig, withBottlenecks } from '../../../worker/model/config.ts';
 import { type FloatArray, ParamLayout, initParams } from '../../../worker/model/params.ts';
 import { Stage } from '../../../worker/model/stage.ts';
 import { rng } from '../../helpers/gradcheck.ts';
@@ -26,7 +26,8 @@ function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff / Math.max(scale, 1e-30);
 }
 
-test('whole-model parameter gradients match central finite differences (float64)', async () => {
+/** Central finite differences of the loss against the analytic gradient, a few entries of every parameter (float64). */
+async function gradcheck(config: ModelConfig): Promise<void> {
   const span = wholeModel(config);
   const stage = await Stage.create(config, span, { floatType: 'float64', threads: 1 });
   const params = initParams(stage.layout, 7, (n) => new Float64Array(n));
@@ -57,12 +58,19 @@ test('whole-model parameter gradients match central finite differences (float64)
   }
   await stage.dispose();
   assert.ok(worst < 1e-5, `max relative error ${worst.toExponential(2)} at ${where}`);
-});
+}
+
+test('whole-model parameter gradients match central finite differences (float64)', () => gradcheck(config));
+
+// Bottlenecks after layers 0 and 2: encoder norm and projection, decoder projection and token embedding.
+const squeezed = withBottlenecks(config, 8, [[0, 0], [1, 2], [3, 3]]);
+
+test('with bottlenecks, every gradient (encoders, decoders, their token embeddings) matches finite differences (float64)', () => gradcheck(squeezed));
 
 /** Runs the pipeline stage by stage: forward down, backward up. Returns loss and per-name gradients. */
-async function pipeline(spans: StageSpan[], whole: FloatArray, wholeLayout: ParamLayout, mode: 'recompute' | 'keep') {
-  const { inputs, targets } = tokens(config, 5);
-  const stages = await Promise.all(spans.map((s) => Stage.create(config, s, { activations: mode })));
+async function pipeline(spans: StageSpan[], whole: FloatArray, wholeLayout: ParamLayout, mode: 'recompute' | 'keep', c: ModelConfig = config) {
+  const { inputs, targets } = tokens(c, 5);
+  const stages = await Promise.all(spans.map((s) => Stage.create(c, s, { activations: mode })));
   const params = stages.map((s) => {
     const p = new Float32Array(s.layout.size);
     for (const e of s.layout.entries) p.set(wholeLayout.view(whole, e.name), e.offset);
@@ -71,7 +79,7 @@ async function pipeline(spans: StageSpan[], whole: FloatArray, wholeLayout: Para
   const acts: (FloatArray | BigInt64Array)[] = [inputs];
   const saved = [];
   for (let i = 0; i < stages.length; i++) {
-    const f = await stages[i].forward(params[i], acts[i], targets);
+    const f = await stages[i].forward(params[i], acts[i], targets, inputs);
     saved.push(f.saved);
     if (f.output) acts.push(f.output);
   }
@@ -80,7 +88,7 @@ async function pipeline(spans: StageSpan[], whole: FloatArray, wholeLayout: Para
   let gradOutput: FloatArray | undefined;
   for (let i = stages.length - 1; i >= 0; i--) {
     const g = new Float32Array(stages[i].layout.size);
-    const b = await stages[i].backward(params[i], acts[i], { targets, gradOutput }, g, saved[i]);
+    const b = await stages[i].backward(params[i], acts[i], { targets, gradOutput, tokens: inputs }, g, saved[i]);
     if (b.loss !== undefined) loss = b.loss;
     gradOutput = b.gradInput;
     for (const e of stages[i].layout.entries) grads.set(e.name, stages[i].layout.view(g, e.name));
@@ -108,6 +116,30 @@ test('a model split into 2 and 3 stages computes the same loss and gradients as 
       assert.ok(e <= 1e-5, `${name}: gradient of ${n} differs, relative error ${e.toExponential(2)}`);
     }
   }
+});
+
+test('a model with bottlenecks split at them computes what the unsplit model computes (float32 across the boundary)', async () => {
+  const layout = new ParamLayout(squeezed, wholeModel(squeezed));
+  assert.ok(layout.byName.has('model.layers.0.bottleneck.encode.weight') && layout.byName.has('model.layers.1.bottleneck.decode_embed.weight'));
+  assert.deepEqual(layout.byName.get('model.layers.2.bottleneck.encode.weight')!.shape, [8, config.d_model]);
+  assert.deepEqual(layout.byName.get('model.layers.3.bottleneck.decode.weight')!.shape, [config.d_model, 8]);
+  const whole = initParams(layout, 1, (n) => new Float32Array(n));
+  const ref = await pipeline([wholeModel(squeezed)], whole, layout, 'recompute', squeezed);
+  const got = await pipeline(split([1, 3]), whole, layout, 'recompute', squeezed);
+  assert.ok(Math.abs(got.loss - ref.loss) / ref.loss <= 1e-5, `loss ${got.loss} vs ${ref.loss}`);
+  for (const [n, g] of ref.grads) assert.ok(relError(got.grads.get(n)!, g) <= 1e-5, `gradient of ${n} differs`);
+  // A later stage without the token ids cannot decode.
+  const stage = await Stage.create(squeezed, split([1, 3])[1], { threads: 1 });
+  assert.ok(stage.needsTokens);
+  await assert.rejects(stage.forward(initParams(stage.layout, 1, (n) => new Float32Array(n)), new Float32Array(config.batch_size * config.seq_len * 8)), /decode a bottleneck: pass the sample's token ids/);
+  await stage.dispose();
+});
+
+test('bottleneck settings are checked', () => {
+  assert.throws(() => withBottlenecks(config, config.d_model, [[0, 1], [2, 3]]), /bottleneck_dim 64 must be below d_model 64/);
+  assert.throws(() => parseModelConfig({ ...config, bottleneck_dim: 8 }), /bottleneck_dim and bottleneck_after come together/);
+  assert.throws(() => parseModelConfig({ ...config, bottleneck_dim: 8, bottleneck_after: [2, 1] }), /must be increasing layers below the last/);
+  assert.throws(() => parseModelConfig({ ...config, bottleneck_dim: 8, bottleneck_after: [3] }), /must be increasing layers below the last \(3\)/);
 });
 
 test('a stage refuses an activation of the wrong shape with a clear message', async () => {
