@@ -54,8 +54,10 @@ function errorBound(codec: CodecName, x: Float32Array, rows: number, cols: numbe
       return (range(r * cols, (r + 1) * cols) / 255) * 0.5001 + 1e-7 * Math.abs(x[i]);
     }
     case 'int4': {
+      // Symmetric: half a step of absmax / 7, and zero stays zero.
       const b = Math.floor(i / INT4_BLOCK);
-      return (range(b * INT4_BLOCK, Math.min(rows * cols, (b + 1) * INT4_BLOCK)) / 15) * 0.5001 + 1e-7 * Math.abs(x[i]);
+      const part = x.subarray(b * INT4_BLOCK, Math.min(rows * cols, (b + 1) * INT4_BLOCK));
+      return (Math.max(...part.map(Math.abs)) / 7) * 0.5001 + 1e-7 * Math.abs(x[i]);
     }
   }
 }
@@ -123,7 +125,8 @@ describe('decode refuses a malformed payload with a clear error', () => {
   test('scales and offsets that are not finite, negative scales, NaN values, a set padding nibble', () => {
     for (const codec of ['int8', 'int4'] as const) {
       const p = good(codec);
-      for (const [name, v, why] of [['scale', NaN, /scale 0 is NaN/], ['scale', -1, /scale 0 is -1: scales must be finite and not negative/], ['scale', Infinity, /scale 0 is Infinity/], ['offset', NaN, /offset 0 is NaN/]] as const) {
+      const cases = [['scale', NaN, /scale 0 is NaN/], ['scale', -1, /scale 0 is -1: scales must be finite and not negative/], ['scale', Infinity, /scale 0 is Infinity/], ['offset', NaN, /offset 0 is NaN/]] as const;
+      for (const [name, v, why] of cases.filter(([n]) => n in p)) {
         const data = Float32Array.from(p[name].data as Float32Array);
         data[0] = v;
         refuse(codec, { ...p, [name]: { ...p[name], data } }, why);
@@ -141,5 +144,14 @@ describe('decode refuses a malformed payload with a clear error', () => {
     const packed = Uint8Array.from(odd.q.data as Uint8Array);
     packed[1] |= 0xf0;
     assert.throws(() => decode('int4', { ...odd, q: { ...odd.q, data: packed } }, 1, 3), /padding nibble/);
+    // int4 codes are 1..15 (−7..7 shifted by 8): a 0 is not one of ours.
+    const zeroed = Uint8Array.from(odd.q.data as Uint8Array);
+    zeroed[0] &= 0xf0;
+    assert.throws(() => decode('int4', { ...odd, q: { ...odd.q, data: zeroed } }, 1, 3), /value 0 has code 0/);
+    // Zero is exact, and so is the block's largest magnitude.
+    const z = decode('int4', encode('int4', Float32Array.from([0, 0.3, -0.7, 0]), 1, 4), 1, 4);
+    assert.equal(z[0], 0);
+    assert.equal(z[3], 0);
+    assert.ok(Math.abs(z[2] + 0.7) < 1e-7);
   });
 });

@@ -65,7 +65,7 @@ test('a compressed activation with a bad header or size is refused at completion
     // Header: the scales as float16, a block missing, the data sent as float32 in the clear.
     await refused(blob({ ...payload, scale: { dtype: 'F16', shape: payload.scale.shape, data: new Uint16Array(payload.scale.data.length) } }), /tensor activation\.scale: expected dtype F32, got "F16"/);
     await refused(blob({ ...payload, q: { ...payload.q, shape: [payload.q.data.length - 1], data: payload.q.data.subarray(1) } }), /tensor activation\.q: expected shape \[\d+\], got/);
-    await refused(encodeSafetensors({ activation: { dtype: 'F32', shape: [tokens, width], data: new Float32Array(tokens * width) } }), /expected tensors \[activation\.offset, activation\.q, activation\.scale\]/);
+    await refused(encodeSafetensors({ activation: { dtype: 'F32', shape: [tokens, width], data: new Float32Array(tokens * width) } }), /expected tensors \[activation\.q, activation\.scale\]/);
     // Size: a valid blob with bytes beyond its header's end.
     const good = blob(payload);
     const padded = new Uint8Array(good.length + 4);
@@ -100,15 +100,14 @@ test('a compressed activation with a bad header or size is refused at completion
 });
 
 // Activations of a 16-sequence sample at the bottleneck of 4 channels as int4 blocks of 32 (with
-// a float32 scale and offset a block), written out by hand: 8,192 values, 4,096 bytes of nibbles,
-// 256 blocks. Gradients go the same way under the name `gradient`.
+// a float32 scale a block), written out by hand: 8,192 values, 4,096 bytes of nibbles, 256
+// blocks. Gradients go the same way under the name `gradient`.
 function int4BlobBytes(kind: string): number {
   const header = JSON.stringify({
-    [`${kind}.offset`]: { dtype: 'F32', shape: [256], data_offsets: [0, 1024] },
-    [`${kind}.q`]: { dtype: 'U8', shape: [4096], data_offsets: [1024, 5120] },
-    [`${kind}.scale`]: { dtype: 'F32', shape: [256], data_offsets: [5120, 6144] },
+    [`${kind}.q`]: { dtype: 'U8', shape: [4096], data_offsets: [0, 4096] },
+    [`${kind}.scale`]: { dtype: 'F32', shape: [256], data_offsets: [4096, 5120] },
   });
-  return 8 + Math.ceil(header.length / 8) * 8 + 6144;
+  return 8 + Math.ceil(header.length / 8) * 8 + 5120;
 }
 
 test('tah swarm --bottleneck 4 --codec int4 on demo: the summary counts every byte that crossed a boundary, exactly, and it is over 128x less than float32', { timeout: 300_000 }, async () => {
