@@ -186,7 +186,7 @@ function table(results: CompressionResult[]): string {
 }
 
 /** Held-out loss against log2 of the compression ratio, with the 3% budget as a dashed line. */
-function plot(flags: BenchCompressionFlags, results: CompressionResult[]): string {
+export function plot(flags: Pick<BenchCompressionFlags, 'preset' | 'stages' | 'steps'>, results: CompressionResult[]): string {
   const points = [...results].sort((a, b) => a.compression_ratio - b.compression_ratio).map((r) => ({ x: Math.log2(r.compression_ratio), y: r.heldout_loss }));
   return lineChartSvg([{ name: `${flags.preset}, ${flags.stages} stages: ${results.map((r) => r.config).join(', ')}`, points }], {
     title: `Held-out loss against activation compression (${flags.preset}, ${flags.steps} steps)`,
