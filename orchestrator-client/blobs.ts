@@ -5,7 +5,7 @@
 // error; values (NaN, Inf) are checked by whoever downloads the blob before using it.
 
 import { createHash } from 'node:crypto';
-import { type CodecName, WIRE_DTYPE_BYTES, type WireDtype, payloadTensors } from './codecs.ts';
+import { type CodecName, WIRE_DTYPE_BYTES, type WireDtype, payloadTensors, quantizeSymmetric } from './codecs.ts';
 
 export type BlobKind = 'activation' | 'gradient' | 'share' | 'reduced' | 'share_q8' | 'reduced_q8' | 'snapshot' | 'outer_snapshot';
 
@@ -31,6 +31,15 @@ export interface BlobDims {
   codecs?: { forward: CodecName; backward: CodecName };
   /** Elements of the slice (share, reduced) or of the whole stage buffer (snapshot). */
   length: number;
+}
+
+/** A run's blob dimensions for its model (the preset, with any bottleneck) and `length`. */
+export function runBlobDims(
+  spec: { rows_per_sample: number; compression: { forward: CodecName; backward: CodecName } },
+  model: { seq_len: number; d_model: number; bottleneck_dim?: number },
+  length = 0,
+): BlobDims {
+  return { rows: spec.rows_per_sample, seqLen: model.seq_len, dModel: model.d_model, width: model.bottleneck_dim ?? model.d_model, codecs: spec.compression, length };
 }
 
 /** The tensors a blob of `kind` holds, in name order. */
@@ -140,17 +149,7 @@ export function quantizedMerge(spec: { mode: string; local: { quantize: string }
 /** Blocks of Q8_BLOCK values as int8 with a float32 scale each (absmax / 127), rounding to nearest. */
 export function quantizeInt8(x: Float32Array): { q: Int8Array; scale: Float32Array } {
   const q = new Int8Array(x.length);
-  const scale = new Float32Array(Math.ceil(x.length / Q8_BLOCK));
-  for (let b = 0; b < scale.length; b++) {
-    const from = b * Q8_BLOCK;
-    const to = Math.min(x.length, from + Q8_BLOCK);
-    let max = 0;
-    for (let i = from; i < to; i++) max = Math.max(max, Math.abs(x[i]));
-    scale[b] = max / 127;
-    const s = scale[b];
-    if (s > 0) for (let i = from; i < to; i++) q[i] = Math.max(-127, Math.min(127, Math.round(x[i] / s)));
-  }
-  return { q, scale };
+  return { q, scale: quantizeSymmetric(x, Q8_BLOCK, 127, (i, v) => (q[i] = v)) };
 }
 
 /** The float32 values int8 blocks stand for. */

@@ -67,23 +67,9 @@ export function encode(codec: CodecName, x: Float32Array, rows: number, cols: nu
       return { q: { dtype: 'U8', shape: [rows, cols], data: q }, scale: { dtype: 'F32', shape: [rows], data: scale }, offset: { dtype: 'F32', shape: [rows], data: offset } };
     }
     case 'int4': {
-      const blocks = Math.ceil(x.length / INT4_BLOCK);
       const packed = new Uint8Array(Math.ceil(x.length / 2));
-      const scale = new Float32Array(blocks);
-      for (let b = 0; b < blocks; b++) {
-        const from = b * INT4_BLOCK;
-        const to = Math.min(x.length, from + INT4_BLOCK);
-        let max = 0;
-        for (let i = from; i < to; i++) max = Math.max(max, Math.abs(x[i]));
-        scale[b] = max / 7;
-        // Steps from the float32 scale actually sent, so decoding reproduces what was meant.
-        const s = scale[b];
-        for (let i = from; i < to; i++) {
-          const v = 8 + (s > 0 ? Math.max(-7, Math.min(7, Math.round(x[i] / s))) : 0);
-          packed[i >> 1] |= i & 1 ? v << 4 : v;
-        }
-      }
-      return { q: { dtype: 'U8', shape: [packed.length], data: packed }, scale: { dtype: 'F32', shape: [blocks], data: scale } };
+      const scale = quantizeSymmetric(x, INT4_BLOCK, 7, (i, q) => (packed[i >> 1] |= i & 1 ? (q + 8) << 4 : q + 8));
+      return { q: { dtype: 'U8', shape: [packed.length], data: packed }, scale: { dtype: 'F32', shape: [scale.length], data: scale } };
     }
   }
 }
@@ -200,6 +186,25 @@ function finite(codec: CodecName, x: Float32Array): Float32Array {
   const bad = x.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) throw new CodecError(`${codec}: element ${bad} decodes to ${x[bad]}: values must be finite`);
   return x;
+}
+
+/**
+ * Symmetric quantization in blocks of `block` values: each block's float32 scale is its absmax /
+ * `levels`, each value round(x / scale) clamped to ±levels, written through `put`. Returns the
+ * scales. The steps use the float32 scale actually sent, so decoding reproduces what was meant.
+ */
+export function quantizeSymmetric(x: Float32Array, block: number, levels: number, put: (i: number, q: number) => void): Float32Array {
+  const scale = new Float32Array(Math.ceil(x.length / block));
+  for (let b = 0; b < scale.length; b++) {
+    const from = b * block;
+    const to = Math.min(x.length, from + block);
+    let max = 0;
+    for (let i = from; i < to; i++) max = Math.max(max, Math.abs(x[i]));
+    scale[b] = max / levels;
+    const s = scale[b];
+    for (let i = from; i < to; i++) put(i, s > 0 ? Math.max(-levels, Math.min(levels, Math.round(x[i] / s))) : 0);
+  }
+  return scale;
 }
 
 /** min/max affine quantization of x[from, to) to 0..levels, writing through `put`. */

@@ -3,7 +3,7 @@
 // store, clock), and every state change goes through the database, so a restart loses nothing.
 import { randomInt } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
-import { type BlobDims, type BlobKind, MAX_BLOB_HEADER_BYTES, blobBytes, blobDataDigest, blobTensors, checkBlobHeader, quantizedMerge } from '../orchestrator-client/blobs.ts';
+import { type BlobDims, type BlobKind, MAX_BLOB_HEADER_BYTES, blobBytes, blobDataDigest, blobTensors, checkBlobHeader, quantizedMerge, runBlobDims } from '../orchestrator-client/blobs.ts';
 import {
   type AppliedRequest,
   type Assignment,
@@ -472,8 +472,7 @@ export class Coordinator {
   private readonly models = new Map<string, { config: ModelConfig; stageParams: number[] }>();
 
   private dims(spec: RunSpec, length = 0): BlobDims {
-    const { config } = this.model(spec);
-    return { rows: spec.rows_per_sample, seqLen: config.seq_len, dModel: config.d_model, width: config.bottleneck_dim ?? config.d_model, codecs: spec.compression, length };
+    return runBlobDims(spec, this.model(spec).config, length);
   }
 
   /** Refuses an upload whose size or safetensors header is not what `kind` must be. */

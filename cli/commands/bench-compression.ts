@@ -10,15 +10,13 @@ import { InvalidArgumentError } from 'commander';
 import { CODECS, type CodecName } from '../../orchestrator-client/codecs.ts';
 import { evenStages } from '../../orchestrator/runs.ts';
 import { loadBrownCorpus } from '../../worker/data/brown.ts';
-import { buildDataset, heldoutBatches, trainBatch } from '../../worker/data/dataset.ts';
+import { buildDataset, heldoutBatches } from '../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../worker/data/tokenizer.ts';
 import { boundaryBytesPerToken } from '../../worker/miner/blobs.ts';
 import { loadPreset, withBottlenecks } from '../../worker/model/config.ts';
-import { learningRate } from '../../worker/optim/adamw.ts';
-import { PipelineTrainer, type WireCodecs } from '../../worker/train/pipeline.ts';
-import { freshState } from '../../worker/train/trainer.ts';
+import { type WireCodecs, trainPipeline } from '../../worker/train/pipeline.ts';
 import { lineChartSvg } from '../loss-chart.ts';
-import type { Output, Progress } from '../output.ts';
+import type { Output } from '../output.ts';
 import { trainRecipe } from './train.ts';
 
 export interface BenchCompressionFlags {
@@ -98,7 +96,24 @@ export async function benchCompressionCommand(flags: BenchCompressionFlags, out:
   try {
     for (const [k, point] of grid.entries()) {
       const config = { ...(point.bottleneck !== undefined ? withBottlenecks(preset, point.bottleneck, stages) : preset), batch_size: batch };
-      const { heldout, tokensPerS, trainS } = await trainOne(config, stages, point.codecs, flags, optim, dataset, evalSet, threads, bar, k);
+      // One micro-batch per step: the codecs act per token row (int8) or per block of 32 values that
+      // never straddles a sequence, so splitting the batch as the swarm does changes nothing but time.
+      const run = await trainPipeline({
+        config,
+        stages,
+        optim,
+        rows: batch,
+        codecs: point.codecs,
+        threads,
+        dataset,
+        steps: flags.steps,
+        seed: flags.seed,
+        evalSet,
+        onStep: (step, loss) => bar.update(k * flags.steps + step, `${k + 1}: loss ${loss.toFixed(3)}`),
+      });
+      const heldout = run.heldout!;
+      const tokensPerS = (flags.steps * batch * preset.seq_len) / run.trainS;
+      const trainS = run.trainS;
       const bytes = boundaryBytesPerToken({ rows: flags.rowsPerSample, seqLen: preset.seq_len, dModel: preset.d_model, width: point.bottleneck ?? preset.d_model, codecs: point.codecs, length: 0 });
       const base = results[0]?.heldout_loss ?? heldout;
       const r: CompressionResult = {
@@ -132,42 +147,6 @@ export async function benchCompressionCommand(flags: BenchCompressionFlags, out:
     ].join('\n'),
   );
   return results;
-}
-
-async function trainOne(
-  config: ReturnType<typeof loadPreset>,
-  stages: [number, number][],
-  codecs: WireCodecs,
-  flags: BenchCompressionFlags,
-  optim: ReturnType<typeof trainRecipe>,
-  dataset: ReturnType<typeof buildDataset>,
-  evalSet: ReturnType<typeof heldoutBatches>,
-  threads: number,
-  bar: Progress,
-  k: number,
-): Promise<{ heldout: number; tokensPerS: number; trainS: number }> {
-  // One micro-batch per step: the codecs act per token row (int8) or per block of 32 values that
-  // never straddles a sequence, so splitting the batch as the swarm does changes nothing but time.
-  const trainer = await PipelineTrainer.create({ config, stages, optim, rows: config.batch_size, codecs, threads });
-  try {
-    let cur = trainer.layouts.map((l) => freshState(l, flags.seed));
-    let next = trainer.layouts.map((l) => freshState(l, flags.seed));
-    const t0 = performance.now();
-    let loss = NaN;
-    for (let s = 0; s < flags.steps; s++) {
-      const b = trainBatch(dataset, { seed: flags.seed, step: s, batchSize: config.batch_size, seqLen: config.seq_len });
-      const r = await trainer.trainStep(cur, next, b, s + 1, learningRate(s, optim));
-      if (!Number.isFinite(r.loss)) throw new Error(`${describeConfig({ codecs })}: training diverged at step ${s + 1}`);
-      [cur, next] = [next, cur];
-      loss = r.loss;
-      bar.update(k * flags.steps + s + 1, `${k + 1}: loss ${loss.toFixed(3)}`);
-    }
-    const trainS = (performance.now() - t0) / 1000;
-    const heldout = await trainer.heldoutLoss(cur.map((c) => c.params), evalSet);
-    return { heldout, tokensPerS: (flags.steps * config.batch_size * config.seq_len) / trainS, trainS };
-  } finally {
-    await trainer.dispose();
-  }
 }
 
 function table(results: CompressionResult[]): string {

@@ -5,7 +5,7 @@
 // so the same loop runs under `tah miner`, the local swarm and the desktop app's utility process.
 import type { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { OrchestratorError } from '../../orchestrator-client/client.ts';
-import { type BlobDims, type BlobKind, blobDataDigest, dequantizeInt8, quantizeInt8, quantizedMerge, stateDigest } from '../../orchestrator-client/blobs.ts';
+import { type BlobDims, type BlobKind, blobDataDigest, dequantizeInt8, quantizeInt8, quantizedMerge, runBlobDims, stateDigest } from '../../orchestrator-client/blobs.ts';
 import type { ApplyTask, Assignment, BlobRef, Hardware, Lease, LocalTask, ReduceTask, RunSpec, SampleRef, ShareTask, SyncTask, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.ts';
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
@@ -196,7 +196,7 @@ export class Miner {
         anchor: new Float32Array(0),
         u: new Float32Array(spec.mode === 'local' ? layout.size : 0),
         innerSteps: 0,
-        dims: { rows: spec.rows_per_sample, seqLen: config.seq_len, dModel: config.d_model, width: config.bottleneck_dim ?? config.d_model, codecs: spec.compression, length: 0 },
+        dims: runBlobDims(spec, config),
         last,
       };
       // Local mode: the weights at the last merge, the start of the first pseudo-gradient.
@@ -270,14 +270,18 @@ export class Miner {
     return { inputs: batch.inputs.slice(from, to), targets: batch.targets.slice(from, to) };
   }
 
-  private async download(ref: { key: string; url: string; bytes: number }, kind: BlobKind, dims: BlobDims): Promise<Map<string, Float32Array>> {
+  private async download(ref: BlobRef, kind: BlobKind, dims: BlobDims): Promise<Map<string, Float32Array>> {
     return (await this.downloadWithMetadata(ref, kind, dims)).tensors;
   }
 
-  private async downloadWithMetadata(ref: { key: string; url: string; bytes: number }, kind: BlobKind, dims: BlobDims): Promise<{ tensors: Map<string, Float32Array>; metadata: Record<string, string> }> {
+  private async downloadWithMetadata(ref: BlobRef, kind: BlobKind, dims: BlobDims): Promise<{ tensors: Map<string, Float32Array>; metadata: Record<string, string> }> {
+    return decodeBlob(ref.key, await this.fetch(ref), kind, dims);
+  }
+
+  private async fetch(ref: BlobRef): Promise<Uint8Array> {
     const bytes = await downloadFromUrl(ref.url, { maxBytes: Math.max(ref.bytes, 1) * 2 + 65_536 });
     this.bytesDown += bytes.length;
-    return decodeBlob(ref.key, bytes, kind, dims);
+    return bytes;
   }
 
   /**
@@ -300,10 +304,8 @@ export class Miner {
   }
 
   /** Another miner's activation or gradient, decoded by the run's codec (and checked in full). */
-  private async downloadWire(ref: { key: string; url: string; bytes: number }, kind: 'activation' | 'gradient', dims: BlobDims): Promise<Float32Array> {
-    const bytes = await downloadFromUrl(ref.url, { maxBytes: Math.max(ref.bytes, 1) * 2 + 65_536 });
-    this.bytesDown += bytes.length;
-    return decodeWire(ref.key, bytes, kind, dims);
+  private async downloadWire(ref: BlobRef, kind: 'activation' | 'gradient', dims: BlobDims): Promise<Float32Array> {
+    return decodeWire(ref.key, await this.fetch(ref), kind, dims);
   }
 
   /** The sample's token ids, for a stage that decodes a bottleneck; none otherwise. */
@@ -338,14 +340,14 @@ export class Miner {
     } else if (s.last && lease.direction !== 'backward') {
       // The last stage: forward, loss and backward at once (a redo sends nothing down).
       const input = await this.stageInput(s, lease.input);
-      const { targets } = this.rows(lease.sample, s.config.seq_len);
-      const b = await s.stage.backward(s.params, input, { targets, tokens: this.tokenIds(s, lease.sample) }, s.scratch);
+      const sample = this.rows(lease.sample, s.config.seq_len);
+      const b = await s.stage.backward(s.params, input, { targets: sample.targets, tokens: s.stage.needsTokens ? sample.inputs : undefined }, s.scratch);
       this.addScratch(s);
       loss = b.loss;
       if (lease.direction === 'forward') output = b.gradInput as Float32Array | undefined;
     } else {
       // Backward (or its redo): the gradient of this stage's output, and the forward's activations.
-      const gradOutput = await this.downloadWire(lease.input as { key: string; url: string; bytes: number }, 'gradient', s.dims);
+      const gradOutput = await this.downloadWire(lease.input as BlobRef, 'gradient', s.dims);
       // This miner's own forward left the input here; otherwise (another miner's forward, or a
       // redo) it is fetched again.
       const input = (lease.direction === 'backward' ? s.kept.get(lease.sample_id) : undefined) ?? (await this.stageInput(s, lease.forward_input!));

@@ -7,15 +7,15 @@
 // reference the swarm is checked against when a run compresses what crosses stage boundaries.
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { type CodecName, decode, encode } from '../../orchestrator-client/codecs.ts';
-import type { Batch } from '../data/dataset.ts';
+import { type Batch, type Dataset, trainBatch } from '../data/dataset.ts';
 import type { DeviceChoice } from '../engine/session.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { stageWidth } from '../model/llama.ts';
 import { ParamLayout } from '../model/params.ts';
 import { Stage } from '../model/stage.ts';
-import { type AdamWConfig, clipCoefficient } from '../optim/adamw.ts';
+import { type AdamWConfig, clipCoefficient, learningRate } from '../optim/adamw.ts';
 import { StageOptimizer } from '../optim/optimizer.ts';
-import type { OptimState } from './trainer.ts';
+import { type OptimState, freshState } from './trainer.ts';
 
 /** What crosses a stage boundary: activations forward, their gradients backward. */
 export interface WireCodecs {
@@ -158,5 +158,34 @@ export class PipelineTrainer {
 
   async dispose(): Promise<void> {
     await Promise.all(this.parts.flatMap((p) => [p.stage.dispose(), p.optimizer.dispose()]));
+  }
+}
+
+/**
+ * Trains a split model from its seeded initialisation for `steps` steps on the training batches
+ * the swarm would use (seed, step); answers every stage's final state and, given `evalSet`, its
+ * held-out loss. `onStep` sees each step's loss.
+ */
+export async function trainPipeline(
+  opts: PipelineOptions & { dataset: Dataset; steps: number; seed: number; evalSet?: Batch[]; onStep?: (step: number, loss: number) => void },
+): Promise<{ layouts: ParamLayout[]; states: OptimState[]; heldout: number | null; trainS: number }> {
+  const trainer = await PipelineTrainer.create(opts);
+  try {
+    const { config } = opts;
+    let cur = trainer.layouts.map((l) => freshState(l, opts.seed));
+    let next = trainer.layouts.map((l) => freshState(l, opts.seed));
+    const t0 = performance.now();
+    for (let s = 0; s < opts.steps; s++) {
+      const batch = trainBatch(opts.dataset, { seed: opts.seed, step: s, batchSize: config.batch_size, seqLen: config.seq_len });
+      const { loss } = await trainer.trainStep(cur, next, batch, s + 1, learningRate(s, opts.optim));
+      if (!Number.isFinite(loss)) throw new Error(`training diverged at step ${s + 1}: loss is ${loss}`);
+      [cur, next] = [next, cur];
+      opts.onStep?.(s + 1, loss);
+    }
+    const trainS = (performance.now() - t0) / 1000;
+    const heldout = opts.evalSet ? await trainer.heldoutLoss(cur.map((c) => c.params), opts.evalSet) : null;
+    return { layouts: trainer.layouts, states: cur, heldout, trainS };
+  } finally {
+    await trainer.dispose();
   }
 }

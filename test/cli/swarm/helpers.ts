@@ -13,13 +13,13 @@ import { trainRecipe } from '../../../cli/commands/train.ts';
 import { assembleStages } from '../../../worker/checkpoint/assemble.ts';
 import { loadCheckpoint, wholeModel } from '../../../worker/checkpoint/checkpoint.ts';
 import { loadBrownCorpus } from '../../../worker/data/brown.ts';
-import { buildDataset, trainBatch } from '../../../worker/data/dataset.ts';
+import { buildDataset } from '../../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../../worker/data/tokenizer.ts';
 import { type ModelConfig, loadPreset, runModelConfig } from '../../../worker/model/config.ts';
 import { ParamLayout } from '../../../worker/model/params.ts';
-import { learningRate, toOptimizerSpec } from '../../../worker/optim/adamw.ts';
-import { PipelineTrainer, stageSpans } from '../../../worker/train/pipeline.ts';
-import { freshState, train } from '../../../worker/train/trainer.ts';
+import { toOptimizerSpec } from '../../../worker/optim/adamw.ts';
+import { stageSpans, trainPipeline } from '../../../worker/train/pipeline.ts';
+import { train } from '../../../worker/train/trainer.ts';
 
 export interface SwarmCase {
   preset: string;
@@ -80,22 +80,10 @@ export async function singleProcessWeights(c: SwarmCase): Promise<{ layout: Para
 /** singleProcessWeights for a compressed run: one process, every stage, the run's codecs. */
 export async function pipelineWeights(c: SwarmCase, codecs: CompressionSpec): Promise<{ layout: ParamLayout; params: Float32Array }> {
   const { config, stages } = caseConfig(c);
-  const optim = trainRecipe(c.preset, c.rounds, c.lr);
   const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
-  const trainer = await PipelineTrainer.create({ config, stages, optim, rows: c.rows, codecs, threads: 2 });
-  try {
-    let cur = trainer.layouts.map((l) => freshState(l, c.seed));
-    let next = trainer.layouts.map((l) => freshState(l, c.seed));
-    for (let s = 0; s < c.rounds; s++) {
-      const batch = trainBatch(dataset, { seed: c.seed, step: s, batchSize: config.batch_size, seqLen: config.seq_len });
-      await trainer.trainStep(cur, next, batch, s + 1, learningRate(s, optim));
-      [cur, next] = [next, cur];
-    }
-    const { layout, state } = assembleStages(config, stageSpans(stages).map((span, i) => ({ span, ...cur[i] })));
-    return { layout, params: state.params };
-  } finally {
-    await trainer.dispose();
-  }
+  const { states } = await trainPipeline({ config, stages, optim: trainRecipe(c.preset, c.rounds, c.lr), rows: c.rows, codecs, threads: 2, dataset, steps: c.rounds, seed: c.seed });
+  const { layout, state } = assembleStages(config, stageSpans(stages).map((span, i) => ({ span, ...states[i] })));
+  return { layout, params: state.params };
 }
 
 /** Relative error ‖a − b‖ / ‖b‖ of every tensor of the swarm's final model against the reference. */
