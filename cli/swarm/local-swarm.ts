@@ -11,6 +11,7 @@ import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import type { RunStatus } from '../../orchestrator-client/protocol.ts';
 import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import { createWallet } from '../../orchestrator-client/wallet.ts';
+import { MINER_NODE_FLAGS } from '../../worker/miner/host.ts';
 
 const TAH = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
 
@@ -55,7 +56,7 @@ export class LocalSwarm {
     const env = { ...process.env, ...this.opts.env, ...extraEnv };
     // A host run by node's test runner must not pass its marker on: the children are plain tah.
     delete env.NODE_TEST_CONTEXT;
-    const child = spawn(process.execPath, [TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, [...(args[0] === 'miner' ? MINER_NODE_FLAGS : []), TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     createInterface({ input: child.stderr! }).on('line', (line) => {
       this.stderrTail.push(`${label}: ${line}`);
       if (this.stderrTail.length > 40) this.stderrTail.shift();

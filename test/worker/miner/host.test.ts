@@ -1,7 +1,9 @@
 // The miner's message interface, as the desktop app's utility process will use it: a real
 // orchestrator over HTTP, the miner loop behind a MessagePort, start and stop as messages.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -9,8 +11,18 @@ import { MessageChannel } from 'node:worker_threads';
 import { u8aToHex } from '@polkadot/util';
 import { keypairFromSeed, ready } from '../../../orchestrator-client/signing.ts';
 import { startOrchestrator } from '../../../orchestrator/service.ts';
-import { type MinerMessage, parseHostMessage, serveMiner } from '../../../worker/miner/host.ts';
+import { MINER_NODE_FLAGS, type MinerMessage, parseHostMessage, serveMiner } from '../../../worker/miner/host.ts';
 import { launchMiner } from '../../../worker/miner/launch.ts';
+
+test('the tah executable starts node with the miner flags, and runs as a program', async () => {
+  const bin = new URL('../../../bin/tah.js', import.meta.url);
+  const shebang = (await readFile(bin, 'utf8')).split('\n')[0];
+  assert.match(shebang, /^#!\/usr\/bin\/env -S node /);
+  for (const flag of MINER_NODE_FLAGS) assert.ok(shebang.split(' ').includes(flag), `${flag} missing from ${shebang}`);
+  // Executed directly (as npm's bin link is), so the kernel and env read the shebang.
+  const { stdout } = await promisify(execFile)(bin.pathname, ['--help']);
+  assert.match(stdout, /Usage: tah/);
+});
 
 test('host messages are checked: a bad one is refused with what is wrong', () => {
   assert.throws(() => parseHostMessage(null), /not an object/);
