@@ -90,6 +90,12 @@ export class Miner {
   private bytesUp = 0;
   private bytesDown = 0;
   private wireBytes = 0;
+  /**
+   * This round's merge blobs that this miner uploaded itself (shares and reduced slices), by key:
+   * a reduce that sums its own share, or an apply that needs a slice it reduced, reads these same
+   * bytes instead of fetching them back. With two replicas that halves a round's merge downloads.
+   */
+  private readonly own = new Map<string, Uint8Array>();
   private readonly started: number;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -165,6 +171,7 @@ export class Miner {
       s.assignment = assignment;
       this.clearSum(s);
     } else {
+      this.own.clear();
       await this.state?.stage.dispose();
       await this.state?.optimizer.dispose();
       const config = runModelConfig(spec);
@@ -279,6 +286,8 @@ export class Miner {
   }
 
   private async fetch(ref: BlobRef): Promise<Uint8Array> {
+    const mine = this.own.get(ref.key);
+    if (mine) return mine;
     const bytes = await downloadFromUrl(ref.url, { maxBytes: Math.max(ref.bytes, 1) * 2 + 65_536 });
     this.bytesDown += bytes.length;
     return bytes;
@@ -324,6 +333,7 @@ export class Miner {
     s.gradSum.fill(0);
     s.samples = 0;
     s.kept.clear();
+    this.own.clear();
   }
 
   private async work(s: StageState, lease: Lease): Promise<void> {
@@ -387,6 +397,7 @@ export class Miner {
       const part = buffer.subarray(range[0], range[1]);
       const blob = q8 ? encodeBlob('share_q8', { ...s.dims, length: part.length }, quantizeInt8(part)) : encodeBlob('share', { ...s.dims, length: part.length }, { grad: part });
       outputs.push(await this.put(upload, blob));
+      this.own.set(upload.key, blob);
     }
     await this.opts.client.complete({ lease_id: task.id, outputs });
   }
@@ -408,8 +419,10 @@ export class Miner {
     let sumsq = 0;
     for (let i = 0; i < result.length; i++) sumsq += result[i] * result[i];
     const blob = quantized ? encodeBlob('reduced_q8', dims, quantized) : encodeBlob('reduced', dims, { grad: sum });
+    const output = await this.put(task.upload, blob);
+    this.own.set(task.upload.key, blob);
     // The digest of the blob's data: the float32 sum itself, or its int8 blocks and scales.
-    await this.opts.client.complete({ lease_id: task.id, output: await this.put(task.upload, blob), sumsq, digest: blobDataDigest(blob)! });
+    await this.opts.client.complete({ lease_id: task.id, output, sumsq, digest: blobDataDigest(blob)! });
   }
 
   /** Local mode: an inner AdamW step on this replica's own mean gradient, clipped by its own norm. */
@@ -480,10 +493,12 @@ export class Miner {
    */
   private async agreedSlice(s: StageState, range: [number, number], digest: string, blobs: BlobRef[], bad: { key: string; reason: string }[]): Promise<Float32Array> {
     const kind = quantizedMerge(s.spec) ? 'reduced_q8' : 'reduced';
-    for (const blob of blobs) {
+    // A copy this miner reduced itself is used when it is the agreed one; if it is not, the vote has
+    // judged it already, so only the others are fetched and checked.
+    const mine = blobs.find((b) => this.own.has(b.key) && blobDataDigest(this.own.get(b.key)!) === digest);
+    for (const blob of mine ? [mine] : blobs.filter((b) => !this.own.has(b.key))) {
       try {
-        const bytes = await downloadFromUrl(blob.url, { maxBytes: Math.max(blob.bytes, 1) * 2 + 65_536 });
-        this.bytesDown += bytes.length;
+        const bytes = await this.fetch(blob);
         if (blobDataDigest(bytes) === digest) return fromBlob(decodeBlob(blob.key, bytes, kind, { ...s.dims, length: range[1] - range[0] }).tensors);
         bad.push({ key: blob.key, reason: `its content does not have the agreed digest ${digest.slice(0, 12)}…` });
       } catch (e) {
