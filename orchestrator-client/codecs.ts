@@ -40,23 +40,36 @@ export class CodecError extends Error {
 export const INT4_BLOCK = 32;
 const HALF_MAX = 65504;
 
-/** Encodes `x`, [rows, cols] row-major; refuses values that are not finite. */
+/** The index of the first value that is not finite, or -1 (a plain loop: these arrays are MBs). */
+export function firstNonFinite(x: Float32Array): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return i;
+  return -1;
+}
+
+/** Elementwise through `f` into a new array of `out`'s kind (a loop: TypedArray.from is slow). */
+function mapInto<T extends Float32Array | Uint16Array>(out: T, src: ArrayLike<number>, f: (v: number) => number): T {
+  for (let i = 0; i < src.length; i++) out[i] = f(src[i]);
+  return out;
+}
+
+/**
+ * Encodes `x`, [rows, cols] row-major; refuses values that are not finite. An f32 payload is `x`
+ * itself, not a copy (whoever serialises it copies it anyway).
+ */
 export function encode(codec: CodecName, x: Float32Array, rows: number, cols: number): Payload {
   checkShape(rows, cols, x.length);
-  const bad = x.findIndex((v) => !Number.isFinite(v));
+  const bad = firstNonFinite(x);
   if (bad >= 0) throw new CodecError(`${codec}: element ${bad} is ${x[bad]}: only finite values can be sent`);
   switch (codec) {
     case 'f32':
-      return { x: { dtype: 'F32', shape: [rows, cols], data: Float32Array.from(x) } };
+      return { x: { dtype: 'F32', shape: [rows, cols], data: x } };
     case 'f16': {
-      const over = x.findIndex((v) => Math.abs(v) > HALF_MAX);
-      if (over >= 0) throw new CodecError(`f16: element ${over} is ${x[over]}, beyond half precision's ±65504`);
-      return { x: { dtype: 'F16', shape: [rows, cols], data: Uint16Array.from(x, toHalf) } };
+      for (let i = 0; i < x.length; i++) if (Math.abs(x[i]) > HALF_MAX) throw new CodecError(`f16: element ${i} is ${x[i]}, beyond half precision's ±65504`);
+      return { x: { dtype: 'F16', shape: [rows, cols], data: mapInto(new Uint16Array(x.length), x, toHalf) } };
     }
     case 'bf16': {
-      const data = Uint16Array.from(x, toBfloat16);
-      const over = data.findIndex((h) => (h & 0x7fff) === 0x7f80);
-      if (over >= 0) throw new CodecError(`bf16: element ${over} is ${x[over]}, which rounds beyond bfloat16's range`);
+      const data = mapInto(new Uint16Array(x.length), x, toBfloat16);
+      for (let i = 0; i < data.length; i++) if ((data[i] & 0x7fff) === 0x7f80) throw new CodecError(`bf16: element ${i} is ${x[i]}, which rounds beyond bfloat16's range`);
       return { x: { dtype: 'BF16', shape: [rows, cols], data } };
     }
     case 'int8': {
@@ -74,7 +87,10 @@ export function encode(codec: CodecName, x: Float32Array, rows: number, cols: nu
   }
 }
 
-/** Decodes a payload of `codec` that must hold a [rows, cols] tensor; CodecError when it does not. */
+/**
+ * Decodes a payload of `codec` that must hold a [rows, cols] tensor; CodecError when it does not.
+ * An f32 payload's own array is returned, not a copy.
+ */
 export function decode(codec: CodecName, p: Payload, rows: number, cols: number): Float32Array {
   checkShape(rows, cols, rows * cols);
   const names = payloadTensors(codec, rows, cols).map((t) => t.name);
@@ -84,15 +100,15 @@ export function decode(codec: CodecName, p: Payload, rows: number, cols: number)
   switch (codec) {
     case 'f32': {
       const x = expect(p, codec, 'x', 'F32', [rows, cols]) as Float32Array;
-      const bad = x.findIndex((v) => !Number.isFinite(v));
+      const bad = firstNonFinite(x);
       if (bad >= 0) throw new CodecError(`f32: element ${bad} is ${x[bad]}: values must be finite`);
-      return Float32Array.from(x);
+      return x;
     }
     case 'f16':
     case 'bf16': {
       const h = expect(p, codec, 'x', codec === 'f16' ? 'F16' : 'BF16', [rows, cols]) as Uint16Array;
-      const out = Float32Array.from(h, codec === 'f16' ? fromHalf : fromBfloat16);
-      const bad = out.findIndex((v) => !Number.isFinite(v));
+      const out = mapInto(new Float32Array(h.length), h, codec === 'f16' ? fromHalf : fromBfloat16);
+      const bad = firstNonFinite(out);
       if (bad >= 0) throw new CodecError(`${codec}: element ${bad} is ${out[bad]}: values must be finite`);
       return out;
     }
@@ -183,7 +199,7 @@ function scales(p: Payload, codec: CodecName, count: number): [Float32Array, Flo
 }
 
 function finite(codec: CodecName, x: Float32Array): Float32Array {
-  const bad = x.findIndex((v) => !Number.isFinite(v));
+  const bad = firstNonFinite(x);
   if (bad >= 0) throw new CodecError(`${codec}: element ${bad} decodes to ${x[bad]}: values must be finite`);
   return x;
 }

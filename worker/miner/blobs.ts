@@ -3,7 +3,7 @@
 // tensors, all values finite); a blob that fails is refused with an error naming its key, which
 // the miner reports so that the orchestrator re-issues the work that made it.
 import { type BlobDims, type BlobKind, blobTensors, wireTensorName } from '../../orchestrator-client/blobs.ts';
-import { type CodecName, CodecError, type Payload, type WireDtype, decode, encode } from '../../orchestrator-client/codecs.ts';
+import { type CodecName, CodecError, type Payload, type WireDtype, decode, encode, firstNonFinite } from '../../orchestrator-client/codecs.ts';
 import { decodeSafetensors, encodeSafetensors, toFloat32 } from '../checkpoint/safetensors.ts';
 
 /** Another miner's upload that cannot be used. */
@@ -45,11 +45,6 @@ export function decodeBlob(key: string, bytes: Uint8Array, kind: BlobKind, dims:
     out.set(t.name, values);
   }
   return { tensors: out, metadata: file.metadata };
-}
-
-function firstNonFinite(v: Float32Array): number {
-  for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return i;
-  return -1;
 }
 
 /** An activation or gradient blob: `x` ([rows·seqLen, width]) through the run's codec for `kind`. */
