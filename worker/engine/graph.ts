@@ -144,6 +144,8 @@ export class Graph {
   sigmoid = (x: Value): Value => this.unary('Sigmoid', x);
   /** x * sigmoid(x), written out so that its parts are differentiated by their own rules. */
   silu = (x: Value): Value => this.mul(x, this.sigmoid(x));
+  /** tanh(x) = 2·sigmoid(2x) − 1, written out likewise. */
+  tanh = (x: Value): Value => this.sub(this.mul(this.scalar(2), this.sigmoid(this.mul(x, this.scalar(2)))), this.scalar(1));
   /** Multiplication by a constant scalar. */
   scale = (x: Value, s: number): Value => this.mul(x, this.scalar(s));
 

@@ -29,9 +29,14 @@ interface Context {
 
 const linear = (g: Graph, x: Value, w: Value): Value => g.gemm(x, w, { transB: true });
 
-export function rmsNorm(g: Graph, x: Value, w: Value, eps: number): Value {
+/** x / rms(x) over the last axis. */
+function unitRms(g: Graph, x: Value, eps: number): Value {
   const meanSquare = g.reduceMean(g.mul(x, x), [-1]);
-  return g.mul(g.mul(x, g.reciprocal(g.sqrt(g.add(meanSquare, g.scalar(eps))))), w);
+  return g.mul(x, g.reciprocal(g.sqrt(g.add(meanSquare, g.scalar(eps)))));
+}
+
+export function rmsNorm(g: Graph, x: Value, w: Value, eps: number): Value {
+  return g.mul(unitRms(g, x, eps), w);
 }
 
 /** q·cos + rotate_half(q)·sin; rotate_half is a constant signed permutation, applied as a MatMul. */
@@ -72,19 +77,22 @@ function decoderLayer(g: Graph, ctx: Context, x: Value, i: number, param: (n: st
 
 /**
  * The bottleneck at a stage boundary (docs/COMPRESSION.md). The encoder normalises the residual
- * stream and projects it to bottleneck_dim channels, so what crosses the wire has a steady scale
- * for the codecs; the decoder projects back and adds its own embedding of the sample's tokens,
- * which every stage reads from the dataset, so the narrow channel carries context rather than
- * token identity.
+ * stream, projects it to bottleneck_dim channels and squashes them with tanh, so what crosses the
+ * wire lies in (−1, 1) for the codecs; the decoder projects back, adds its own embedding of the
+ * sample's tokens (which every stage reads from the dataset, so the narrow channel carries context
+ * rather than token identity) and normalises the sum to unit RMS: a freshly decoded stream is tiny
+ * at first, and RMSNorm's 1/rms then magnified its gradients into loss spikes.
  */
 function bottleneckEncode(g: Graph, ctx: Context, x: Value, i: number, param: (n: string) => Value): Value {
   const p = `model.layers.${i}.bottleneck.`;
-  return linear(g, rmsNorm(g, x, param(`${p}encode_norm.weight`), ctx.config.norm_eps), param(`${p}encode.weight`));
+  const code = linear(g, rmsNorm(g, x, param(`${p}encode_norm.weight`), ctx.config.norm_eps), param(`${p}encode.weight`));
+  return g.tanh(code);
 }
 
-function bottleneckDecode(g: Graph, z: Value, tokens: Value, i: number, param: (n: string) => Value): Value {
+function bottleneckDecode(g: Graph, ctx: Context, z: Value, tokens: Value, i: number, param: (n: string) => Value): Value {
   const p = `model.layers.${i}.bottleneck.`;
-  return g.add(linear(g, z, param(`${p}decode.weight`)), g.gather(param(`${p}decode_embed.weight`), tokens));
+  const h = g.add(linear(g, z, param(`${p}decode.weight`)), g.gather(param(`${p}decode_embed.weight`), tokens));
+  return unitRms(g, h, ctx.config.norm_eps);
 }
 
 /** Channels of a stage's input (and of its output, `end`): bottleneck_dim where a bottleneck crosses. */
@@ -144,7 +152,7 @@ export function buildStage(g: Graph, config: ModelConfig, span: StageSpan, { inp
   const ids = span.hasEmbed ? g.reshape(input, [B * T]) : tokens && g.reshape(tokens, [B * T]);
   const decode = (z: Value, i: number): Value => {
     if (!ids) throw new Error(`layer ${i} decodes a bottleneck: the stage needs the token ids`);
-    return bottleneckDecode(g, z, ids, i, param);
+    return bottleneckDecode(g, ctx, z, ids, i, param);
   };
   const [first, last] = span.layers;
   let x = span.hasEmbed ? g.gather(param('model.embed_tokens.weight'), ids!) : g.reshape(input, [B * T, stageWidth(config, span, 'input')]);
