@@ -12,7 +12,7 @@ before(async () => {
 });
 after(() => cleanup());
 
-test('bench merge --json: per miner, a round moves 4 to 5 stage sizes, not C − 1, and no more with more replicas', { timeout: 180_000 }, async () => {
+test('bench merge --json: per miner, a round moves 3 to 4 stage sizes, not C − 1, whatever the replicas', { timeout: 180_000 }, async () => {
   const r = await runTah(['bench', 'merge', '--replicas', '2,4', '--rounds', '2', '--json'], { cwd: dir, timeoutMs: 170_000 });
   assert.equal(r.code, 0, show(r));
   const lines = jsonLines(r.stdout);
@@ -21,11 +21,14 @@ test('bench merge --json: per miner, a round moves 4 to 5 stage sizes, not C −
   const results = last.results as { replicas: number; ratio: number; naive_ratio: number; stage_bytes: number }[];
   assert.deepEqual(results.map((m) => m.replicas), [2, 4]);
   for (const m of results) {
-    // Share up 1, two reductions down 2 and up 2/C, apply down 1, plus safetensors headers (C, the
-    // replicas that had samples in a round, may be fewer than the replicas: a fast one takes more).
-    assert.ok(m.ratio > 3.5 && m.ratio < 5.1, `replicas ${m.replicas}: ${m.ratio} stage sizes, expected 4 to 5`);
+    // Share up 1; two reductions, each down C − 1 shares of 1/C (its own is read locally) and up
+    // 1/C; apply down the slices it did not reduce itself, (C − 2)/C: 4 − 2/C in all, plus
+    // safetensors headers (C, the replicas that had samples in a round, may be fewer than the
+    // replicas: a fast one takes more).
+    assert.ok(m.ratio > 2.9 && m.ratio < 4.1, `replicas ${m.replicas}: ${m.ratio} stage sizes, expected 3 to 4`);
     assert.equal(m.naive_ratio, m.replicas - 1);
   }
-  assert.ok(results[1].ratio <= results[0].ratio + 0.1, `more replicas, no more bytes per miner: ${results.map((m) => m.ratio).join(' vs ')}`);
+  // Two replicas: nothing a miner computed itself is fetched back, so exactly 3 stage sizes.
+  assert.ok(results[0].ratio < 3.1, `2 replicas: ${results[0].ratio} stage sizes, expected 3`);
   assert.equal(lines.filter((l) => l.event === 'measurement').length, 2);
 });
