@@ -12,7 +12,7 @@ import { loadBrownCorpus } from '../../worker/data/brown.ts';
 import { type Dataset, buildDataset } from '../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../worker/data/tokenizer.ts';
 import { DEVICES, chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
-import { parseFaults } from '../../worker/miner/faults.ts';
+import { ADVERSARIES, type Adversary, parseFaults } from '../../worker/miner/faults.ts';
 import { Miner, type MinerEvent } from '../../worker/miner/miner.ts';
 import { makeOutput, onInterrupt } from '../output.ts';
 import type { Guard } from './wallet.ts';
@@ -24,6 +24,7 @@ interface MinerFlags {
   threads?: number;
   run?: string;
   json?: boolean;
+  adversary?: Adversary;
 }
 
 
@@ -37,6 +38,8 @@ export function registerMinerCommand(program: Command, guarded: Guard): void {
     .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
     .option('--run <id>', 'the run to join (default: the newest active run)')
     .option('--json', 'one JSON object per line')
+    // For tests of the swarm's defences: cheat at every work item (worker/miner/faults.ts).
+    .addOption(new Option('--adversary <mode>').choices(ADVERSARIES).hideHelp())
     .action(guarded(async (o: MinerFlags) => runMiner(o)));
 }
 
@@ -103,7 +106,7 @@ async function runMiner(o: MinerFlags): Promise<void> {
     dataset: () => (dataset ??= buildDataset(loadBrownCorpus(), byteTokenizer)),
     onEvent,
     // Deliberate misbehaviour, for tests of the swarm's defences (worker/miner/faults.ts).
-    faults: parseFaults(process.env.TAH_FAULTS),
+    faults: { ...parseFaults(process.env.TAH_FAULTS), ...(o.adversary ? { adversary: o.adversary } : {}) },
   });
   const interrupt = onInterrupt(out, 'stopping: finishing the task in hand (Ctrl-C again to quit at once)', () => miner.stop(), ['SIGINT', 'SIGTERM']);
   const result = await miner.run();

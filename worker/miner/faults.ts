@@ -1,7 +1,17 @@
 // Deliberate misbehaviour, for tests of what the swarm does with a dishonest or broken miner.
-// Off unless asked for: `tah miner` reads TAH_FAULTS (e.g. TAH_FAULTS=reduce:tiny). Each fault
-// makes the miner lie consistently, as a cheater would: its upload, digest and sums all describe
-// the wrong result.
+// Off unless asked for: `tah miner` reads TAH_FAULTS (e.g. TAH_FAULTS=reduce:tiny) and its hidden
+// --adversary flag. Each fault makes the miner lie consistently, as a cheater would: its upload,
+// digest and sums all describe the wrong result.
+
+/**
+ * Ways a miner may cheat at its work items (the activations and gradients it sends on):
+ * random: values of the right scale and no meaning; scaled: gradients (and its gradient sums) ×10;
+ * stale: replays its first output of each kind; lazy: passes its input on as its output (a copy
+ * of the upstream miner's upload) where the widths allow, else replays; nan: one value NaN;
+ * subtle: adds noise of 1 % of the output's norm.
+ */
+export const ADVERSARIES = ['random', 'scaled', 'stale', 'lazy', 'nan', 'subtle'] as const;
+export type Adversary = (typeof ADVERSARIES)[number];
 
 export interface Faults {
   /** Reductions: off by one unit in the last place of one element ('tiny'), or random values ('garbage'). */
@@ -12,9 +22,11 @@ export interface Faults {
   blowUpShare?: number;
   /** After applying this round, scale every weight ×20 (given to every replica of a stage, their states still agree: a bad update). */
   poisonAfter?: number;
+  /** Cheats at every work item this way. */
+  adversary?: Adversary;
 }
 
-const USAGE = 'expected a comma-separated list of: reduce:tiny, reduce:garbage, skew:ROUND, share:ROUND, poison:ROUND';
+const USAGE = `expected a comma-separated list of: reduce:tiny, reduce:garbage, skew:ROUND, share:ROUND, poison:ROUND, adversary:(${ADVERSARIES.join('|')})`;
 
 /** Parses a TAH_FAULTS value ('' or undefined: no faults). */
 export function parseFaults(spec: string | undefined): Faults {
@@ -25,6 +37,7 @@ export function parseFaults(spec: string | undefined): Faults {
     else if (what === 'skew' && /^\d+$/.test(how ?? '')) faults.skewAfter = Number(how);
     else if (what === 'share' && /^\d+$/.test(how ?? '')) faults.blowUpShare = Number(how);
     else if (what === 'poison' && /^\d+$/.test(how ?? '')) faults.poisonAfter = Number(how);
+    else if (what === 'adversary' && (ADVERSARIES as readonly string[]).includes(how ?? '')) faults.adversary = how as Adversary;
     else throw new Error(`TAH_FAULTS: unknown fault '${part}' (${USAGE})`);
   }
   return faults;
@@ -39,4 +52,73 @@ export function spoilReduction(sum: Float32Array, fault: NonNullable<Faults['red
     return;
   }
   for (let i = 0; i < sum.length; i++) sum[i] = (Math.random() - 0.5) * 1e-3;
+}
+
+/** A standard normal deviate (Box–Muller): adversaries need no reproducible stream. */
+function gaussian(): number {
+  return Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
+}
+
+function norm(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  return Math.sqrt(s);
+}
+
+/** An adversarial miner's memory and its tampering with what it sends. */
+export class AdversaryState {
+  private readonly first = new Map<string, Float32Array>();
+
+  constructor(readonly mode: Adversary) {}
+
+  /**
+   * What the miner sends instead of `honest`, the output of a work item of `kind` computed from
+   * `input`. Returns `honest` itself (untouched) where this mode leaves that kind alone. NaN is not
+   * put here: the miner's own encoder would refuse it (see blob()).
+   */
+  output(kind: 'activation' | 'gradient', honest: Float32Array, input: Float32Array | BigInt64Array): Float32Array {
+    const replay = (): Float32Array => {
+      const kept = this.first.get(kind);
+      if (!kept || kept.length !== honest.length) {
+        this.first.set(kind, honest.slice());
+        return honest;
+      }
+      return kept.slice();
+    };
+    switch (this.mode) {
+      case 'random': {
+        const rms = norm(honest) / Math.sqrt(Math.max(1, honest.length));
+        return Float32Array.from(honest, () => rms * gaussian());
+      }
+      case 'scaled':
+        return kind === 'gradient' ? Float32Array.from(honest, (v) => v * 10) : honest;
+      case 'stale':
+        return replay();
+      case 'lazy':
+        return input instanceof Float32Array && input.length === honest.length ? input.slice() : replay();
+      case 'subtle': {
+        const scale = (0.01 * norm(honest)) / Math.sqrt(Math.max(1, honest.length));
+        return Float32Array.from(honest, (v) => v + scale * gaussian());
+      }
+      case 'nan':
+        return honest;
+    }
+  }
+
+  /** Its gradient sum as shared for the merge: scaled ×10 in 'scaled' mode, else as computed. */
+  share(sum: Float32Array): Float32Array {
+    return this.mode === 'scaled' ? Float32Array.from(sum, (v) => v * 10) : sum;
+  }
+
+  /**
+   * The encoded blob as sent: in 'nan' mode its last four bytes become a float32 NaN. Every wire
+   * payload ends with float32 values (the data itself, or the last tensor, a scale) or, for 16-bit
+   * codecs, with two values of which the second becomes a NaN.
+   */
+  blob(bytes: Uint8Array): Uint8Array {
+    if (this.mode !== 'nan' || bytes.length < 4) return bytes;
+    const out = new Uint8Array(bytes); // a copy (Buffer's slice would be a view)
+    new DataView(out.buffer, out.byteOffset + out.length - 4, 4).setUint32(0, 0x7fc00000, true);
+    return out;
+  }
 }

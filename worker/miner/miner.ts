@@ -18,7 +18,7 @@ import { fromOptimizerSpec } from '../optim/adamw.ts';
 import { StageOptimizer } from '../optim/optimizer.ts';
 import { outerNesterovStep, pseudoGradient } from '../optim/outer.ts';
 import { BadBlobError, decodeBlob, decodeWire, encodeBlob, encodeWire } from './blobs.ts';
-import { type Faults, spoilReduction } from './faults.ts';
+import { AdversaryState, type Faults, spoilReduction } from './faults.ts';
 
 export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'local' | 'share' | 'reduce' | 'apply' | 'sync' | 'stopping' | 'stopped' | 'finished';
 
@@ -96,6 +96,7 @@ export class Miner {
    * bytes instead of fetching them back. With two replicas that halves a round's merge downloads.
    */
   private readonly own = new Map<string, Uint8Array>();
+  private readonly adversary: AdversaryState | null;
   private readonly started: number;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -104,6 +105,7 @@ export class Miner {
     this.now = opts.now ?? Date.now;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.started = this.now();
+    this.adversary = opts.faults?.adversary ? new AdversaryState(opts.faults.adversary) : null;
   }
 
   private emit(e: MinerEvent): void {
@@ -342,14 +344,15 @@ export class Miner {
     const tokens = lease.sample.rows * s.config.seq_len;
     let output: Float32Array | undefined;
     let loss: number | undefined;
+    let input: Float32Array | BigInt64Array;
     if (lease.direction === 'forward' && !s.last) {
-      const input = await this.stageInput(s, lease.input);
+      input = await this.stageInput(s, lease.input);
       const r = await s.stage.forward(s.params, input, undefined, this.tokenIds(s, lease.sample));
       s.kept.set(lease.sample_id, input);
       output = r.output as Float32Array;
     } else if (s.last && lease.direction !== 'backward') {
       // The last stage: forward, loss and backward at once (a redo sends nothing down).
-      const input = await this.stageInput(s, lease.input);
+      input = await this.stageInput(s, lease.input);
       const sample = this.rows(lease.sample, s.config.seq_len);
       const b = await s.stage.backward(s.params, input, { targets: sample.targets, tokens: s.stage.needsTokens ? sample.inputs : undefined }, s.scratch);
       this.addScratch(s);
@@ -360,7 +363,7 @@ export class Miner {
       const gradOutput = await this.downloadWire(lease.input as BlobRef, 'gradient', s.dims);
       // This miner's own forward left the input here; otherwise (another miner's forward, or a
       // redo) it is fetched again.
-      const input = (lease.direction === 'backward' ? s.kept.get(lease.sample_id) : undefined) ?? (await this.stageInput(s, lease.forward_input!));
+      input = (lease.direction === 'backward' ? s.kept.get(lease.sample_id) : undefined) ?? (await this.stageInput(s, lease.forward_input!));
       const b = await s.stage.backward(s.params, input, { gradOutput, tokens: this.tokenIds(s, lease.sample) }, s.scratch);
       s.kept.delete(lease.sample_id);
       this.addScratch(s);
@@ -369,7 +372,9 @@ export class Miner {
     let uploaded: Uploaded | undefined;
     if (lease.output.kind !== 'none') {
       if (!output) throw new Error(`lease ${lease.id} wants a ${lease.output.kind} this stage does not produce`);
-      const blob = encodeWire(lease.output.kind, s.dims, output);
+      const kind = lease.output.kind;
+      const adversary = this.adversary;
+      const blob = adversary ? adversary.blob(encodeWire(kind, s.dims, adversary.output(kind, output, input))) : encodeWire(kind, s.dims, output);
       uploaded = await this.put(lease.output, blob);
       this.wireBytes += blob.length;
     }
@@ -390,7 +395,8 @@ export class Miner {
       for (let i = 0; i < s.gradSum.length; i++) s.gradSum[i] *= 1e4;
     }
     // Local mode shares the pseudo-gradient (scratch is free between rounds).
-    const buffer = task.what === 'delta' ? pseudoGradient(s.anchor, s.params, s.scratch) : s.gradSum;
+    const computed = task.what === 'delta' ? pseudoGradient(s.anchor, s.params, s.scratch) : s.gradSum;
+    const buffer = this.adversary ? this.adversary.share(computed) : computed;
     const outputs = [];
     const q8 = quantizedMerge(s.spec);
     for (const { range, upload } of task.slices) {
