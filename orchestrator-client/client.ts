@@ -6,7 +6,9 @@ import {
   API_PREFIX,
   type Assignment,
   AssignmentSchema,
+  type Attribution,
   type Flag,
+  AttributionSchema,
   FlagsResponseSchema,
   type RollbackRequest,
   type RollbackResponse,
@@ -166,6 +168,11 @@ export class OrchestratorClient {
   /** Takes a run back to a stored version (operator). */
   rollback(runId: string, req: RollbackRequest): Promise<RollbackResponse> {
     return this.request('POST', `/admin/runs/${encodeURIComponent(runId)}/rollback`, RollbackResponseSchema, req);
+  }
+  /** Each miner's effect on the loss of the samples it computed (CLASP), over rounds [from, to]. */
+  attribution(runId: string, range: { from?: number; to?: number } = {}): Promise<Attribution> {
+    const q = new URLSearchParams(Object.entries(range).filter(([, v]) => v !== undefined).map(([k, v]): [string, string] => [k, String(v)])).toString();
+    return this.request('GET', `/runs/${encodeURIComponent(runId)}/attribution${q ? `?${q}` : ''}`, AttributionSchema);
   }
   /** Everyone caught doing wrong in a run, with the evidence. */
   async flags(runId: string): Promise<Flag[]> {

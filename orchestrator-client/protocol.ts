@@ -543,6 +543,26 @@ export const PathwaySchema = z.object({
 });
 export type Pathway = z.infer<typeof PathwaySchema>;
 
+/** Which rounds an attribution covers (query string: both optional, inclusive). */
+export const AttributionQuerySchema = z
+  .object({ from: z.coerce.number().int().nonnegative().optional(), to: z.coerce.number().int().nonnegative().optional() })
+  .strict()
+  .refine((q) => q.from === undefined || q.to === undefined || q.from <= q.to, 'from must not be after to');
+/**
+ * CLASP over a run's finished samples (docs/VALIDATION.md): each miner's effect on the loss of the
+ * samples it computed, against its stage's average, and whether that is significantly worse.
+ */
+export const AttributionSchema = z.object({
+  run_id: id,
+  from_round: count,
+  to_round: count,
+  samples: count,
+  sigma: z.number(),
+  threshold: z.number().nullable(),
+  miners: z.array(z.object({ hotkey: Ss58Schema, stage: count, samples: count, effect: z.number(), se: z.number(), z: z.number(), tested: z.boolean(), flagged: z.boolean() })),
+});
+export type Attribution = z.infer<typeof AttributionSchema>;
+
 // ---- service ----
 
 export const HealthSchema = z.object({ status: z.enum(['ok', 'starting', 'degraded']), version: z.string(), uptime_s: z.number() });

@@ -14,6 +14,7 @@ import {
   type Lease,
   type LeaseRequest,
   type LeaseResponse,
+  type Attribution,
   type Pathway,
   type RegisterRequest,
   type Run,
@@ -37,6 +38,7 @@ import { isPostgres } from './db/migrations.ts';
 import type { Database, ItemKind, NewWorkItem, WorkItemRow } from './db/schema.ts';
 import { newLeaseId } from './db/work-items.ts';
 import { anyAvailableItem, pickAvailableItem, withTransaction } from './db/open.ts';
+import { type PathwaySample, clasp } from './clasp.ts';
 import { type GuardVerdict, type RoundFigures, judgeRound } from './guard.ts';
 import { ApiError } from './http.ts';
 import { checkRunSpec, splitRange } from './runs.ts';
@@ -1471,6 +1473,44 @@ export class Coordinator {
       done: Boolean(Number(s.done)),
       // The last stage runs its backward with its forward.
       stages: spec.stages.map((_, stage) => ({ stage, forward_miner: by(stage, 'forward'), backward_miner: stage === last ? by(stage, 'forward') : by(stage, 'backward') })),
+    };
+  }
+
+  /** CLASP over the run's finished samples of rounds [from, to] (all when not given). */
+  async attribution(runId: string, q: { from?: number; to?: number } = {}): Promise<Attribution> {
+    const spec = await this.spec(runId);
+    const from = q.from ?? 0;
+    const to = q.to ?? Number.MAX_SAFE_INTEGER;
+    const rows = await this.db
+      .selectFrom('samples as s')
+      .innerJoin('work_items as w', (j) => j.onRef('w.run_id', '=', 's.run_id').onRef('w.sample_id', '=', 's.id'))
+      .select(['s.id as sample', 's.round as round', 's.loss as loss', 'w.stage as stage', 'w.completed_by as miner', 'w.completed_at as at'])
+      .where('s.run_id', '=', runId)
+      .where('s.round', '>=', from)
+      .where('s.round', '<=', to)
+      .where('s.loss', 'is not', null)
+      .where('w.direction', '=', 'forward')
+      .where('w.status', '=', 'done')
+      .orderBy('w.completed_at')
+      .execute();
+    // A sample's pathway: the miner whose forward of each stage was last accepted.
+    const bySample = new Map<string, PathwaySample>();
+    for (const r of rows) {
+      const p = bySample.get(r.sample) ?? { loss: Number(r.loss), group: Number(r.round), miners: new Array<string>(spec.stages.length).fill('') };
+      p.miners[r.stage] = r.miner ?? '';
+      bySample.set(r.sample, p);
+    }
+    const samples = [...bySample.values()].filter((p) => p.miners.every((m) => m !== ''));
+    const result = clasp(samples);
+    const rounds = samples.map((p) => p.group);
+    return {
+      run_id: runId,
+      from_round: rounds.length ? Math.min(...rounds) : from,
+      to_round: rounds.length ? Math.max(...rounds) : from,
+      samples: samples.length,
+      sigma: result.sigma,
+      threshold: Number.isFinite(result.threshold) ? result.threshold : null,
+      miners: result.effects.map((e) => ({ hotkey: e.miner, stage: e.stage, samples: e.samples, effect: e.effect, se: e.se, z: e.z, tested: e.tested, flagged: e.flagged })),
     };
   }
 

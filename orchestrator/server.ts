@@ -12,6 +12,7 @@ import {
   LeaseRequestSchema,
   MoveRequestSchema,
   RegisterRequestSchema,
+  AttributionQuerySchema,
   RejectRequestSchema,
   RollbackRequestSchema,
   ReleaseRequestSchema,
@@ -232,6 +233,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const r = parse(RollbackRequestSchema, req.body, 'rollback request');
     return c.rollback(req.params.run, r.to, r.reason);
   });
+  app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/attribution`, async (req) => c.attribution(req.params.run, parse(AttributionQuerySchema, req.query ?? {}, 'attribution query')));
   app.get<{ Params: { run: string; sample: string } }>(`${API_PREFIX}/runs/:run/samples/:sample`, async (req) => c.pathway(req.params.run, req.params.sample));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run`, async (req) => c.getRun(req.params.run));
   app.post(`${API_PREFIX}/admin/runs`, async (req, reply) => {

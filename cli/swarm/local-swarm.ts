@@ -69,6 +69,12 @@ export class LocalSwarm {
     return [...this.stderrTail];
   }
 
+  /** The host's signed client of the orchestrator (status, flags, attribution). */
+  get client(): OrchestratorClient {
+    if (!this.statusClient) throw new Error('the swarm has not started');
+    return this.statusClient;
+  }
+
   /** The operator's hotkey file: `tah checkpoint … --wallet` with it may list, export and roll back. */
   get operatorWallet(): string {
     return join(this.opts.dir, 'wallets', 'operator.json');

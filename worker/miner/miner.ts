@@ -517,6 +517,10 @@ export class Miner {
 
   private async sync(s: StageState, task: SyncTask): Promise<void> {
     this.status('sync');
+    // A rollback to before the poisoned round makes the bad update history: a replica that had not
+    // yet applied it (a straggler) must not apply it in the replay, or the replicas would disagree.
+    const poison = this.opts.faults?.poisonAfter;
+    if (poison !== undefined && task.rounds <= poison && s.version > task.rounds) this.poisoned = true;
     const local = s.spec.mode === 'local';
     if (task.blob === null) {
       // The run's initial state: what every replica starts from.
