@@ -1502,11 +1502,14 @@ export class Coordinator {
     }
     const samples = [...bySample.values()].filter((p) => p.miners.every((m) => m !== ''));
     const result = clasp(samples);
-    const rounds = samples.map((p) => p.group);
+    // A loop, not Math.min(...): a long run has more samples than a call may take arguments.
+    let first = Infinity;
+    let lastRound = -Infinity;
+    for (const p of samples) [first, lastRound] = [Math.min(first, p.group), Math.max(lastRound, p.group)];
     return {
       run_id: runId,
-      from_round: rounds.length ? Math.min(...rounds) : from,
-      to_round: rounds.length ? Math.max(...rounds) : from,
+      from_round: samples.length ? first : from,
+      to_round: samples.length ? lastRound : from,
       samples: samples.length,
       sigma: result.sigma,
       threshold: Number.isFinite(result.threshold) ? result.threshold : null,

@@ -7,7 +7,7 @@ import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
 import { tempDir } from '../run-tah.ts';
 import { type SwarmCase, caseSpec } from './helpers.ts';
 
-const CASE: SwarmCase = { preset: 'tiny', stages: 3, samples: 6, rows: 2, rounds: 20, seed: 5, lr: 1e-2 };
+const CASE: SwarmCase = { preset: 'tiny', stages: 3, samples: 6, rows: 2, rounds: 30, seed: 5, lr: 1e-2 };
 
 test('GET /runs/:run/attribution flags the miner whose samples carry more loss, and only it', { timeout: 240_000 }, async () => {
   const { dir, cleanup } = await tempDir('tah-attribution-');
@@ -36,8 +36,10 @@ test('GET /runs/:run/attribution flags the miner whose samples carry more loss, 
     const status = await swarm.waitFinished(undefined, 250);
     assert.equal(status.status, 'finished');
 
-    const a = await swarm.client.attribution('case');
-    assert.equal(a.samples, CASE.samples * CASE.rounds);
+    // From round 10 on: before that the model hardly uses its context, so what a stage sends on
+    // matters little to the loss and early rounds only add noise.
+    const a = await swarm.client.attribution('case', { from: 10 });
+    assert.equal(a.samples, CASE.samples * (CASE.rounds - 10));
     const cheat = swarm.miners[1].hotkey!;
     const flagged = a.miners.filter((m) => m.flagged);
     assert.deepEqual(flagged.map((m) => [m.hotkey, m.stage]), [[cheat, 1]], JSON.stringify(a.miners, null, 1));
