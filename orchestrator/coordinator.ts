@@ -7,6 +7,7 @@ import { type BlobDims, type BlobKind, MAX_BLOB_HEADER_BYTES, blobBytes, blobDat
 import {
   type AppliedRequest,
   type Assignment,
+  type Attribution,
   type BlobRef,
   type CompleteRequest,
   type Direction,
@@ -14,7 +15,6 @@ import {
   type Lease,
   type LeaseRequest,
   type LeaseResponse,
-  type Attribution,
   type Pathway,
   type RegisterRequest,
   type Run,
@@ -1484,7 +1484,7 @@ export class Coordinator {
     const rows = await this.db
       .selectFrom('samples as s')
       .innerJoin('work_items as w', (j) => j.onRef('w.run_id', '=', 's.run_id').onRef('w.sample_id', '=', 's.id'))
-      .select(['s.id as sample', 's.round as round', 's.loss as loss', 'w.stage as stage', 'w.completed_by as miner', 'w.completed_at as at'])
+      .select(['s.id as sample', 's.round as round', 's.loss as loss', 'w.stage as stage', 'w.completed_by as miner'])
       .where('s.run_id', '=', runId)
       .where('s.round', '>=', from)
       .where('s.round', '<=', to)
