@@ -37,8 +37,14 @@ import {
   ReleaseResponseSchema,
   type Run,
   RunSchema,
+  type EpochsResponse,
+  EpochsResponseSchema,
+  type MinerRewards,
+  MinerRewardsSchema,
+  type VerdictRequest,
+  VerdictResponseSchema,
 } from './protocol.ts';
-import { type Keypair, signRequest } from './signing.ts';
+import { type Keypair, signMessage, signRequest } from './signing.ts';
 
 export class OrchestratorError extends Error {
   constructor(
@@ -77,6 +83,11 @@ export class OrchestratorClient {
 
   get hotkey(): string {
     return this.opts.keypair.address;
+  }
+
+  /** Signs a statement with this client's hotkey (a validator's verdict: evidence anyone can check). */
+  sign(message: string): string {
+    return signMessage(this.opts.keypair, message);
   }
 
   /** One signed request, retried with backoff where a retry can help. */
@@ -177,6 +188,22 @@ export class OrchestratorClient {
   /** Everyone caught doing wrong in a run, with the evidence. */
   async flags(runId: string): Promise<Flag[]> {
     return (await this.request('GET', `/runs/${encodeURIComponent(runId)}/flags`, FlagsResponseSchema)).flags;
+  }
+  /** A validator's next task: a check of its stage's round, a step to apply, or a stored state to load. */
+  nextCheck(req: LeaseRequest = {}): Promise<LeaseResponse> {
+    return this.request('POST', '/checks/next', LeaseResponseSchema, req);
+  }
+  /** A validator's signed verdict on a check it leased. */
+  verdict(req: VerdictRequest): Promise<z.output<typeof VerdictResponseSchema>> {
+    return this.request('POST', '/checks/verdict', VerdictResponseSchema, req);
+  }
+  /** The closed reward epochs of a run, each with its largest shares (public). */
+  epochs(runId: string): Promise<EpochsResponse> {
+    return this.request('GET', `/runs/${encodeURIComponent(runId)}/epochs`, EpochsResponseSchema);
+  }
+  /** A miner's reward history: its line in every closed epoch, its pending work, its flags. */
+  rewards(runId: string, hotkey: string): Promise<MinerRewards> {
+    return this.request('GET', `/runs/${encodeURIComponent(runId)}/rewards/${encodeURIComponent(hotkey)}`, MinerRewardsSchema);
   }
   complete(req: CompleteRequest): Promise<z.output<typeof CompleteResponseSchema>> {
     return this.request('POST', '/leases/complete', CompleteResponseSchema, req);

@@ -160,6 +160,29 @@ export const CompressionSpecSchema = z
   .strict();
 export type CompressionSpec = z.output<typeof CompressionSpecSchema>;
 
+/**
+ * How validators check the run's miners and how rewards are paid (docs/VALIDATION.md). A miner's
+ * work item is re-run with probability max(rate, probation / (probation + checks it passed)), and
+ * its gradient share with rate; a miner with any flag is checked every time until excluded.
+ */
+export const ValidationSpecSchema = z
+  .object({
+    rate: z.number().min(0).max(1).default(0.05),
+    probation: count.max(1000).default(4),
+    /** Relative L2 error ‖re-run − theirs‖ / ‖re-run‖ an output or share may differ by. */
+    tolerance: z.number().positive().max(1).default(5e-3),
+    /** Absolute difference a reported sample loss may differ by (nats). */
+    loss_tolerance: z.number().positive().max(10).default(1e-3),
+    /** Rounds per reward epoch. */
+    epoch_rounds: positive.max(1_000_000).default(25),
+    /** Rounds a sampled check may wait for a validator after its round is reduced before it is dropped. */
+    keep_rounds: positive.max(1000).default(4),
+    /** CLASP over each epoch's samples at its close; flagged miners are excluded like failed checks. */
+    clasp: z.boolean().default(true),
+  })
+  .strict();
+export type ValidationSpec = z.output<typeof ValidationSpecSchema>;
+
 export const RunSpecSchema = z
   .object({
     id,
@@ -192,6 +215,7 @@ export const RunSpecSchema = z
     mode: z.enum(['exact', 'local']).default('exact'),
     local: LocalStepsSchema.prefault({}),
     compression: CompressionSpecSchema.prefault({}),
+    validation: ValidationSpecSchema.prefault({}),
   })
   .strict();
 export type RunSpec = z.output<typeof RunSpecSchema>;
@@ -283,6 +307,8 @@ export const LeaseSchema = z.object({
   stage: count,
   direction: DirectionSchema,
   expires_at: count,
+  /** Bumped when the round started again from scratch: a miner drops the sum it holds for an older one. */
+  generation: count.default(0),
   /** The sample's rows: stage 0 reads them, the last stage takes its targets from them. */
   sample: SampleRefSchema,
   input: LeaseInputSchema,
@@ -375,7 +401,44 @@ export const SyncTaskSchema = z.object({
 });
 export type SyncTask = z.infer<typeof SyncTaskSchema>;
 
-export const TaskSchema = z.discriminatedUnion('kind', [LeaseSchema, ShareTaskSchema, ReduceTaskSchema, LocalTaskSchema, ApplyTaskSchema, SyncTaskSchema]);
+/** One work item as a miner did it, for a validator to re-run. */
+export const CheckedItemSchema = z.object({
+  sample_id: id,
+  direction: DirectionSchema,
+  sample: SampleRefSchema,
+  input: LeaseInputSchema,
+  forward_input: LeaseInputSchema.optional(),
+  /** What the miner uploaded (none: the item sends nothing on, as stage 0's backward). */
+  output: z.object({ kind: z.enum(['activation', 'gradient', 'none']), blob: BlobRefSchema.nullable() }),
+  /** The sample loss the miner reported (the last stage's forward). */
+  loss: z.number().nullable(),
+});
+export type CheckedItem = z.infer<typeof CheckedItemSchema>;
+
+/**
+ * Re-run a miner's work with the stage's weights at version `round` (the state whose hash is
+ * `hash`) and compare: 'item' — one work item's output (and loss); 'share' — the gradient sum
+ * of every item the miner covered this round against the share it uploaded for the merge.
+ */
+export const ValidateTaskSchema = z.object({
+  kind: z.literal('validate'),
+  id,
+  check: z.number().int().nonnegative(),
+  run_id: id,
+  round: count,
+  stage: count,
+  expires_at: count,
+  target: z.enum(['item', 'share']),
+  miner: Ss58Schema,
+  hash: DigestSchema.nullable(),
+  items: z.array(CheckedItemSchema).min(1).max(1_000_000),
+  shares: z.array(z.object({ range: SliceSchema, blob: BlobRefSchema })).default([]),
+  tolerance: z.number().positive(),
+  loss_tolerance: z.number().positive(),
+});
+export type ValidateTask = z.infer<typeof ValidateTaskSchema>;
+
+export const TaskSchema = z.discriminatedUnion('kind', [LeaseSchema, ShareTaskSchema, ReduceTaskSchema, LocalTaskSchema, ApplyTaskSchema, SyncTaskSchema, ValidateTaskSchema]);
 export type Task = z.infer<typeof TaskSchema>;
 
 export const LeaseRequestSchema = z
@@ -512,10 +575,37 @@ export type RollbackRequest = z.input<typeof RollbackRequestSchema>;
 export const RollbackResponseSchema = z.object({ run_id: id, rounds: count, discarded: count });
 export type RollbackResponse = z.infer<typeof RollbackResponseSchema>;
 
+/**
+ * What a validator found, signed with its hotkey over verdictMessage(): the verdict is evidence
+ * anyone can check later, not only a request that was authenticated once.
+ */
+export const VerdictRequestSchema = z
+  .object({
+    lease_id: id,
+    /** 'abstain': this validator could not judge (its state is not the stage's); the check goes back to the queue. */
+    outcome: z.enum(['pass', 'fail', 'abstain']),
+    /** The largest relative error found (1e30 for values that are not finite). */
+    error: z.number().nonnegative().max(1e30),
+    /** |loss re-run − loss reported|, where a loss was checked. */
+    loss_diff: z.number().nonnegative().max(1e30).optional(),
+    reason: z.string().max(2000).default(''),
+    /** sr25519 signature of verdictMessage(task, verdict), 0x-prefixed hex. */
+    signature: z.string().regex(/^0x[0-9a-f]{128}$/, 'expected an sr25519 signature: 0x and 128 hex digits'),
+  })
+  .strict();
+export type VerdictRequest = z.input<typeof VerdictRequestSchema>;
+export const VerdictResponseSchema = z.object({ status: z.enum(['accepted', 'duplicate']) });
+
+/** The exact bytes a validator signs for a verdict on check `check` of `miner`. */
+export function verdictMessage(v: { run_id: string; check: number; miner: string; round: number; stage: number; outcome: 'pass' | 'fail' | 'abstain'; error: number; loss_diff?: number }): string {
+  return `tah-verdict-v1\n${v.run_id}\n${v.check}\n${v.miner}\n${v.round}\n${v.stage}\n${v.outcome}\n${v.error}\n${v.loss_diff ?? ''}`;
+}
+
 /** A participant caught doing something wrong, with what shows it. */
+export const FLAG_KINDS = ['bad_reduction', 'bad_blob', 'bad_upload', 'failed_check', 'clasp'] as const;
 export const FlagSchema = z.object({
   hotkey: Ss58Schema,
-  kind: z.enum(['bad_reduction', 'bad_blob', 'bad_upload']),
+  kind: z.enum(FLAG_KINDS),
   round: count.nullable(),
   stage: count.nullable(),
   at: count,
@@ -562,6 +652,59 @@ export const AttributionSchema = z.object({
   miners: z.array(z.object({ hotkey: Ss58Schema, stage: count, samples: count, effect: z.number(), se: z.number(), z: z.number(), tested: z.boolean(), flagged: z.boolean() })),
 });
 export type Attribution = z.infer<typeof AttributionSchema>;
+
+// ---- rewards ----
+
+/** One miner's line of an epoch: what it did, what was found, its score and its share of the reward. */
+export const RewardSchema = z.object({
+  epoch: count,
+  hotkey: Ss58Schema,
+  /** Compute-weighted work items done in the epoch (forward 1, backward 2, both 3, × the stage's parameters / the model's). */
+  work: z.number().nonnegative(),
+  /** Checks of its work that validators passed and failed, in the epoch. */
+  passed: count,
+  failed: count,
+  /** Fraction of the epoch's rounds in which it completed work. */
+  liveness: z.number().min(0).max(1),
+  score: z.number().nonnegative(),
+  /** score / the epoch's total; 0 without a score. Sums to 1 over an epoch's miners with a score. */
+  share: z.number().min(0).max(1),
+  /** Why the score is 0 or reduced, for people (e.g. 'excluded: failed check in round 12 (evidence: flag 3)'). */
+  reason: z.string().nullable(),
+});
+export type Reward = z.infer<typeof RewardSchema>;
+
+/** A closed epoch: final, never changed afterwards. */
+export const EpochSchema = z.object({
+  run_id: id,
+  epoch: count,
+  from_round: count,
+  to_round: count,
+  closed_at: count,
+  total_score: z.number().nonnegative(),
+  miners: count,
+  /** Hotkeys excluded in or before this epoch. */
+  excluded: z.array(Ss58Schema),
+});
+export type Epoch = z.infer<typeof EpochSchema>;
+
+/** The public summary: every closed epoch with its top shares. */
+export const EpochsResponseSchema = z.object({
+  run_id: id,
+  epoch_rounds: positive,
+  epochs: z.array(EpochSchema.extend({ top: z.array(RewardSchema.pick({ hotkey: true, score: true, share: true })) })),
+});
+export type EpochsResponse = z.infer<typeof EpochsResponseSchema>;
+
+/** A miner's history: its line in every closed epoch, and its work so far in the open one (pending). */
+export const MinerRewardsSchema = z.object({
+  run_id: id,
+  hotkey: Ss58Schema,
+  epochs: z.array(RewardSchema.extend({ from_round: count, to_round: count, closed_at: count })),
+  pending: z.object({ epoch: count, from_round: count, work: z.number().nonnegative(), passed: count, failed: count }).nullable(),
+  flags: z.array(FlagSchema),
+});
+export type MinerRewards = z.infer<typeof MinerRewardsSchema>;
 
 // ---- service ----
 

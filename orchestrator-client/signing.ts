@@ -360,3 +360,19 @@ export class NonceCache {
     return `${hotkey}:${nonce.toLowerCase()}`;
   }
 }
+
+// ---- signed statements ----
+
+/** Signs a statement (e.g. a validator's verdict) with the key pair: 0x-prefixed hex, 64 bytes. */
+export function signMessage(keypair: Keypair, message: string): string {
+  assertReady();
+  return `0x${Buffer.from(sr25519Sign(keypair.publicKey, keypair.secretKey, Buffer.from(message, 'utf8'))).toString('hex')}`;
+}
+
+/** Whether `signature` is `hotkey`'s signature of `message`. */
+export function verifyMessage(hotkey: string, message: string, signature: string): boolean {
+  assertReady();
+  const publicKey = publicKeyOf(hotkey);
+  if (typeof publicKey === 'string' || !SIGNATURE_RE.test(signature)) return false;
+  return sr25519Verify(Buffer.from(signature.slice(2), 'hex'), Buffer.from(message, 'utf8'), publicKey);
+}

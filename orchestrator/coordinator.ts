@@ -29,7 +29,16 @@ import {
   type Flag,
   type Upload,
   type Uploaded,
+  type CheckedItem,
+  type Epoch,
+  type EpochsResponse,
+  type MinerRewards,
+  type Reward,
+  type ValidateTask,
+  type VerdictRequest,
+  verdictMessage,
 } from '../orchestrator-client/protocol.ts';
+import { verifyMessage } from '../orchestrator-client/signing.ts';
 import { type ModelConfig, runModelConfig } from '../worker/model/config.ts';
 import { ParamLayout } from '../worker/model/params.ts';
 import { clipCoefficient, fromOptimizerSpec, learningRate } from '../worker/optim/adamw.ts';
@@ -39,6 +48,8 @@ import type { Database, ItemKind, NewWorkItem, WorkItemRow } from './db/schema.t
 import { newLeaseId } from './db/work-items.ts';
 import { anyAvailableItem, pickAvailableItem, withTransaction } from './db/open.ts';
 import { type PathwaySample, clasp } from './clasp.ts';
+import { type WeightSetter, toU16Weights } from './chain.ts';
+import { type EpochWork, checkProbability, scoreEpoch, workCost } from './rewards.ts';
 import { type GuardVerdict, type RoundFigures, judgeRound } from './guard.ts';
 import { ApiError } from './http.ts';
 import { checkRunSpec, splitRange } from './runs.ts';
@@ -58,6 +69,22 @@ export interface CoordinatorOptions {
   idleRetryMs?: number;
   /** How often miners should send heartbeats. */
   heartbeatIntervalS?: number;
+  /** Settles closed epochs on a chain (runs admitted by metagraph); none: the ledger only. */
+  weights?: WeightSetter;
+}
+
+/** A checked item as stored: blob keys (null: the sample's rows), turned into URLs when leased. */
+interface CheckItemDetail {
+  sample_id: string;
+  direction: 'forward' | 'backward' | 'redo';
+  input: string | null;
+  forward_input?: string | null;
+  output: { kind: 'activation' | 'gradient' | 'none'; key: string | null };
+  loss: number | null;
+}
+interface CheckDetail {
+  items: CheckItemDetail[];
+  shares?: { range: [number, number]; key: string }[];
 }
 
 type Item = WorkItemRow;
@@ -232,7 +259,7 @@ export class Coordinator {
   }
 
   /** Samples of a round, their stage-0 forward items, and the round's bookkeeping rows. */
-  private async enqueueRound(trx: Transaction<Database>, spec: RunSpec, round: number): Promise<void> {
+  private async enqueueRound(trx: Transaction<Database>, spec: RunSpec, round: number, restart?: { attempts: number[] }): Promise<void> {
     const now = this.now();
     const ids = Array.from({ length: spec.samples_per_round }, (_, k) => k);
     // In batches: one statement per row made a round of thousands of samples block the server.
@@ -244,8 +271,41 @@ export class Coordinator {
         .execute();
       await trx.insertInto('work_items').values(batch.map((k) => this.itemRow(spec.id, `r${round}-s${k}`, 0, 'forward', null, null, round))).execute();
     }
-    await trx.insertInto('rounds').values({ run_id: spec.id, round, status: 'compute', created_at: now, reduced_at: null, grad_sumsq: null, clip: null, lr: null }).execute();
-    await trx.insertInto('stage_rounds').values(spec.stages.map((_, stage) => ({ run_id: spec.id, round, stage, phase: 'compute' as const, sumsq: null }))).execute();
+    if (!restart) await trx.insertInto('rounds').values({ run_id: spec.id, round, status: 'compute', created_at: now, reduced_at: null, grad_sumsq: null, clip: null, lr: null }).execute();
+    // A restarted round's merge blobs get new keys (the attempt is in them): a check may still read the old ones.
+    await trx.insertInto('stage_rounds').values(spec.stages.map((_, stage) => ({ run_id: spec.id, round, stage, phase: 'compute' as const, sumsq: null, attempt: restart ? restart.attempts[stage] + 1 : 0 }))).execute();
+  }
+
+  /**
+   * Starts an open round again from its first forward passes: what a cheat sent on has already
+   * been computed on by others, and every sum it reached is tainted. Every sample is queued anew
+   * under the next generation; a miner's first lease of it tells it to drop its sum.
+   */
+  private async restartRound(trx: Transaction<Database>, spec: RunSpec, round: number, why: Record<string, unknown>): Promise<string[]> {
+    const row = await trx.selectFrom('rounds').select(['generation', 'status']).where('run_id', '=', spec.id).where('round', '=', round).executeTakeFirst();
+    if (!row || row.status !== 'compute') return [];
+    const stages = await trx.selectFrom('stage_rounds').select(['stage', 'attempt']).where('run_id', '=', spec.id).where('round', '=', round).orderBy('stage').execute();
+    const items = await trx.selectFrom('work_items').select(['output_key', 'detail_json', 'direction']).where('run_id', '=', spec.id).where('round', '=', round).execute();
+    const spent = items.flatMap((i) => (i.direction === 'share' ? (JSON.parse(i.detail_json) as ShareDetail).keys : i.output_key ? [i.output_key] : []));
+    for (const table of ['work_items', 'samples', 'stage_rounds'] as const) await trx.deleteFrom(table).where('run_id', '=', spec.id).where('round', '=', round).execute();
+    const generation = Number(row.generation) + 1;
+    await trx.updateTable('rounds').set({ generation }).where('run_id', '=', spec.id).where('round', '=', round).execute();
+    this.generations.set(`${spec.id}/${round}`, generation);
+    await this.enqueueRound(trx, spec, round, { attempts: stages.map((x) => Number(x.attempt)) });
+    await this.log(trx, 'round_restarted', null, spec.id, { round, generation, ...why });
+    return spent;
+  }
+
+  /** Each open round's generation (bumped by restartRound), cached: every work lease carries it. */
+  private readonly generations = new Map<string, number>();
+  private async generation(runId: string, round: number): Promise<number> {
+    const key = `${runId}/${round}`;
+    const known = this.generations.get(key);
+    if (known !== undefined) return known;
+    const row = await this.db.selectFrom('rounds').select('generation').where('run_id', '=', runId).where('round', '=', round).executeTakeFirst();
+    const g = Number(row?.generation ?? 0);
+    this.generations.set(key, g);
+    return g;
   }
 
   private async newItem(trx: Transaction<Database>, from: Item, stage: number, direction: 'forward' | 'backward', inputKey: string | null, requiredHotkey: string | null): Promise<void> {
@@ -322,6 +382,8 @@ export class Coordinator {
     const runId = req.run_id ?? (await this.defaultRunId());
     const spec = await this.spec(runId);
     await this.admit(spec, hotkey);
+    const caught = await this.db.selectFrom('flags').select(['kind', 'round']).where('run_id', '=', runId).where('hotkey', '=', hotkey).orderBy('id').executeTakeFirst();
+    if (caught) throw new ApiError('forbidden', `hotkey ${hotkey} is excluded from run ${runId}: ${caught.kind.replace('_', ' ')} in round ${caught.round ?? '?'} (the evidence: GET /v1/runs/${runId}/flags)`);
     const now = this.now();
     const existing = await this.db.selectFrom('participants').selectAll().where('hotkey', '=', hotkey).executeTakeFirst();
     // Registering again (a restart of the miner) keeps the stage it had in the same run; what it
@@ -340,7 +402,7 @@ export class Coordinator {
       const choice = chooseStage(await this.stageLoads(runId, spec.stages.length), spec.max_miners_per_stage);
       if (!choice.ok) throw new ApiError('run_full', `run ${runId} is full: every stage has ${spec.max_miners_per_stage} miners`, { retry_after_s: 60 }, { 'retry-after': '60' });
       stage = choice.stage;
-    }
+    } else stage = await this.validatorStage(runId, spec.stages.length);
     const row = { role: req.role, run_id: runId, stage, hardware_json: JSON.stringify(req.hardware), registered_at: now, last_seen: now, status: 'active' as const };
     await withTransaction(this.db, async (trx) => {
       if (existing) {
@@ -649,6 +711,7 @@ export class Coordinator {
     return {
       kind: 'work',
       ...base,
+      generation: await this.generation(spec.id, base.round),
       sample_id: picked.sample_id,
       direction: picked.direction as Direction,
       sample,
@@ -659,7 +722,7 @@ export class Coordinator {
   }
 
   /** A miner behind the run: the stored state when it is newer, else the next round's step. */
-  private async catchUp(hotkey: string, stage: number, spec: RunSpec, version: number): Promise<Task | null> {
+  private async catchUp(hotkey: string, stage: number, spec: RunSpec, version: number, storesState = true): Promise<Task | null> {
     const snap = await this.newestSnapshot(spec.id, stage, Infinity);
     if (snap && Number(snap.rounds) > version) return this.syncTask(spec, stage, snap);
     const round = await this.db.selectFrom('rounds').selectAll().where('run_id', '=', spec.id).where('round', '=', version).executeTakeFirstOrThrow();
@@ -688,7 +751,7 @@ export class Coordinator {
         .sort((a, b) => a.range[0] - b.range[0])
         .map(async (e) => ({ range: e.range, digest: e.digest, blobs: await Promise.all(e.copies.map((c) => this.blobRef(c.output_key, spec, Number(c.output_bytes)))) })),
     );
-    const snapshot = await this.snapshotDuty(hotkey, stage, spec, version + 1);
+    const snapshot = storesState ? await this.snapshotDuty(hotkey, stage, spec, version + 1) : null;
     return { kind: 'apply', step, run_id: spec.id, round: version, stage, lr: Number(round.lr), clip: Number(round.clip), slices, ...(snapshot ? { snapshot } : {}) };
   }
 
@@ -714,6 +777,7 @@ export class Coordinator {
     if (p.stage === null) throw new ApiError('forbidden', 'only miners with a stage apply rounds');
     const spec = await this.spec(p.run_id);
     for (const bad of req.bad_blobs ?? []) await this.checkReported(spec, hotkey, p.stage, req.round, bad);
+    await this.deleteUnkept(spec.id, this.restartSpent.splice(0));
     const resync = req.hash !== undefined && req.round < (await this.roundsDone(spec.id)) ? await this.reportVersion(spec, hotkey, p.stage, req.round + 1, req.hash) : false;
     if (!req.snapshot) return { status: 'ok', resync };
     const rounds = req.round + 1;
@@ -759,6 +823,7 @@ export class Coordinator {
     await withTransaction(this.db, async (trx) => {
       await trx.updateTable('work_items').set({ status: 'lost' }).where('id', '=', item.id).execute();
       await this.flag(trx, spec.id, item.completed_by!, 'bad_blob', round, stage, { key: bad.key, reported_digest: d.digest, stored_digest: digest, found_by: reporter, reason: bad.reason.slice(0, 500) });
+      await this.exclude(trx, spec, item.completed_by!, { redo: true });
     });
   }
 
@@ -883,13 +948,16 @@ export class Coordinator {
       for (const table of ['work_items', 'samples', 'stage_rounds', 'rounds'] as const) await trx.deleteFrom(table).where('run_id', '=', runId).where('round', '>=', to).execute();
       await trx.deleteFrom('snapshots').where('run_id', '=', runId).where('rounds', '>', to).execute();
       await trx.deleteFrom('versions').where('run_id', '=', runId).where('rounds', '>', to).execute();
+      // Checks of discarded rounds cannot be judged: the weights they ran on are gone.
+      await trx.updateTable('checks').set({ status: 'expired', reason: 'rolled back' }).where('run_id', '=', runId).where('round', '>=', to).where('status', 'in', ['pending', 'leased']).execute();
       await trx.updateTable('participants').set({ resync: 1 }).where('run_id', '=', runId).where('role', '=', 'miner').execute();
       await trx.updateTable('runs').set({ status: 'active' }).where('id', '=', runId).execute();
       if (spec.rounds === undefined || to < spec.rounds) await this.enqueueRound(trx, spec, to);
       const offending = offendingRound === undefined ? {} : { round: offendingRound, offenders: [...new Set(items.filter((i) => Number(i.round) === offendingRound && i.completed_by !== null).map((i) => i.completed_by!))].sort() };
       await this.log(trx, 'rollback', null, runId, { to, from: done, reason, contributors, ...offending });
     });
-    for (const key of spent) await this.store.delete(key).catch(() => {});
+    this.generations.clear();
+    await this.deleteUnkept(runId, spent);
     this.wake();
     return { run_id: runId, rounds: to, discarded: done - to };
   }
@@ -911,7 +979,7 @@ export class Coordinator {
     const older = await this.db.selectFrom('snapshots').select(['key', 'rounds', 'status']).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '<', rounds).orderBy('rounds', 'desc').execute();
     const kept = older.filter((x) => x.status === 'done').slice(0, spec.keep_versions - 1);
     const drop = older.filter((x) => !kept.includes(x) && !(x.status === 'done' && Number(x.rounds) % spec.long_term_every === 0));
-    for (const key of [...keys, ...drop.map((x) => x.key)]) await this.store.delete(key).catch(() => {});
+    await this.deleteUnkept(spec.id, [...keys, ...drop.map((x) => x.key)]);
     for (const x of drop) await this.db.deleteFrom('snapshots').where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', x.rounds).execute();
   }
 
@@ -978,6 +1046,7 @@ export class Coordinator {
       return 'accepted' as const;
     });
     if (outcome === 'accepted') {
+      if (item.direction === 'share' || ((item.direction === 'forward' || item.direction === 'backward') && (bytes !== null || reportsLoss))) await this.drawCheck(spec, { ...item, completed_by: hotkey, detail_json: detail ?? item.detail_json }, req.loss ?? null);
       // Only the last gradient item of a stage, or a share or reduce step, can move a round on.
       if (item.direction === 'share' || item.direction === 'reduce' || item.direction === 'local' || (await this.stageCovered(spec, Number(item.round), item.stage, item.direction))) await this.advance(spec);
       // The sample's next item is on the neighbouring stage (advance wakes everyone when a phase moves).
@@ -1077,7 +1146,34 @@ export class Coordinator {
   private async expel(trx: Transaction<Database>, spec: RunSpec, hotkey: string, stage: number, round: number): Promise<void> {
     await this.loseContribution(trx, spec, hotkey, stage, round, true);
     await this.forget(trx, spec, hotkey, stage);
-    await trx.updateTable('participants').set({ status: 'gone' }).where('hotkey', '=', hotkey).execute();
+    await trx.updateTable('participants').set({ status: 'excluded' }).where('hotkey', '=', hotkey).execute();
+    await this.log(trx, 'excluded', hotkey, spec.id, { stage, round });
+  }
+
+  /**
+   * A miner caught cheating outside its own round's compute (a failed check, a CLASP flag, a bad
+   * reduced slice): whatever of its work an open round still holds is redone without it, and it
+   * takes no further part in the run.
+   */
+  /** Blobs of restarted rounds, deleted once the transaction that restarted them is committed. */
+  private restartSpent: string[] = [];
+
+  private async exclude(trx: Transaction<Database>, spec: RunSpec, hotkey: string, opts: { redo: boolean }): Promise<void> {
+    const p = await trx.selectFrom('participants').select(['status', 'stage', 'run_id']).where('hotkey', '=', hotkey).executeTakeFirst();
+    if (!p || p.run_id !== spec.id || p.status === 'excluded') return;
+    if (p.status === 'active' && p.stage !== null) {
+      // (Not while a round is being judged: the merge under way keeps the share it already has.)
+      if (opts.redo) {
+        const open = await trx.selectFrom('rounds').select('round').where('run_id', '=', spec.id).where('status', '=', 'compute').execute();
+        for (const r of open) {
+          const worked = await trx.selectFrom('work_items').select('id').where('run_id', '=', spec.id).where('round', '=', r.round).where('completed_by', '=', hotkey).where('direction', 'in', ['forward', 'backward', 'redo']).executeTakeFirst();
+          if (worked) this.restartSpent.push(...(await this.restartRound(trx, spec, Number(r.round), { excluded: hotkey })));
+        }
+      }
+      await this.forget(trx, spec, hotkey, p.stage);
+    }
+    await trx.updateTable('participants').set({ status: 'excluded' }).where('hotkey', '=', hotkey).execute();
+    await this.log(trx, 'excluded', hotkey, spec.id, { stage: p.stage });
   }
 
   /** The key of a work item's stage input (null at stage 0, whose input is the sample). */
@@ -1227,7 +1323,7 @@ export class Coordinator {
    * disagree, and once every slice has an agreed result flags the losers and answers the stage's
    * sum of squares (null while some slice is not agreed).
    */
-  private async judgeReductions(trx: Kysely<Database>, spec: RunSpec, round: number, stage: number, attempt: number): Promise<{ sumsq: number | null; issued: boolean }> {
+  private async judgeReductions(trx: Transaction<Database>, spec: RunSpec, round: number, stage: number, attempt: number): Promise<{ sumsq: number | null; issued: boolean }> {
     const copies = (await trx.selectFrom('work_items').selectAll().where('run_id', '=', spec.id).where('round', '=', round).where('stage', '=', stage).where('direction', '=', 'reduce').execute()).map((item) => ({
       item,
       d: JSON.parse(item.detail_json) as ReduceDetail,
@@ -1283,6 +1379,7 @@ export class Coordinator {
         agreed_by: winners.map((w) => w.item.completed_by),
         agreed_keys: winners.map((w) => w.item.output_key),
       });
+      await this.exclude(trx, spec, loser.item.completed_by!, { redo: false });
     }
     return { sumsq, issued };
   }
@@ -1433,7 +1530,11 @@ export class Coordinator {
       return changed;
     });
     if (moved) this.wake();
-    for (const key of spent) await this.store.delete(key).catch(() => {});
+    await this.deleteUnkept(spec.id, spent);
+    if (moved) {
+      await this.expireChecks(spec);
+      await this.closeEpochs(spec);
+    }
     if (tripped) {
       // Back to the newest stored state the fault had not reached (the initial state at worst).
       const t: { round: number } & GuardVerdict = tripped;
@@ -1455,6 +1556,415 @@ export class Coordinator {
     const out: RoundFigures[] = [];
     for (const r of rows.reverse()) out.push({ loss: await this.roundLoss(db, runId, Number(r.round)), gradNorm: Math.sqrt(Number(r.grad_sumsq)) });
     return out;
+  }
+
+  // ---- checks (validators) ----
+  //
+  // When a miner's work item is in, the orchestrator draws (crypto randomness, weighted towards
+  // newcomers and the flagged: rewards.ts checkProbability) whether a validator re-runs it; a
+  // share is checked the first time each miner shares, then at the base rate. A check keeps the
+  // blobs it needs alive. A validator holds one stage like a replica (it follows the rounds' steps
+  // without voting on versions) and takes the checks of the round its weights are at; its verdict
+  // is signed. A failed check flags the miner with the evidence (kept), redoes what an open round
+  // holds of its work, and excludes it from the run.
+
+  /** The stage with the fewest validators (the lowest on a tie): each stage gets one before any gets two. */
+  private async validatorStage(runId: string, stages: number): Promise<number> {
+    const rows = await this.db.selectFrom('participants').select('stage').where('run_id', '=', runId).where('role', '=', 'validator').where('status', '=', 'active').execute();
+    const counts = Array.from({ length: stages }, (_, s) => rows.filter((r) => r.stage === s).length);
+    return counts.indexOf(Math.min(...counts));
+  }
+
+  /** Whether `item` (just completed by its miner) is checked, and if so queues the check. */
+  private async drawCheck(spec: RunSpec, item: Item, loss: number | null): Promise<void> {
+    // Local mode: a replica's weights between merges are its own, so nobody else can re-run its work.
+    if (spec.mode !== 'exact') return;
+    const miner = item.completed_by!;
+    const history = await this.db
+      .selectFrom('checks')
+      .select(['target', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('run_id', '=', spec.id)
+      .where('miner', '=', miner)
+      .where('status', '=', 'passed')
+      .groupBy('target')
+      .execute();
+    const passed = (target: string): number => Number(history.find((h) => h.target === target)?.n ?? 0);
+    const flagged = (await this.db.selectFrom('flags').select('id').where('run_id', '=', spec.id).where('hotkey', '=', miner).executeTakeFirst()) !== undefined;
+    const share = item.direction === 'share';
+    const p = share ? (flagged || passed('share') === 0 ? 1 : spec.validation.rate) : checkProbability(spec.validation, passed('item'), flagged);
+    if (p <= 0 || randomInt(1_000_000) >= p * 1_000_000) return;
+    const round = Number(item.round);
+    const last = spec.stages.length - 1;
+    let detail: CheckDetail;
+    if (share) {
+      // Every gradient item the miner's sum covered, and the slices it uploaded.
+      const covered = await this.db
+        .selectFrom('work_items')
+        .selectAll()
+        .where('run_id', '=', spec.id)
+        .where('round', '=', round)
+        .where('stage', '=', item.stage)
+        .where('direction', 'in', item.stage === last ? ['forward', 'redo'] : ['backward', 'redo'])
+        .where('status', '=', 'done')
+        .where('completed_by', '=', miner)
+        .orderBy('completed_at')
+        .execute();
+      if (covered.length === 0) return;
+      const d = JSON.parse(item.detail_json) as ShareDetail;
+      const items: CheckItemDetail[] = [];
+      for (const c of covered) items.push(await this.checkedItem(spec, c, null, false));
+      detail = { items, shares: d.slices.map((range, j) => ({ range, key: d.keys[j] })) };
+    } else detail = { items: [await this.checkedItem(spec, item, loss, true)] };
+    const keys = [...new Set([...detail.items.flatMap((i) => [i.input, i.forward_input ?? null, i.output.key]), ...(detail.shares ?? []).map((x) => x.key)].filter((k): k is string => k !== null))];
+    await this.db
+      .insertInto('checks')
+      .values({ run_id: spec.id, round, stage: item.stage, miner, target: share ? 'share' : 'item', subject: item.id, detail_json: JSON.stringify(detail), keys_json: JSON.stringify(keys), status: 'pending', lease_id: null, leased_to: null, lease_expires: null, created_at: this.now(), decided_at: null, validator: null, error: null, loss_diff: null, reason: null, signature: null })
+      .execute();
+    this.wake(item.stage);
+  }
+
+  /** A work item as a validator re-runs it: its inputs' keys and (when `withOutput`) what it sent on. */
+  private async checkedItem(spec: RunSpec, item: Item, loss: number | null, withOutput: boolean): Promise<CheckItemDetail> {
+    const last = spec.stages.length - 1;
+    const direction = item.direction as CheckItemDetail['direction'];
+    const stageInput = await this.stageInputKey(this.db, item);
+    // Forward (and a redo at the last stage, which runs forward and backward): the stage input.
+    // Backward (and its redo): the output gradient, with the stage input beside it.
+    const backward = direction === 'backward' || (direction === 'redo' && item.stage < last);
+    const outputKind: CheckItemDetail['output']['kind'] = !withOutput ? 'none' : direction === 'forward' && item.stage < last ? 'activation' : item.stage > 0 ? 'gradient' : 'none';
+    return {
+      sample_id: item.sample_id,
+      direction,
+      input: backward ? item.input_key : item.stage === 0 ? null : (item.input_key ?? stageInput),
+      ...(backward ? { forward_input: stageInput } : {}),
+      output: { kind: outputKind, key: outputKind === 'none' ? null : item.output_key },
+      loss,
+    };
+  }
+
+  /** The next task for a validator holding `version` rounds of its stage: a check, a step, a stored state, or none yet. */
+  async checkLease(hotkey: string, req: LeaseRequest = {}): Promise<LeaseResponse> {
+    const version = req.version ?? 0;
+    const deadline = this.now() + (req.wait_ms ?? 0);
+    let p = await this.participant(hotkey);
+    if (p.role !== 'validator' || p.stage === null) throw new ApiError('forbidden', 'only validators take checks');
+    const spec = await this.spec(p.run_id);
+    for (;;) {
+      const done = await this.roundsDone(spec.id);
+      await this.db.updateTable('participants').set({ last_seen: this.now(), ...(version <= done ? { version } : {}) }).where('hotkey', '=', hotkey).execute();
+      if (version > done || Number(p.resync) === 1) return { lease: await this.resyncTask(hotkey, p.stage!, spec, done), finished: false, retry_after_ms: 0 };
+      const task = await this.nextCheck(hotkey, p.stage!, spec, version, done);
+      if (task === 'finished') return { lease: null, finished: true, retry_after_ms: 0 };
+      if (task) return { lease: task, finished: false, retry_after_ms: 0 };
+      const left = deadline - this.now();
+      if (left <= 0) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
+      await this.waitForChange(p.stage!, Math.min(left, 5000));
+      p = await this.participant(hotkey);
+    }
+  }
+
+  private async nextCheck(hotkey: string, stage: number, spec: RunSpec, version: number, done: number): Promise<Task | 'finished' | null> {
+    for (;;) {
+      const now = this.now();
+      const ttlMs = spec.lease_ttl_s * 1000;
+      const row = await withTransaction(this.db, async (trx) => {
+        const found = await trx
+          .selectFrom('checks')
+          .selectAll()
+          .where('run_id', '=', spec.id)
+          .where('stage', '=', stage)
+          .where('round', '=', version)
+          .where((eb) => eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'leased'), eb('lease_expires', '<', now)])]))
+          .orderBy('id')
+          .limit(1)
+          .executeTakeFirst();
+        if (!found) return null;
+        const leaseId = newLeaseId();
+        await trx.updateTable('checks').set({ status: 'leased', lease_id: leaseId, leased_to: hotkey, lease_expires: now + ttlMs }).where('id', '=', found.id).execute();
+        return { ...found, lease_id: leaseId, lease_expires: now + ttlMs };
+      });
+      if (row) {
+        const task = await this.validateTask(spec, row);
+        if (task) return task;
+        continue; // its blobs are gone: expired, try the next
+      }
+      if (version < done) return this.catchUp(hotkey, stage, spec, version, false);
+      if (spec.rounds !== undefined && version >= spec.rounds) return 'finished';
+      return null;
+    }
+  }
+
+  private async validateTask(spec: RunSpec, row: { id: number; round: number; stage: number; miner: string; target: 'item' | 'share'; detail_json: string; keys_json: string; lease_id: string | null; lease_expires: number | null }): Promise<ValidateTask | null> {
+    const d = JSON.parse(row.detail_json) as CheckDetail;
+    for (const key of JSON.parse(row.keys_json) as string[]) {
+      if (await this.store.head(key)) continue;
+      await this.db.updateTable('checks').set({ status: 'expired', reason: `blob ${key} is gone` }).where('id', '=', row.id).execute();
+      return null;
+    }
+    const round = Number(row.round);
+    const input = async (key: string | null, sample: ReturnType<Coordinator['sampleRef']>): Promise<CheckedItem['input']> => (key === null ? { kind: 'sample', ...sample } : { kind: 'blob', ...(await this.blobRef(key, spec)) });
+    const items: CheckedItem[] = [];
+    for (const i of d.items) {
+      const sample = this.sampleRef(spec, round, (await this.sampleOf(spec.id, i.sample_id)).index);
+      items.push({
+        sample_id: i.sample_id,
+        direction: i.direction,
+        sample,
+        input: await input(i.input, sample),
+        ...(i.forward_input !== undefined ? { forward_input: await input(i.forward_input, sample) } : {}),
+        output: { kind: i.output.kind, blob: i.output.key === null ? null : await this.blobRef(i.output.key, spec) },
+        loss: i.loss,
+      });
+    }
+    const shares = await Promise.all((d.shares ?? []).map(async (x) => ({ range: x.range, blob: await this.blobRef(x.key, spec) })));
+    const version = await this.db.selectFrom('versions').select('reports_json').where('run_id', '=', spec.id).where('stage', '=', row.stage).where('rounds', '=', round).executeTakeFirst();
+    const stored = await this.db.selectFrom('snapshots').select('hash').where('run_id', '=', spec.id).where('stage', '=', row.stage).where('rounds', '=', round).where('status', '=', 'done').executeTakeFirst();
+    const hash = (version ? majority(JSON.parse(version.reports_json) as Record<string, string>) : null) ?? stored?.hash ?? null;
+    return {
+      kind: 'validate',
+      id: row.lease_id!,
+      check: Number(row.id),
+      run_id: spec.id,
+      round,
+      stage: row.stage,
+      expires_at: Number(row.lease_expires),
+      target: row.target,
+      miner: row.miner,
+      hash,
+      items,
+      shares,
+      tolerance: spec.validation.tolerance,
+      loss_tolerance: spec.validation.loss_tolerance,
+    };
+  }
+
+  /** A validator's signed verdict on a check it leased. */
+  async verdict(hotkey: string, req: VerdictRequest): Promise<{ status: 'accepted' | 'duplicate' }> {
+    const p = await this.participant(hotkey);
+    if (p.role !== 'validator') throw new ApiError('forbidden', 'only validators judge checks');
+    const row = await this.db.selectFrom('checks').selectAll().where('lease_id', '=', req.lease_id).executeTakeFirst();
+    if (!row) throw new ApiError('lease_expired', `check lease ${req.lease_id} is no longer valid`);
+    if (row.leased_to !== hotkey) throw new ApiError('forbidden', `check lease ${req.lease_id} belongs to another validator`);
+    if (row.status === 'passed' || row.status === 'failed') return { status: 'duplicate' };
+    if (row.status !== 'leased') throw new ApiError('lease_expired', `check lease ${req.lease_id} is no longer valid`);
+    const spec = await this.spec(row.run_id);
+    const round = Number(row.round);
+    const message = verdictMessage({ run_id: spec.id, check: Number(row.id), miner: row.miner, round, stage: row.stage, outcome: req.outcome, error: req.error, loss_diff: req.loss_diff });
+    if (!verifyMessage(hotkey, message, req.signature)) throw new ApiError('bad_request', `the verdict's signature is not ${hotkey}'s signature of this verdict (check ${row.id}, outcome ${req.outcome})`);
+    const reason = (req.reason ?? '').slice(0, 2000);
+    if (req.outcome === 'abstain') {
+      // The validator's weights are not the stage's: it reloads them, and the check waits for a judge.
+      await withTransaction(this.db, async (trx) => {
+        await trx.updateTable('checks').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null }).where('id', '=', row.id).execute();
+        await trx.updateTable('participants').set({ resync: 1 }).where('hotkey', '=', hotkey).execute();
+        await this.log(trx, 'check_abstained', hotkey, spec.id, { check: Number(row.id), reason: reason.slice(0, 500) });
+      });
+      this.wake(row.stage);
+      return { status: 'accepted' };
+    }
+    const failed = req.outcome === 'fail';
+    const updated = await withTransaction(this.db, async (trx) => {
+      const done = await trx
+        .updateTable('checks')
+        .set({ status: failed ? 'failed' : 'passed', decided_at: this.now(), validator: hotkey, error: req.error, loss_diff: req.loss_diff ?? null, reason, signature: req.signature })
+        .where('id', '=', row.id)
+        .where('lease_id', '=', req.lease_id)
+        .where('status', '=', 'leased')
+        .executeTakeFirst();
+      if (Number(done.numUpdatedRows) === 0) return false;
+      if (failed) {
+        await this.flag(trx, spec.id, row.miner, 'failed_check', round, row.stage, {
+          check: Number(row.id),
+          target: row.target,
+          subject: row.subject,
+          error: req.error,
+          loss_diff: req.loss_diff ?? null,
+          tolerance: spec.validation.tolerance,
+          loss_tolerance: spec.validation.loss_tolerance,
+          reason: reason.slice(0, 500),
+          validator: hotkey,
+          signature: req.signature,
+          keys: JSON.parse(row.keys_json) as string[],
+        });
+        await this.exclude(trx, spec, row.miner, { redo: true });
+      }
+      return true;
+    });
+    if (!updated) return { status: 'duplicate' };
+    if (failed) {
+      await this.deleteUnkept(spec.id, this.restartSpent.splice(0));
+      await this.advance(spec);
+      this.wake();
+    } else if (round < (await this.roundsDone(spec.id))) await this.deleteUnkept(spec.id, JSON.parse(row.keys_json) as string[]);
+    return { status: 'accepted' };
+  }
+
+  /** Deletes blobs no longer needed, except those an open check reads or a failed one keeps as evidence. */
+  private async deleteUnkept(runId: string, keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const rows = await this.db.selectFrom('checks').select('keys_json').where('run_id', '=', runId).where('status', 'in', ['pending', 'leased', 'failed']).execute();
+    const kept = new Set(rows.flatMap((r) => JSON.parse(r.keys_json) as string[]));
+    for (const key of keys) if (!kept.has(key)) await this.store.delete(key).catch(() => {});
+  }
+
+  /** Checks whose round was reduced more than keep_rounds ago without a validator: dropped, blobs freed. */
+  private async expireChecks(spec: RunSpec): Promise<void> {
+    const before = (await this.roundsDone(spec.id)) - spec.validation.keep_rounds;
+    const stale = await this.db.selectFrom('checks').select(['id', 'keys_json']).where('run_id', '=', spec.id).where('round', '<', before).where('status', 'in', ['pending', 'leased']).execute();
+    if (stale.length === 0) return;
+    await this.db.updateTable('checks').set({ status: 'expired', reason: 'no validator took it in time' }).where('id', 'in', stale.map((c) => c.id)).execute();
+    await this.deleteUnkept(spec.id, stale.flatMap((c) => JSON.parse(c.keys_json) as string[]));
+  }
+
+  // ---- epochs and rewards ----
+  //
+  // An epoch is validation.epoch_rounds rounds. When its last round is reduced it closes: CLASP
+  // over its samples flags (and excludes) miners whose pathways carry significantly worse loss,
+  // then every miner's work is scored (rewards.ts) and the shares are written to the ledger, which
+  // the database keeps append-only. A closed epoch never changes, even if its rounds are later
+  // rolled back.
+
+  private async closeEpochs(spec: RunSpec): Promise<void> {
+    const size = spec.validation.epoch_rounds;
+    const done = await this.roundsDone(spec.id);
+    const newest = await this.db.selectFrom('epochs').select((eb) => eb.fn.max<number>('epoch').as('e')).where('run_id', '=', spec.id).executeTakeFirst();
+    const finished = spec.rounds !== undefined && done >= spec.rounds;
+    for (let e = newest?.e === null || newest?.e === undefined ? 0 : Number(newest.e) + 1; ; e++) {
+      const from = e * size;
+      const to = Math.min(from + size, spec.rounds ?? Infinity) - 1;
+      if (from > to || (to + 1 > done && !(finished && from < done))) return;
+      await this.closeEpoch(spec, e, from, Math.min(to, done - 1));
+    }
+  }
+
+  /** What each miner did in rounds [from, to], for scoring; `only`: one miner. */
+  private async epochWork(spec: RunSpec, from: number, to: number, only?: string): Promise<EpochWork[]> {
+    const { stageParams } = this.model(spec);
+    const total = stageParams.reduce((a, b) => a + b, 0);
+    const last = spec.stages.length - 1;
+    const items = await this.db
+      .selectFrom('work_items')
+      .select(['completed_by', 'stage', 'direction', 'round'])
+      .where('run_id', '=', spec.id)
+      .where('round', '>=', from)
+      .where('round', '<=', to)
+      .where('status', '=', 'done')
+      .where('direction', 'in', ['forward', 'backward', 'redo'])
+      .$if(only !== undefined, (qb) => qb.where('completed_by', '=', only!))
+      .execute();
+    const checks = await this.db.selectFrom('checks').select(['miner', 'status', 'round']).where('run_id', '=', spec.id).where('round', '<=', to).where('status', 'in', ['passed', 'failed']).execute();
+    const flags = await this.db.selectFrom('flags').select(['hotkey', 'kind', 'round', 'id']).where('run_id', '=', spec.id).orderBy('id').execute();
+    const miners = new Map<string, EpochWork & { rounds: Set<number> }>();
+    const entry = (hotkey: string) => {
+      let m = miners.get(hotkey);
+      if (!m) {
+        const flag = flags.find((f) => f.hotkey === hotkey);
+        m = { hotkey, work: 0, passed: 0, failed: 0, activeRounds: 0, vouched: false, excluded: flag ? `excluded: ${flag.kind.replace('_', ' ')} in round ${flag.round ?? '?'} (flag ${flag.id})` : null, rounds: new Set() };
+        miners.set(hotkey, m);
+      }
+      return m;
+    };
+    for (const i of items) {
+      if (i.completed_by === null) continue;
+      const m = entry(i.completed_by);
+      m.work += workCost(i.direction, i.stage === last, stageParams[i.stage], total);
+      m.rounds.add(Number(i.round));
+    }
+    for (const c of checks) {
+      if (only !== undefined && c.miner !== only) continue;
+      if (c.status === 'passed') entry(c.miner).vouched = true;
+      if (Number(c.round) < from) continue;
+      if (c.status === 'passed') entry(c.miner).passed++;
+      else entry(c.miner).failed++;
+    }
+    for (const f of flags) if (only === undefined || f.hotkey === only) entry(f.hotkey);
+    return [...miners.values()].map(({ rounds, ...m }) => ({ ...m, activeRounds: rounds.size }));
+  }
+
+  private async closeEpoch(spec: RunSpec, epoch: number, from: number, to: number): Promise<void> {
+    if (spec.validation.clasp) {
+      const found = await this.attribution(spec.id, { from, to });
+      const flagged = found.miners.filter((m) => m.flagged);
+      for (const m of flagged) {
+        const already = await this.db.selectFrom('flags').select('id').where('run_id', '=', spec.id).where('hotkey', '=', m.hotkey).executeTakeFirst();
+        if (already) continue;
+        await withTransaction(this.db, async (trx) => {
+          await this.flag(trx, spec.id, m.hotkey, 'clasp', to, m.stage, { from_round: from, to_round: to, effect: m.effect, se: m.se, z: m.z, threshold: found.threshold, samples: m.samples, sigma: found.sigma });
+          await this.exclude(trx, spec, m.hotkey, { redo: true });
+        });
+      }
+      if (flagged.length) {
+        await this.deleteUnkept(spec.id, this.restartSpent.splice(0));
+        await this.advance(spec);
+        this.wake();
+      }
+    }
+    const lines = scoreEpoch(await this.epochWork(spec, from, to), to - from + 1);
+    const total = lines.reduce((a, l) => a + l.score, 0);
+    const closedAt = this.now();
+    try {
+      await withTransaction(this.db, async (trx) => {
+        await trx
+          .insertInto('epochs')
+          .values({ run_id: spec.id, epoch, from_round: from, to_round: to, closed_at: closedAt, total_score: total, miners: lines.filter((l) => l.score > 0).length, excluded_json: JSON.stringify(lines.filter((l) => l.reason?.startsWith('excluded')).map((l) => l.hotkey)) })
+          .execute();
+        if (lines.length) await trx.insertInto('rewards').values(lines.map((l) => ({ run_id: spec.id, epoch, hotkey: l.hotkey, work: l.work, passed: l.passed, failed: l.failed, liveness: l.liveness, score: l.score, share: l.share, reason: l.reason }))).execute();
+        await this.log(trx, 'epoch_closed', null, spec.id, { epoch, from, to, miners: lines.length, total_score: total });
+      });
+    } catch (e) {
+      // Closed meanwhile by another call: the ledger has it once.
+      if (await this.db.selectFrom('epochs').select('epoch').where('run_id', '=', spec.id).where('epoch', '=', epoch).executeTakeFirst()) return;
+      throw e;
+    }
+    const setter = this.opts.weights;
+    if (setter && spec.admission.mode === 'metagraph') {
+      const shares = lines.filter((l) => l.share > 0).map((l) => ({ hotkey: l.hotkey, share: l.share }));
+      await setter.setWeights(spec.admission.netuid, { run_id: spec.id, epoch, shares }, toU16Weights(shares)).catch((err: Error) => this.log(this.db, 'weights_failed', null, spec.id, { epoch, error: err.message.slice(0, 500) }));
+    }
+  }
+
+  /** The public summary of a run's closed epochs, each with its five largest shares. */
+  async epochs(runId: string): Promise<EpochsResponse> {
+    const spec = await this.spec(runId);
+    const epochs = await this.db.selectFrom('epochs').selectAll().where('run_id', '=', runId).orderBy('epoch').execute();
+    const rewards = await this.db.selectFrom('rewards').select(['epoch', 'hotkey', 'score', 'share']).where('run_id', '=', runId).where('score', '>', 0).execute();
+    return {
+      run_id: runId,
+      epoch_rounds: spec.validation.epoch_rounds,
+      epochs: epochs.map((e) => ({
+        ...epochRow(e),
+        top: rewards
+          .filter((r) => r.epoch === e.epoch)
+          .sort((a, b) => b.share - a.share)
+          .slice(0, 5)
+          .map((r) => ({ hotkey: r.hotkey, score: Number(r.score), share: Number(r.share) })),
+      })),
+    };
+  }
+
+  /** A miner's line in every closed epoch, its work so far in the open one, and its flags. */
+  async minerRewards(runId: string, hotkey: string): Promise<MinerRewards> {
+    const spec = await this.spec(runId);
+    const rows = await this.db
+      .selectFrom('rewards as r')
+      .innerJoin('epochs as e', (j) => j.onRef('e.run_id', '=', 'r.run_id').onRef('e.epoch', '=', 'r.epoch'))
+      .select(['r.epoch', 'r.hotkey', 'r.work', 'r.passed', 'r.failed', 'r.liveness', 'r.score', 'r.share', 'r.reason', 'e.from_round', 'e.to_round', 'e.closed_at'])
+      .where('r.run_id', '=', runId)
+      .where('r.hotkey', '=', hotkey)
+      .orderBy('r.epoch')
+      .execute();
+    const newest = await this.db.selectFrom('epochs').select((eb) => eb.fn.max<number>('to_round').as('to')).where('run_id', '=', runId).executeTakeFirst();
+    const from = newest?.to === null || newest?.to === undefined ? 0 : Number(newest.to) + 1;
+    const finished = spec.rounds !== undefined && from >= spec.rounds;
+    const open = finished ? [] : await this.epochWork(spec, from, Number.MAX_SAFE_INTEGER, hotkey);
+    const mine = open.find((m) => m.hotkey === hotkey);
+    return {
+      run_id: runId,
+      hotkey,
+      epochs: rows.map((r) => ({ ...rewardRow(r), from_round: Number(r.from_round), to_round: Number(r.to_round), closed_at: Number(r.closed_at) })),
+      pending: finished ? null : { epoch: Math.floor(from / spec.validation.epoch_rounds), from_round: from, work: mine?.work ?? 0, passed: mine?.passed ?? 0, failed: mine?.failed ?? 0 },
+      flags: (await this.flags(runId)).filter((f) => f.hotkey === hotkey),
+    };
   }
 
   // ---- pathways ----
@@ -1520,4 +2030,12 @@ export class Coordinator {
   private async log(db: Kysely<Database>, kind: string, hotkey: string | null, runId: string | null, details: Record<string, unknown>): Promise<void> {
     await db.insertInto('events').values({ at: this.now(), kind, hotkey, run_id: runId, details_json: JSON.stringify(details) }).execute();
   }
+}
+
+function epochRow(e: { run_id: string; epoch: number; from_round: number; to_round: number; closed_at: number; total_score: number; miners: number; excluded_json: string }): Epoch {
+  return { run_id: e.run_id, epoch: Number(e.epoch), from_round: Number(e.from_round), to_round: Number(e.to_round), closed_at: Number(e.closed_at), total_score: Number(e.total_score), miners: Number(e.miners), excluded: JSON.parse(e.excluded_json) as string[] };
+}
+
+function rewardRow(r: { epoch: number; hotkey: string; work: number; passed: number; failed: number; liveness: number; score: number; share: number; reason: string | null }): Reward {
+  return { epoch: Number(r.epoch), hotkey: r.hotkey, work: Number(r.work), passed: Number(r.passed), failed: Number(r.failed), liveness: Number(r.liveness), score: Number(r.score), share: Number(r.share), reason: r.reason };
 }

@@ -11,6 +11,7 @@ import {
   AttributionQuerySchema,
   CompleteRequestSchema,
   LeaseRequestSchema,
+  VerdictRequestSchema,
   MoveRequestSchema,
   RegisterRequestSchema,
   RejectRequestSchema,
@@ -219,6 +220,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     await c.reject(who(req), r.lease_id, r.reason);
     return { status: 'rejected' };
   });
+  app.post(`${API_PREFIX}/checks/next`, async (req) => c.checkLease(who(req), parse(LeaseRequestSchema, req.body ?? {}, 'check lease request')));
+  app.post(`${API_PREFIX}/checks/verdict`, async (req) => c.verdict(who(req), parse(VerdictRequestSchema, req.body, 'verdict')));
+  app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/epochs`, async (req) => c.epochs(req.params.run));
+  app.get<{ Params: { run: string; hotkey: string } }>(`${API_PREFIX}/runs/:run/rewards/:hotkey`, async (req) => c.minerRewards(req.params.run, req.params.hotkey));
   app.post(`${API_PREFIX}/rounds/applied`, async (req) => c.applied(who(req), parse(AppliedRequestSchema, req.body, 'applied report')));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/status`, async (req) => c.runStatus(req.params.run));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/flags`, async (req) => ({ flags: await c.flags(req.params.run) }));

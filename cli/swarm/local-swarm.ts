@@ -24,6 +24,7 @@ export interface LocalSwarmOptions {
   threadsPerMiner: number;
   onMinerEvent?: (miner: number, event: Record<string, unknown>) => void;
   onMinerExit?: (miner: number, code: number | null, signal: NodeJS.Signals | null) => void;
+  onValidatorEvent?: (validator: number, event: Record<string, unknown>) => void;
   /** Extra environment for the child processes. */
   env?: NodeJS.ProcessEnv;
   /** The orchestrator's --part-mib: uploads that may be larger go in parts of this many MiB. */
@@ -43,6 +44,7 @@ export class LocalSwarm {
   private orchestrator: ChildProcess | null = null;
   private orchestratorExited: Promise<void> = Promise.resolve();
   readonly miners: MinerProcess[] = [];
+  readonly validators: MinerProcess[] = [];
   private statusClient: OrchestratorClient | null = null;
   private stderrTail: string[] = [];
 
@@ -56,7 +58,7 @@ export class LocalSwarm {
     const env = { ...process.env, ...this.opts.env, ...extraEnv };
     // A host run by node's test runner must not pass its marker on: the children are plain tah.
     delete env.NODE_TEST_CONTEXT;
-    const child = spawn(process.execPath, [...(args[0] === 'miner' ? MINER_NODE_FLAGS : []), TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, [...(args[0] === 'miner' || args[0] === 'validator' ? MINER_NODE_FLAGS : []), TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     createInterface({ input: child.stderr! }).on('line', (line) => {
       this.stderrTail.push(`${label}: ${line}`);
       if (this.stderrTail.length > 40) this.stderrTail.shift();
@@ -121,27 +123,38 @@ export class LocalSwarm {
     this.orchestrator = null;
   }
 
-  /** Starts one more miner process; returns its index. */
-  /** Starts another miner process; `env` adds to its environment (e.g. TAH_FAULTS). */
-  async addMiner(env: NodeJS.ProcessEnv = {}): Promise<number> {
-    const i = this.miners.length;
-    const wallet = join(this.opts.dir, 'wallets', `miner-${i}.json`);
+  /** Starts another miner process; `env` adds to its environment (e.g. TAH_FAULTS); returns its index. */
+  addMiner(env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<number> {
+    return this.addParticipant('miner', env, extraArgs);
+  }
+
+  /** Starts another validator process (the orchestrator gives it the stage with the fewest); returns its index. */
+  addValidator(env: NodeJS.ProcessEnv = {}): Promise<number> {
+    return this.addParticipant('validator', env, []);
+  }
+
+  private async addParticipant(role: 'miner' | 'validator', env: NodeJS.ProcessEnv, extraArgs: string[]): Promise<number> {
+    const list = role === 'miner' ? this.miners : this.validators;
+    const i = list.length;
+    const wallet = join(this.opts.dir, 'wallets', `${role}-${i}.json`);
     const created = await createWallet(wallet, { overwrite: true });
-    const child = this.spawnTah(['miner', '--orchestrator', this.url, '--wallet', wallet, '--threads', String(this.opts.threadsPerMiner), '--run', this.runId, '--json'], `miner-${i}`, env);
+    const child = this.spawnTah([role, '--orchestrator', this.url, '--wallet', wallet, '--threads', String(this.opts.threadsPerMiner), '--run', this.runId, '--json', ...extraArgs], `${role}-${i}`, env);
     const exited = new Promise<void>((r) =>
       child.once('exit', (code, signal) => {
-        this.opts.onMinerExit?.(i, code, signal);
+        if (role === 'miner') this.opts.onMinerExit?.(i, code, signal);
         r();
       }),
     );
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
-        this.opts.onMinerEvent?.(i, JSON.parse(line) as Record<string, unknown>);
+        const event = JSON.parse(line) as Record<string, unknown>;
+        if (role === 'miner') this.opts.onMinerEvent?.(i, event);
+        else this.opts.onValidatorEvent?.(i, event);
       } catch {
         // not a JSON line
       }
     });
-    this.miners.push({ child, exited, hotkey: created.address });
+    list.push({ child, exited, hotkey: created.address });
     return i;
   }
 
@@ -167,12 +180,13 @@ export class LocalSwarm {
     }
   }
 
-  /** Stops the miners (they hand back their work), then the orchestrator. */
+  /** Stops the miners (they hand back their work) and validators, then the orchestrator. */
   async close(): Promise<void> {
-    for (const m of this.miners) if (m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGTERM');
-    const all = Promise.all(this.miners.map((m) => m.exited));
+    const everyone = [...this.miners, ...this.validators];
+    for (const m of everyone) if (m.child.exitCode === null && m.child.signalCode === null) m.child.kill('SIGTERM');
+    const all = Promise.all(everyone.map((m) => m.exited));
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000).unref());
-    if ((await Promise.race([all, timeout])) === 'timeout') for (const m of this.miners) m.child.kill('SIGKILL');
+    if ((await Promise.race([all, timeout])) === 'timeout') for (const m of everyone) m.child.kill('SIGKILL');
     await all;
     if (this.orchestrator) await this.killOrchestrator('SIGTERM');
   }

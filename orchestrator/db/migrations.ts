@@ -240,6 +240,84 @@ const versions: Migration = {
     await db.schema.dropTable('versions').execute();
   },
 };
+/**
+ * Validation and rewards: sampled checks of miners' work (with the blobs they keep alive and the
+ * signed verdict), and the ledger — closed epochs and each miner's reward share — which the
+ * database itself keeps append-only: rows are inserted once and never updated or deleted.
+ */
+const ledger: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema
+      .createTable('checks')
+      .addColumn('id', isPostgres(db) ? 'bigint' : 'integer', (c) =>
+        isPostgres(db) ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
+      )
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('round', 'integer', (c) => c.notNull())
+      .addColumn('stage', 'integer', (c) => c.notNull())
+      .addColumn('miner', 'text', (c) => c.notNull())
+      .addColumn('target', 'text', (c) => c.notNull())
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('detail_json', 'text', (c) => c.notNull())
+      .addColumn('keys_json', 'text', (c) => c.notNull().defaultTo('[]'))
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('lease_id', 'text', (c) => c.unique())
+      .addColumn('leased_to', 'text')
+      .addColumn('lease_expires', 'bigint')
+      .addColumn('created_at', 'bigint', (c) => c.notNull())
+      .addColumn('decided_at', 'bigint')
+      .addColumn('validator', 'text')
+      .addColumn('error', 'double precision')
+      .addColumn('loss_diff', 'double precision')
+      .addColumn('reason', 'text')
+      .addColumn('signature', 'text')
+      .execute();
+    await db.schema.createIndex('checks_by_stage').on('checks').columns(['run_id', 'stage', 'status', 'round']).execute();
+    await db.schema.createIndex('checks_by_miner').on('checks').columns(['run_id', 'miner', 'status']).execute();
+    await db.schema
+      .createTable('epochs')
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id'))
+      .addColumn('epoch', 'integer', (c) => c.notNull())
+      .addColumn('from_round', 'integer', (c) => c.notNull())
+      .addColumn('to_round', 'integer', (c) => c.notNull())
+      .addColumn('closed_at', 'bigint', (c) => c.notNull())
+      .addColumn('total_score', 'double precision', (c) => c.notNull())
+      .addColumn('miners', 'integer', (c) => c.notNull())
+      .addColumn('excluded_json', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('epochs_pk', ['run_id', 'epoch'])
+      .execute();
+    await db.schema
+      .createTable('rewards')
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id'))
+      .addColumn('epoch', 'integer', (c) => c.notNull())
+      .addColumn('hotkey', 'text', (c) => c.notNull())
+      .addColumn('work', 'double precision', (c) => c.notNull())
+      .addColumn('passed', 'integer', (c) => c.notNull())
+      .addColumn('failed', 'integer', (c) => c.notNull())
+      .addColumn('liveness', 'double precision', (c) => c.notNull())
+      .addColumn('score', 'double precision', (c) => c.notNull())
+      .addColumn('share', 'double precision', (c) => c.notNull())
+      .addColumn('reason', 'text')
+      .addPrimaryKeyConstraint('rewards_pk', ['run_id', 'epoch', 'hotkey'])
+      .execute();
+    await db.schema.alterTable('rounds').addColumn('generation', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.createIndex('rewards_by_hotkey').on('rewards').columns(['run_id', 'hotkey']).execute();
+    // Append-only, enforced by the database: no code path (or operator's query) rewrites a paid epoch.
+    for (const table of ['epochs', 'rewards']) {
+      if (isPostgres(db)) {
+        await sql`create or replace function tah_append_only() returns trigger language plpgsql as $$ begin raise exception '% is append-only', TG_TABLE_NAME; end $$`.execute(db);
+        await sql.raw(`create trigger ${table}_append_only before update or delete on ${table} for each row execute function tah_append_only()`).execute(db);
+      } else {
+        for (const op of ['update', 'delete']) await sql.raw(`create trigger ${table}_no_${op} before ${op} on ${table} begin select raise(abort, '${table} is append-only'); end`).execute(db);
+      }
+    }
+  },
+  async down(db: Kysely<any>) {
+    for (const table of ['rewards', 'epochs', 'checks']) await db.schema.dropTable(table).execute();
+    await db.schema.alterTable('rounds').dropColumn('generation').execute();
+    if (isPostgres(db)) await sql`drop function if exists tah_append_only()`.execute(db);
+  },
+};
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Every migration, by name; names sort in the order they run. */
@@ -249,6 +327,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0003_rounds': rounds,
   '0004_flags': flags,
   '0005_versions': versions,
+  '0006_ledger': ledger,
 });
 
 export const migrationProvider: MigrationProvider = {

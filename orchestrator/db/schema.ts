@@ -7,12 +7,15 @@
 //    dialects keeps the code that reads them single);
 //  - JSON is stored as text and parsed by the caller.
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { Direction, Role } from '../../orchestrator-client/protocol.ts';
+import type { Direction, FLAG_KINDS, Role } from '../../orchestrator-client/protocol.ts';
+
+export type FlagKind = (typeof FLAG_KINDS)[number];
 
 /** A column with a database default: optional on insert, always present when read. */
 type WithDefault<T> = ColumnType<T, T | undefined, T>;
 
-export type ParticipantStatus = 'active' | 'gone';
+/** 'excluded': caught cheating (a flag); it may not take part in the run again. */
+export type ParticipantStatus = 'active' | 'gone' | 'excluded';
 /** 'lost': done, but its result died with the miner that held it (a redo item replaces it). */
 export type WorkItemStatus = 'pending' | 'leased' | 'done' | 'lost';
 /** Work items: a sample's forward and backward passes, a redo, or a round's share and reduce steps. */
@@ -107,7 +110,7 @@ export interface FlagsTable {
   id: Generated<number>;
   run_id: string;
   hotkey: string;
-  kind: 'bad_reduction' | 'bad_blob' | 'bad_upload';
+  kind: FlagKind;
   round: number | null;
   stage: number | null;
   at: number;
@@ -125,6 +128,8 @@ export interface RoundsTable {
   grad_sumsq: number | null;
   clip: number | null;
   lr: number | null;
+  /** Bumped when the round starts again from scratch (a cheat's outputs reached others' sums). */
+  generation: WithDefault<number>;
 }
 
 export interface StageRoundsTable {
@@ -162,6 +167,60 @@ export interface VersionsTable {
   created_at: number;
 }
 
+/** A sampled check of a miner's work: pending until a validator re-runs it and signs a verdict. */
+export interface ChecksTable {
+  id: Generated<number>;
+  run_id: string;
+  round: number;
+  stage: number;
+  miner: string;
+  target: 'item' | 'share';
+  /** The work item (or share item) checked. */
+  subject: string;
+  /** The items as the miner did them and, for a share, its slices (keys, not URLs), as JSON. */
+  detail_json: string;
+  /** Blob keys kept alive for the check (deleted once it is decided, unless it failed: evidence). */
+  keys_json: WithDefault<string>;
+  status: 'pending' | 'leased' | 'passed' | 'failed' | 'expired';
+  lease_id: string | null;
+  leased_to: string | null;
+  lease_expires: number | null;
+  created_at: number;
+  decided_at: number | null;
+  validator: string | null;
+  error: number | null;
+  loss_diff: number | null;
+  reason: string | null;
+  /** The validator's sr25519 signature of verdictMessage() (protocol.ts). */
+  signature: string | null;
+}
+
+/** A closed reward epoch (append-only). */
+export interface EpochsTable {
+  run_id: string;
+  epoch: number;
+  from_round: number;
+  to_round: number;
+  closed_at: number;
+  total_score: number;
+  miners: number;
+  excluded_json: string;
+}
+
+/** One miner's line of a closed epoch (append-only). */
+export interface RewardsTable {
+  run_id: string;
+  epoch: number;
+  hotkey: string;
+  work: number;
+  passed: number;
+  failed: number;
+  liveness: number;
+  score: number;
+  share: number;
+  reason: string | null;
+}
+
 export interface KvTable {
   key: string;
   value: string;
@@ -179,6 +238,9 @@ export interface Database {
   snapshots: SnapshotsTable;
   flags: FlagsTable;
   versions: VersionsTable;
+  checks: ChecksTable;
+  epochs: EpochsTable;
+  rewards: RewardsTable;
 }
 
 export type RunRow = Selectable<RunsTable>;

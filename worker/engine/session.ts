@@ -98,8 +98,9 @@ export interface SessionOptions {
   /**
    * ONNX Runtime's graph optimisations. 'all' adds fusions into contrib operators, several of
    * which have float32 kernels only, so float64 graphs (gradient checks) default to 'basic'.
+   * 'disabled' runs the graph as built (scripts/provider-drift.ts compares it with 'all').
    */
-  optimization?: 'basic' | 'all';
+  optimization?: 'disabled' | 'basic' | 'all';
   /** ONNX Runtime's CPU memory arena (on by default): it keeps what it grew until the session ends. */
   arena?: boolean;
   /** Writes an ONNX Runtime profile (JSON) with this file prefix. */
