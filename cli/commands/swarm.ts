@@ -32,6 +32,7 @@ export interface SwarmFlags {
   preset: string;
   stages: number;
   replicas: number;
+  validators?: number;
   rounds?: number;
   minutes?: number;
   samplesPerRound?: number;
@@ -61,6 +62,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .option('--preset <name>', 'tiny, small or demo', 'demo')
     .option('--stages <n>', 'pipeline stages', int(1), 3)
     .option('--replicas <n>', 'miners per stage', int(1), 2)
+    .option('--validators <n>', 'validator processes re-running sampled work (default: one per stage; 0: none)', int(0))
     .option('--rounds <n>', 'rounds (optimizer steps of the whole model)', int(1))
     .option('--minutes <m>', 'instead of --rounds: as many rounds as fit in about this long', positive)
     .option('--batch <n>', `sequences per round, the global batch (default: ${BATCH_FACTOR}× the preset's batch_size)`, int(1))
@@ -241,6 +243,9 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     out.event('orchestrator', { url: swarm.url, operator_wallet: swarm.operatorWallet });
     if (!out.json) out.note(`orchestrator at ${swarm.url}; the operator's key (for tah checkpoint) is ${swarm.operatorWallet}`);
     for (let i = 0; i < minerCount; i++) await swarm.addMiner();
+    // Validators in exact mode only: in local mode a replica's weights between merges are its own.
+    const validators = flags.mode === 'exact' ? (flags.validators ?? stages.length) : 0;
+    for (let i = 0; i < validators; i++) await swarm.addValidator();
     minersStarted = performance.now();
     const bar = tty ? null : out.progress('swarm', rounds);
     let reported = 0;

@@ -18,8 +18,10 @@ import {
   keypairFromSeed,
   parseMnemonic,
   ready,
+  signMessage,
   signRequest,
   ss58,
+  verifyMessage,
   verifyRequest,
 } from '../../orchestrator-client/signing.ts';
 
@@ -299,4 +301,18 @@ test('cost of signing and verifying', (t) => {
   t.diagnostic(
     `signRequest ${(signMs * 1000).toFixed(0)} µs, verifyRequest ${(verifyMs * 1000).toFixed(0)} µs, bare sr25519Verify ${(rawMs * 1000).toFixed(0)} µs per request (mean of ${n}, ${body.length}-byte body)`,
   );
+});
+
+test('signed statements: a verdict verifies with its signer only, and not once changed', async () => {
+  await ready();
+  const a = keypairFromSeed(new Uint8Array(32).fill(3));
+  const b = keypairFromSeed(new Uint8Array(32).fill(4));
+  const msg = 'tah-verdict-v1\nrun\n1\nminer\n0\n1\nfail\n0.5\n';
+  const sig = signMessage(a, msg);
+  assert.match(sig, /^0x[0-9a-f]{128}$/);
+  assert.equal(verifyMessage(a.address, msg, sig), true);
+  assert.equal(verifyMessage(b.address, msg, sig), false);
+  assert.equal(verifyMessage(a.address, msg.replace('fail', 'pass'), sig), false);
+  assert.equal(verifyMessage('not an address', msg, sig), false);
+  assert.equal(verifyMessage(a.address, msg, '0x1234'), false);
 });

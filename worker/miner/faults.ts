@@ -24,9 +24,14 @@ export interface Faults {
   poisonAfter?: number;
   /** Cheats at every work item this way. */
   adversary?: Adversary;
+  /**
+   * An honest miner on another device: its outputs and gradient sums differ by rounding, simulated
+   * as noise of this relative size (scripts/provider-drift.ts measures what devices differ by).
+   */
+  perturb?: number;
 }
 
-const USAGE = `expected a comma-separated list of: reduce:tiny, reduce:garbage, skew:ROUND, share:ROUND, poison:ROUND, adversary:(${ADVERSARIES.join('|')})`;
+const USAGE = `expected a comma-separated list of: reduce:tiny, reduce:garbage, skew:ROUND, share:ROUND, poison:ROUND, perturb:RELATIVE, adversary:(${ADVERSARIES.join('|')})`;
 
 /** Parses a TAH_FAULTS value ('' or undefined: no faults). */
 export function parseFaults(spec: string | undefined): Faults {
@@ -37,6 +42,7 @@ export function parseFaults(spec: string | undefined): Faults {
     else if (what === 'skew' && /^\d+$/.test(how ?? '')) faults.skewAfter = Number(how);
     else if (what === 'share' && /^\d+$/.test(how ?? '')) faults.blowUpShare = Number(how);
     else if (what === 'poison' && /^\d+$/.test(how ?? '')) faults.poisonAfter = Number(how);
+    else if (what === 'perturb' && Number(how) > 0 && Number(how) < 1) faults.perturb = Number(how);
     else if (what === 'adversary' && (ADVERSARIES as readonly string[]).includes(how ?? '')) faults.adversary = how as Adversary;
     else throw new Error(`TAH_FAULTS: unknown fault '${part}' (${USAGE})`);
   }
@@ -63,6 +69,13 @@ function norm(x: Float32Array): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i] * x[i];
   return Math.sqrt(s);
+}
+
+/** `x` plus Gaussian noise of `relative` × its RMS per value (relative L2 error ≈ `relative`), in place. */
+export function perturb(x: Float32Array, relative: number): Float32Array {
+  const scale = (relative * norm(x)) / Math.sqrt(Math.max(1, x.length));
+  for (let i = 0; i < x.length; i++) x[i] += scale * gaussian();
+  return x;
 }
 
 /** An adversarial miner's memory and its tampering with what it sends. */

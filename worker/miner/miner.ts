@@ -7,7 +7,7 @@ import { blobDataDigest, dequantizeInt8, quantizeInt8, quantizedMerge } from '..
 import type { ApplyTask, BlobRef, Lease, LeaseRequest, LeaseResponse, LocalTask, ReduceTask, ShareTask, SyncTask, Task, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { pseudoGradient } from '../optim/outer.ts';
 import { BadBlobError, encodeBlob, encodeWire } from './blobs.ts';
-import { AdversaryState, type Faults, spoilReduction } from './faults.ts';
+import { AdversaryState, type Faults, perturb, spoilReduction } from './faults.ts';
 import { Replica, type ReplicaOptions, type StageState, fromBlob } from './replica.ts';
 
 export type { MinerEvent, MinerState } from './replica.ts';
@@ -118,6 +118,7 @@ export class Miner extends Replica {
     if (lease.output.kind !== 'none') {
       if (!output) throw new Error(`lease ${lease.id} wants a ${lease.output.kind} this stage does not produce`);
       const kind = lease.output.kind;
+      if (this.opts.faults?.perturb) perturb(output, this.opts.faults.perturb);
       const adversary = this.adversary;
       const blob = adversary ? adversary.blob(encodeWire(kind, s.dims, adversary.output(kind, output, input))) : encodeWire(kind, s.dims, output);
       uploaded = await this.put(lease.output, blob);
@@ -141,6 +142,7 @@ export class Miner extends Replica {
     }
     // Local mode shares the pseudo-gradient (scratch is free between rounds).
     const computed = task.what === 'delta' ? pseudoGradient(s.anchor, s.params, s.scratch) : s.gradSum;
+    if (this.opts.faults?.perturb) perturb(computed, this.opts.faults.perturb);
     const buffer = this.adversary ? this.adversary.share(computed) : computed;
     const outputs = [];
     const q8 = quantizedMerge(s.spec);

@@ -60,7 +60,7 @@ test('bad uploads are refused, the work is re-issued, and the run ends exact', {
       assert.equal(flagged[0].hotkey, bad.hotkey, 'against the miner that made it');
       assert.match(flagged[0].details_json, /values must be finite/);
       const p = await db.db.selectFrom('participants').select('status').where('hotkey', '=', bad.hotkey).executeTakeFirstOrThrow();
-      assert.equal(p.status, 'gone', 'the bad miner was dropped');
+      assert.equal(p.status, 'excluded', 'the bad miner was excluded from the run');
     } finally {
       await db.close();
     }
