@@ -1882,9 +1882,13 @@ export class Coordinator {
   }
 
   private async closeEpoch(spec: RunSpec, epoch: number, from: number, to: number): Promise<void> {
-    if (spec.validation.clasp) {
+    if (spec.validation.clasp && epoch > 0) {
+      // Flagged in this epoch and in the one before: one epoch's test wrongly accuses an honest
+      // miner with probability up to α (and early, noisy epochs came close); two in a row, about α².
       const found = await this.attribution(spec.id, { from, to });
-      const flagged = found.miners.filter((m) => m.flagged);
+      const before = await this.attribution(spec.id, { from: Math.max(0, from - spec.validation.epoch_rounds), to: from - 1 });
+      const earlier = new Set(before.miners.filter((m) => m.flagged).map((m) => m.hotkey));
+      const flagged = found.miners.filter((m) => m.flagged && earlier.has(m.hotkey));
       for (const m of flagged) {
         const already = await this.db.selectFrom('flags').select('id').where('run_id', '=', spec.id).where('hotkey', '=', m.hotkey).executeTakeFirst();
         if (already) continue;

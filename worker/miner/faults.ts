@@ -71,10 +71,12 @@ function norm(x: Float32Array): number {
   return Math.sqrt(s);
 }
 
-/** `x` plus Gaussian noise of `relative` × its RMS per value (relative L2 error ≈ `relative`), in place. */
+/**
+ * `x` with each value off by Gaussian noise of `relative` × its own magnitude, in place: rounding
+ * is relative to each value, so any part of `x` (a slice of a gradient sum) differs by ≈ `relative`.
+ */
 export function perturb(x: Float32Array, relative: number): Float32Array {
-  const scale = (relative * norm(x)) / Math.sqrt(Math.max(1, x.length));
-  for (let i = 0; i < x.length; i++) x[i] += scale * gaussian();
+  for (let i = 0; i < x.length; i++) x[i] += relative * Math.abs(x[i]) * gaussian();
   return x;
 }
 
