@@ -1379,7 +1379,6 @@ export class Coordinator {
         agreed_by: winners.map((w) => w.item.completed_by),
         agreed_keys: winners.map((w) => w.item.output_key),
       });
-      await this.exclude(trx, spec, loser.item.completed_by!, { redo: false });
     }
     return { sumsq, issued };
   }

@@ -37,11 +37,10 @@ test('replicas returning a wrong reduction (one float32 ulp off, or garbage): th
       const kept = await stat(join(dir, 'blobs', String(e.key)));
       assert.ok(kept.size > 0);
     }
-    // Caught in the first round it reduced in, and excluded: it reduces nothing after.
+    // Every round, each cheater reduced slices of its own stage and lost every time.
     for (const cheater of [tiny, garbage]) {
       const rounds = new Set(flags.filter((f) => f.hotkey === cheater).map((f) => f.round));
-      assert.equal(rounds.size, 1, `${cheater} is flagged in one round only`);
-      assert.ok(events.some((e) => e.kind === 'excluded' && e.hotkey === cheater), `${cheater} is excluded`);
+      assert.equal(rounds.size, TINY.rounds, `${cheater} is flagged in every round`);
     }
   } finally {
     await cleanup();
