@@ -774,7 +774,7 @@ export class Coordinator {
 
   async applied(hotkey: string, req: AppliedRequest): Promise<{ status: 'ok' | 'duplicate'; resync: boolean }> {
     const p = await this.participant(hotkey);
-    if (p.stage === null) throw new ApiError('forbidden', 'only miners with a stage apply rounds');
+    if (p.role !== 'miner' || p.stage === null) throw new ApiError('forbidden', 'only miners with a stage apply rounds');
     const spec = await this.spec(p.run_id);
     for (const bad of req.bad_blobs ?? []) await this.checkReported(spec, hotkey, p.stage, req.round, bad);
     await this.deleteUnkept(spec.id, this.restartSpent.splice(0));

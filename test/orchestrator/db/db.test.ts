@@ -28,7 +28,7 @@ const targets: { name: string; skip: string | false; fresh(): Promise<string> }[
   { name: 'postgres', skip: cluster ? false : (postgresMissing() ?? 'no PostgreSQL'), fresh: () => cluster!.createDatabase() },
 ];
 
-const TABLES = ['events', 'flags', 'kv', 'participants', 'rounds', 'runs', 'samples', 'snapshots', 'stage_rounds', 'versions', 'work_items'];
+const TABLES = ['checks', 'epochs', 'events', 'flags', 'kv', 'participants', 'rewards', 'rounds', 'runs', 'samples', 'snapshots', 'stage_rounds', 'versions', 'work_items'];
 const T0 = 1_760_000_000_000; // ms timestamps past 2^32 (and 2^31) on purpose
 const HOTKEY_A = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const HOTKEY_B = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
@@ -147,7 +147,7 @@ for (const target of targets) {
         assert.deepEqual(w1, full);
         assert.deepEqual(w2, { ...item('w2'), attempts: 0, round: 0, detail_json: '{}', sumsq: null, not_hotkey: null });
 
-        const round = { run_id: 'run1', round: 3, status: 'reduced' as const, created_at: T0 + 6, reduced_at: T0 + 7, grad_sumsq: 0.1234567890123, clip: 0.5, lr: 3e-3 };
+        const round = { run_id: 'run1', round: 3, status: 'reduced' as const, created_at: T0 + 6, reduced_at: T0 + 7, grad_sumsq: 0.1234567890123, clip: 0.5, lr: 3e-3, generation: 1 };
         await db.insertInto('rounds').values([round, { ...round, round: 4, status: 'compute', reduced_at: null, grad_sumsq: null, clip: null, lr: null }]).execute();
         assert.deepEqual(await db.selectFrom('rounds').selectAll().orderBy('round').execute(), [round, { ...round, round: 4, status: 'compute', reduced_at: null, grad_sumsq: null, clip: null, lr: null }]);
 
