@@ -823,7 +823,7 @@ export class Coordinator {
     await withTransaction(this.db, async (trx) => {
       await trx.updateTable('work_items').set({ status: 'lost' }).where('id', '=', item.id).execute();
       await this.flag(trx, spec.id, item.completed_by!, 'bad_blob', round, stage, { key: bad.key, reported_digest: d.digest, stored_digest: digest, found_by: reporter, reason: bad.reason.slice(0, 500) });
-      await this.exclude(trx, spec, item.completed_by!, { redo: true });
+      await this.exclude(trx, spec, item.completed_by!);
     });
   }
 
@@ -1150,25 +1150,23 @@ export class Coordinator {
     await this.log(trx, 'excluded', hotkey, spec.id, { stage, round });
   }
 
-  /**
-   * A miner caught cheating outside its own round's compute (a failed check, a CLASP flag, a bad
-   * reduced slice): whatever of its work an open round still holds is redone without it, and it
-   * takes no further part in the run.
-   */
   /** Blobs of restarted rounds, deleted once the transaction that restarted them is committed. */
   private restartSpent: string[] = [];
 
-  private async exclude(trx: Transaction<Database>, spec: RunSpec, hotkey: string, opts: { redo: boolean }): Promise<void> {
+  /**
+   * A miner caught cheating outside its own round's compute (a failed check, a CLASP flag, a
+   * reduced slice not as reported): if it worked in the open round, that round starts again
+   * without it, and it takes no further part in the run.
+   */
+
+  private async exclude(trx: Transaction<Database>, spec: RunSpec, hotkey: string): Promise<void> {
     const p = await trx.selectFrom('participants').select(['status', 'stage', 'run_id']).where('hotkey', '=', hotkey).executeTakeFirst();
     if (!p || p.run_id !== spec.id || p.status === 'excluded') return;
     if (p.status === 'active' && p.stage !== null) {
-      // (Not while a round is being judged: the merge under way keeps the share it already has.)
-      if (opts.redo) {
-        const open = await trx.selectFrom('rounds').select('round').where('run_id', '=', spec.id).where('status', '=', 'compute').execute();
-        for (const r of open) {
-          const worked = await trx.selectFrom('work_items').select('id').where('run_id', '=', spec.id).where('round', '=', r.round).where('completed_by', '=', hotkey).where('direction', 'in', ['forward', 'backward', 'redo']).executeTakeFirst();
-          if (worked) this.restartSpent.push(...(await this.restartRound(trx, spec, Number(r.round), { excluded: hotkey })));
-        }
+      const open = await trx.selectFrom('rounds').select('round').where('run_id', '=', spec.id).where('status', '=', 'compute').execute();
+      for (const r of open) {
+        const worked = await trx.selectFrom('work_items').select('id').where('run_id', '=', spec.id).where('round', '=', r.round).where('completed_by', '=', hotkey).where('direction', 'in', ['forward', 'backward', 'redo']).executeTakeFirst();
+        if (worked) this.restartSpent.push(...(await this.restartRound(trx, spec, Number(r.round), { excluded: hotkey })));
       }
       await this.forget(trx, spec, hotkey, p.stage);
     }
@@ -1785,7 +1783,7 @@ export class Coordinator {
           signature: req.signature,
           keys: JSON.parse(row.keys_json) as string[],
         });
-        await this.exclude(trx, spec, row.miner, { redo: true });
+        await this.exclude(trx, spec, row.miner);
       }
       return true;
     });
@@ -1893,7 +1891,7 @@ export class Coordinator {
         if (already) continue;
         await withTransaction(this.db, async (trx) => {
           await this.flag(trx, spec.id, m.hotkey, 'clasp', to, m.stage, { from_round: from, to_round: to, effect: m.effect, se: m.se, z: m.z, threshold: found.threshold, samples: m.samples, sigma: found.sigma });
-          await this.exclude(trx, spec, m.hotkey, { redo: true });
+          await this.exclude(trx, spec, m.hotkey);
         });
       }
       if (flagged.length) {

@@ -14,7 +14,6 @@ export class Validator extends Replica {
   protected readonly role = 'validator';
   /** The state hash at the version it was computed for (hashing the stage costs a pass over it). */
   private digest: { version: number; hash: string } | null = null;
-  private checks = 0;
 
   protected next(req: LeaseRequest): Promise<LeaseResponse> {
     return this.opts.client.nextCheck(req);
@@ -67,8 +66,7 @@ export class Validator extends Replica {
           : `relative error ${error.toExponential(2)} (tolerance ${task.tolerance})${findings.lossDiff !== undefined ? `, loss off by ${findings.lossDiff.toExponential(2)} (tolerance ${task.loss_tolerance})` : ''}`;
     const signature = this.opts.client.sign(verdictMessage({ run_id: task.run_id, check: task.check, miner: task.miner, round: task.round, stage: task.stage, outcome, error, loss_diff: findings.lossDiff }));
     await this.opts.client.verdict({ lease_id: task.id, outcome, error, ...(findings.lossDiff !== undefined ? { loss_diff: findings.lossDiff } : {}), reason: reason.slice(0, 2000), signature });
-    this.checks++;
-    this.items = this.checks;
+    this.items++;
     this.emit({ type: 'verdict', check: task.check, round: task.round, miner: task.miner, target: task.target, outcome, error, ms: this.now() - t0 });
   }
 

@@ -1,43 +1,20 @@
 // `tah miner`: join a swarm with this machine. Registers with the orchestrator under the wallet's
 // hotkey, holds the stage it is given, and works until the run ends or Ctrl-C (which finishes or
 // hands back the task in hand and tells the orchestrator, so nothing is left half-done).
-import { availableParallelism, totalmem } from 'node:os';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { httpUrl, int } from '../args.ts';
-import { OrchestratorClient } from '../../orchestrator-client/client.ts';
-import { defaultWalletPath, loadWallet } from '../../orchestrator-client/wallet.ts';
-import { loadBrownCorpus } from '../../worker/data/brown.ts';
-import { type Dataset, buildDataset } from '../../worker/data/dataset.ts';
-import { byteTokenizer } from '../../worker/data/tokenizer.ts';
-import { DEVICES, chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
 import { ADVERSARIES, type Adversary, parseFaults } from '../../worker/miner/faults.ts';
 import { Miner, type MinerEvent } from '../../worker/miner/miner.ts';
 import { makeOutput, onInterrupt } from '../output.ts';
+import { type ParticipantFlags, joinOptions, participantOptions } from './participant.ts';
 import type { Guard } from './wallet.ts';
 
-interface MinerFlags {
-  orchestrator: string;
-  wallet?: string;
-  device: string;
-  threads?: number;
-  run?: string;
-  json?: boolean;
+interface MinerFlags extends ParticipantFlags {
   adversary?: Adversary;
 }
 
-
 export function registerMinerCommand(program: Command, guarded: Guard): void {
-  program
-    .command('miner')
-    .description('train one stage of the model with a swarm: register, take work, share gradients')
-    .requiredOption('--orchestrator <url>', 'the orchestrator, e.g. http://127.0.0.1:8080')
-    .option('--wallet <file>', `hotkey file (default: ${defaultWalletPath()}; create one with tah wallet create)`)
-    .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
-    .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
-    .option('--run <id>', 'the run to join (default: the newest active run)')
-    .option('--json', 'one JSON object per line')
+  participantOptions(program.command('miner').description('train one stage of the model with a swarm: register, take work, share gradients'))
     // For tests of the swarm's defences: cheat at every work item (worker/miner/faults.ts).
     .addOption(new Option('--adversary <mode>').choices(ADVERSARIES).hideHelp())
     .action(guarded(async (o: MinerFlags) => runMiner(o)));
@@ -45,14 +22,7 @@ export function registerMinerCommand(program: Command, guarded: Guard): void {
 
 async function runMiner(o: MinerFlags): Promise<void> {
   const out = makeOutput(o.json ?? false);
-  const url = httpUrl('--orchestrator', o.orchestrator);
-  const wallet = await loadWallet(o.wallet ? resolve(o.wallet) : defaultWalletPath());
-  for (const w of wallet.warnings) out.note(`warning: ${w}`);
-  const device = await confirmDevice(chooseDevice(parseDevice(o.device), probeDevices()));
-  if (device.note) out.note(device.note);
-  const client = new OrchestratorClient({ baseUrl: url.toString(), keypair: wallet.keypair, attempts: 8, maxDelayMs: 5000 });
-  let dataset: Dataset | undefined;
-  const threads = o.threads ?? availableParallelism();
+  const { wallet, options } = await joinOptions(o, out);
 
   const started = Date.now();
   let stage: number | null = null;
@@ -98,12 +68,7 @@ async function runMiner(o: MinerFlags): Promise<void> {
     show();
   };
   const miner = new Miner({
-    client,
-    hardware: { device: device.provider, cores: threads, memory_bytes: totalmem(), tokens_per_s: 0 },
-    runId: o.run,
-    device,
-    threads,
-    dataset: () => (dataset ??= buildDataset(loadBrownCorpus(), byteTokenizer)),
+    ...options,
     onEvent,
     // Deliberate misbehaviour, for tests of the swarm's defences (worker/miner/faults.ts).
     faults: { ...parseFaults(process.env.TAH_FAULTS), ...(o.adversary ? { adversary: o.adversary } : {}) },

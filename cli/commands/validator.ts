@@ -1,54 +1,21 @@
 // `tah validator`: check a swarm's miners. Registers under the wallet's hotkey, holds the stage the
 // orchestrator gives it (the one with the fewest validators) in step with the run, re-runs the
 // sampled work of that stage's miners and signs a verdict on each. Ctrl-C stops it cleanly.
-import { availableParallelism, totalmem } from 'node:os';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Option } from 'commander';
-import { httpUrl, int } from '../args.ts';
-import { OrchestratorClient } from '../../orchestrator-client/client.ts';
-import { defaultWalletPath, loadWallet } from '../../orchestrator-client/wallet.ts';
-import { loadBrownCorpus } from '../../worker/data/brown.ts';
-import { type Dataset, buildDataset } from '../../worker/data/dataset.ts';
-import { byteTokenizer } from '../../worker/data/tokenizer.ts';
-import { DEVICES, chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
 import type { MinerEvent } from '../../worker/miner/replica.ts';
 import { Validator } from '../../validator/validator.ts';
 import { makeOutput, onInterrupt } from '../output.ts';
+import { type ParticipantFlags, joinOptions, participantOptions } from './participant.ts';
 import type { Guard } from './wallet.ts';
 
-interface ValidatorFlags {
-  orchestrator: string;
-  wallet?: string;
-  device: string;
-  threads?: number;
-  run?: string;
-  json?: boolean;
-}
-
 export function registerValidatorCommand(program: Command, guarded: Guard): void {
-  program
-    .command('validator')
-    .description("check a swarm's miners: re-run sampled work of one stage and sign a verdict on each")
-    .requiredOption('--orchestrator <url>', 'the orchestrator, e.g. http://127.0.0.1:8080')
-    .option('--wallet <file>', `hotkey file (default: ${defaultWalletPath()}; create one with tah wallet create)`)
-    .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
-    .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
-    .option('--run <id>', 'the run to check (default: the newest active run)')
-    .option('--json', 'one JSON object per line')
-    .action(guarded(async (o: ValidatorFlags) => runValidator(o)));
+  participantOptions(program.command('validator').description("check a swarm's miners: re-run sampled work of one stage and sign a verdict on each"))
+    .action(guarded(async (o: ParticipantFlags) => runValidator(o)));
 }
 
-async function runValidator(o: ValidatorFlags): Promise<void> {
+async function runValidator(o: ParticipantFlags): Promise<void> {
   const out = makeOutput(o.json ?? false);
-  const url = httpUrl('--orchestrator', o.orchestrator);
-  const wallet = await loadWallet(o.wallet ? resolve(o.wallet) : defaultWalletPath());
-  for (const w of wallet.warnings) out.note(`warning: ${w}`);
-  const device = await confirmDevice(chooseDevice(parseDevice(o.device), probeDevices()));
-  if (device.note) out.note(device.note);
-  const client = new OrchestratorClient({ baseUrl: url.toString(), keypair: wallet.keypair, attempts: 8, maxDelayMs: 5000 });
-  let dataset: Dataset | undefined;
-  const threads = o.threads ?? availableParallelism();
+  const { wallet, options } = await joinOptions(o, out);
   const started = Date.now();
   let stage: number | null = null;
   let version = 0;
@@ -73,12 +40,7 @@ async function runValidator(o: ValidatorFlags): Promise<void> {
     show();
   };
   const validator = new Validator({
-    client,
-    hardware: { device: device.provider, cores: threads, memory_bytes: totalmem(), tokens_per_s: 0 },
-    runId: o.run,
-    device,
-    threads,
-    dataset: () => (dataset ??= buildDataset(loadBrownCorpus(), byteTokenizer)),
+    ...options,
     onEvent,
   });
   const interrupt = onInterrupt(out, 'stopping: finishing the check in hand (Ctrl-C again to quit at once)', () => validator.stop(), ['SIGINT', 'SIGTERM']);
