@@ -248,9 +248,14 @@ export interface Bridge {
 export function parseCall(channel: unknown, args: unknown): { channel: Channel; args: unknown[] } {
   if (typeof channel !== 'string' || !Object.hasOwn(CALLS, channel)) throw new Error(`unknown call ${JSON.stringify(channel)}`);
   const c = channel as Channel;
+  if (!Array.isArray(args)) throw new Error(`${c}: the arguments must be a list`);
+  const expected = CALLS[c].args.def.items.length;
+  if (args.length !== expected) throw new Error(`${c}: takes ${expected === 0 ? 'no argument' : 'one argument'}, got ${args.length}`);
   const parsed = CALLS[c].args.safeParse(args);
   if (!parsed.success) {
-    throw new Error(`${c}: ${parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ')}`);
+    // The path's first element is the argument's index, which says nothing to the reader.
+    const where = (path: PropertyKey[]) => path.slice(1).map(String).join('.');
+    throw new Error(`${c}: ${parsed.error.issues.map((i) => (where(i.path) ? `${where(i.path)}: ${i.message}` : i.message)).join('; ')}`);
   }
   return { channel: c, args: parsed.data as unknown[] };
 }

@@ -1,0 +1,183 @@
+// The hardware check shown during onboarding: what this computer has (probeHardware) and whether
+// that meets the published minimums (judgeHardware, a pure function so the table is testable).
+import { execFile } from 'node:child_process';
+import { statfs } from 'node:fs/promises';
+import os from 'node:os';
+import { dirname, resolve } from 'node:path';
+import type { HardwareReport } from '../ipc-contract.ts';
+
+export interface HardwareFacts {
+  platform: string;
+  arch: string;
+  cpuModel: string;
+  cores: number;
+  memoryBytes: number;
+  /** Free space for the user (not root's reserve) where the app keeps its data; null: unknown. */
+  freeDiskBytes: number | null;
+  gpus: { name: string; memoryBytes: number | null; vendor: string }[];
+}
+
+/** Runs a program and returns its standard output; rejects when it is missing or fails. */
+export type RunCommand = (cmd: string, args: string[]) => Promise<string>;
+
+export interface ProbeOptions {
+  /** Where models and checkpoints go; need not exist yet (its nearest existing parent is measured). */
+  dataDir: string;
+  run?: RunCommand;
+}
+
+const NVIDIA_SMI_TIMEOUT_MS = 5000;
+
+const execRun: RunCommand = (cmd, args) =>
+  new Promise((res, rej) => {
+    execFile(cmd, args, { timeout: NVIDIA_SMI_TIMEOUT_MS, windowsHide: true, encoding: 'utf8' }, (err, stdout) => (err ? rej(err) : res(stdout)));
+  });
+
+export async function probeHardware(opts: ProbeOptions): Promise<HardwareFacts> {
+  const platform = os.platform();
+  const arch = os.arch();
+  const cpus = os.cpus();
+  const cpuModel = cpus[0]?.model.trim() || 'unknown processor';
+  const gpus: HardwareFacts['gpus'] =
+    platform === 'darwin'
+      ? // Apple Silicon's GPU shares the main memory; Intel Macs have no GPU the trainer can use.
+        arch === 'arm64'
+        ? [{ name: cpuModel, memoryBytes: null, vendor: 'apple' }]
+        : []
+      : await nvidiaGpus(opts.run ?? execRun);
+  return {
+    platform,
+    arch,
+    cpuModel,
+    cores: os.availableParallelism?.() ?? Math.max(1, cpus.length),
+    memoryBytes: os.totalmem(),
+    freeDiskBytes: await freeDisk(opts.dataDir),
+    gpus,
+  };
+}
+
+/** NVIDIA GPUs as nvidia-smi lists them; none when it is missing, fails or says nothing useful. */
+async function nvidiaGpus(run: RunCommand): Promise<HardwareFacts['gpus']> {
+  let out: string;
+  try {
+    out = await run('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader,nounits']);
+  } catch {
+    return [];
+  }
+  const gpus: HardwareFacts['gpus'] = [];
+  for (const line of String(out).split(/\r?\n/)) {
+    // "NVIDIA GeForce RTX 4090, 24564" (MiB); a name may itself hold a comma, the size is last.
+    const at = line.lastIndexOf(',');
+    if (at <= 0) continue;
+    const name = line.slice(0, at).trim();
+    const mib = Number(line.slice(at + 1).trim());
+    if (name === '') continue;
+    gpus.push({ name, memoryBytes: Number.isFinite(mib) && mib > 0 ? mib * 1024 * 1024 : null, vendor: 'nvidia' });
+  }
+  return gpus;
+}
+
+async function freeDisk(dataDir: string): Promise<number | null> {
+  for (let dir = resolve(dataDir); ; dir = dirname(dir)) {
+    try {
+      const s = await statfs(dir);
+      return s.bavail * s.bsize;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(dir) === dir) return null;
+    }
+  }
+}
+
+// ---- the minimums ----
+//
+// Sizes are in GiB (2^30 bytes) throughout, and shown as "GB", as macOS and Windows label them:
+// an "8 GB" Mac reports exactly 8 GiB. The memory and graphics-memory limits accept 7/8 of the
+// nominal size, because PCs report what is left after firmware and built-in graphics take their
+// share: an 8 GB Linux laptop shows about 7.3–7.8 GiB, a 16 GB graphics card 15.9 GiB. A 6 GB
+// machine (or a 12 GB card against 16) still falls short. Free disk space is measured, not
+// nominal, so its limit is exact.
+
+const GiB = 2 ** 30;
+const nominal = (gib: number): number => gib * GiB * (7 / 8);
+
+const MIN_MEMORY_GB = 8;
+const GPU_MIN_MEMORY_GB = 16;
+const GPU_MIN_VRAM_GB = 16;
+const MIN_DISK_GB = 10;
+
+const CPU_SLOWER = 'training runs on the CPU, slower';
+
+/** "8", "7.5", "0.4": one decimal, none when it is a whole number. Shortfalls round down, so that
+ *  9.97 GB is not shown as "only 10 GB; 10 GB are needed". */
+function gb(bytes: number, round: (x: number) => number = Math.round): string {
+  const v = round((bytes / GiB) * 10) / 10;
+  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+}
+
+export function judgeHardware(f: HardwareFacts): HardwareReport {
+  const reasons: string[] = [];
+  let insufficient = false;
+  let cpuOnly = false;
+
+  if (f.memoryBytes < nominal(MIN_MEMORY_GB)) {
+    insufficient = true;
+    reasons.push(`Only ${gb(f.memoryBytes, Math.floor)} GB of memory; at least ${MIN_MEMORY_GB} GB are needed.`);
+  } else {
+    // Between 8 and 16 GB a PC can train, but only on its CPU (the GPU part says so below).
+    const appleSilicon = f.platform === 'darwin' && f.arch === 'arm64';
+    const cpuOnlyMemory = !appleSilicon && f.memoryBytes < nominal(GPU_MIN_MEMORY_GB);
+    reasons.push(`${gb(f.memoryBytes)} GB of memory: enough${cpuOnlyMemory ? ' to train on the CPU' : ''}.`);
+  }
+
+  if (f.freeDiskBytes === null) {
+    reasons.push(`Could not tell how much disk space is free; ${MIN_DISK_GB} GB are needed.`);
+  } else if (f.freeDiskBytes < MIN_DISK_GB * GiB) {
+    insufficient = true;
+    reasons.push(`Only ${gb(f.freeDiskBytes, Math.floor)} GB free disk space; ${MIN_DISK_GB} GB are needed.`);
+  } else {
+    reasons.push(`${gb(f.freeDiskBytes)} GB of free disk space: enough.`);
+  }
+
+  if (f.platform === 'darwin' && f.arch === 'arm64') {
+    // Apple Silicon trains on its built-in GPU, which shares the memory checked above.
+    reasons.push(`Apple Silicon (${f.cpuModel}): the built-in GPU does the training.`);
+  } else if (f.platform === 'darwin') {
+    cpuOnly = true;
+    reasons.push(`This Mac has an Intel processor: ${CPU_SLOWER}.`);
+  } else {
+    const nvidia = f.gpus.filter((g) => g.vendor === 'nvidia').sort((a, b) => (b.memoryBytes ?? 0) - (a.memoryBytes ?? 0));
+    const best = nvidia[0];
+    if (!best) {
+      cpuOnly = true;
+      reasons.push(`No NVIDIA GPU with ${GPU_MIN_VRAM_GB} GB: ${CPU_SLOWER}.`);
+    } else if (best.memoryBytes === null) {
+      cpuOnly = true;
+      reasons.push(`Could not tell how much memory the ${best.name} has (${GPU_MIN_VRAM_GB} GB are needed): ${CPU_SLOWER}.`);
+    } else if (best.memoryBytes < nominal(GPU_MIN_VRAM_GB)) {
+      cpuOnly = true;
+      reasons.push(`The ${best.name} has ${gb(best.memoryBytes, Math.floor)} GB of graphics memory; ${GPU_MIN_VRAM_GB} GB are needed to train on it, so ${CPU_SLOWER}.`);
+    } else if (f.memoryBytes < nominal(GPU_MIN_MEMORY_GB)) {
+      cpuOnly = true;
+      reasons.push(`The ${best.name} would do, but training on a GPU also needs ${GPU_MIN_MEMORY_GB} GB of memory: ${CPU_SLOWER}.`);
+    } else {
+      reasons.push(`The ${best.name} with ${gb(best.memoryBytes)} GB: the GPU does the training.`);
+    }
+  }
+
+  return {
+    platform: f.platform,
+    arch: f.arch,
+    cpuModel: f.cpuModel,
+    cores: f.cores,
+    memoryBytes: f.memoryBytes,
+    freeDiskBytes: f.freeDiskBytes,
+    gpus: f.gpus.map((g) => ({ ...g })),
+    verdict: insufficient ? 'insufficient' : cpuOnly ? 'cpu-only' : 'ok',
+    reasons,
+  };
+}
+
+export async function checkHardware(opts: ProbeOptions): Promise<HardwareReport> {
+  return judgeHardware(await probeHardware(opts));
+}
