@@ -89,7 +89,8 @@ function signsFor(secretKey: Uint8Array, publicKey: Uint8Array): boolean {
   return sr25519Verify(sr25519Sign(publicKey, secretKey, probe), probe, publicKey);
 }
 
-function keyfileJson(keypair: Keypair, phrase: string, seed: Uint8Array): string {
+/** The keyfile JSON (Bittensor layout, see the top of this file) of a key made from `phrase`, whose seed is `seed`. */
+export function keyfileJson(keypair: Keypair, phrase: string, seed: Uint8Array): string {
   const publicKey = toHex(keypair.publicKey);
   const file: Required<{ [K in keyof Keyfile]: string }> = {
     accountId: publicKey,
@@ -128,9 +129,8 @@ export async function createWallet(path: string = defaultWalletPath(), opts: { m
 }
 
 /**
- * Reads and checks a hotkey file: its key comes from the mnemonic, else the seed, else the
- * private key (the order btcli uses), and every other field present must describe the same key.
- * Any problem is one line naming the file.
+ * Reads and checks a hotkey file (the checks are parseKeyfile's). Any problem is one line naming
+ * the file.
  */
 export async function loadWallet(path: string = defaultWalletPath()): Promise<Wallet> {
   await ready();
@@ -153,6 +153,18 @@ export async function loadWallet(path: string = defaultWalletPath()): Promise<Wa
     if (mode & 0o077) warnings.push(`wallet file ${path} is accessible to other users (mode ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${path}`);
   }
 
+  const { keypair } = parseKeyfile(text, `wallet file ${path}`);
+  return { path, keypair, address: keypair.address, publicKey: toHex(keypair.publicKey), warnings };
+}
+
+/**
+ * Checks the text of a hotkey file: its key comes from the mnemonic, else the seed, else the
+ * private key (the order btcli uses), and every other field present must describe the same key.
+ * Any problem is one line starting with `origin` (e.g. "wallet file PATH"). `seed` and `phrase` are
+ * null when the file does not hold them. Await ready() from signing.ts first.
+ */
+export function parseKeyfile(text: string, origin: string): { keypair: Keypair; seed: Uint8Array | null; phrase: string | null } {
+  const bad = (problem: string, cause?: unknown): Error => new Error(`${origin}: ${problem}`, { cause });
   const trimmed = text.trim();
   if (trimmed.startsWith('$NACL') || trimmed.startsWith('$BT') || trimmed.startsWith('$ANSIBLE_VAULT')) {
     throw bad('is encrypted with a password; tah reads unencrypted hotkey files (btcli leaves hotkeys unencrypted unless asked)');
@@ -171,11 +183,12 @@ export async function loadWallet(path: string = defaultWalletPath()): Promise<Wa
   const f = parsed.data;
 
   let keypair: Keypair;
+  let seed: Uint8Array | null = null;
+  let phrase: string | null = null;
   if (f.secretPhrase || f.secretSeed) {
-    let seed: Uint8Array;
     if (f.secretPhrase) {
       try {
-        seed = parseMnemonic(f.secretPhrase).seed;
+        ({ phrase, seed } = parseMnemonic(f.secretPhrase));
       } catch (e) {
         throw bad(`secretPhrase: ${(e as Error).message}`, e);
       }
@@ -213,7 +226,7 @@ export async function loadWallet(path: string = defaultWalletPath()): Promise<Wa
     const other = publicKeyOfAddress(f.ss58Address, bad);
     if (!equal(other, keypair.publicKey)) throw bad(`ss58Address does not match the key's secret (the file is damaged or was edited)`);
   }
-  return { path, keypair, address: keypair.address, publicKey: toHex(keypair.publicKey), warnings };
+  return { keypair, seed, phrase };
 }
 
 /** The 32-byte public key of an SS58 address (any prefix), or the file's error. */

@@ -3,7 +3,8 @@
 // tray; training in a utility process; power events from powerMonitor; the key in safeStorage;
 // logs through electron-log. Closing the window keeps training in the tray; Quit stops the
 // training properly (the work in hand is finished or handed back) before the app exits.
-import { BrowserWindow, type WebFrameMain, app, dialog, ipcMain } from 'electron';
+import type { BrowserWindow} from 'electron';
+import { type WebFrameMain, app, dialog, ipcMain } from 'electron';
 import log from 'electron-log/main';
 import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
