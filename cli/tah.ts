@@ -123,6 +123,7 @@ program
 (await import('./commands/orchestrator.ts')).registerOrchestratorCommand(program, guarded);
 (await import('./commands/miner.ts')).registerMinerCommand(program, guarded);
 (await import('./commands/validator.ts')).registerValidatorCommand(program, guarded);
+(await import('./commands/app.ts')).registerAppCommand(program, guarded);
 (await import('./commands/swarm.ts')).registerSwarmCommand(program, guarded);
 (await import('./commands/checkpoint.ts')).registerCheckpointCommand(program, guarded);
 await program.parseAsync(process.argv);

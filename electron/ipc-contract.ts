@@ -5,6 +5,9 @@
 import { z } from 'zod';
 import type { MinerRewards } from '../orchestrator-client/protocol.ts';
 import type { MinerState } from '../worker/miner/replica.ts';
+import { CHANNELS, type Channel, STATE_EVENT } from './ipc-names.ts';
+
+export { CHANNELS, type Channel, STATE_EVENT };
 
 // ---- settings ----
 
@@ -225,15 +228,10 @@ export const CALLS = {
   /** Writes one file with logs, redacted settings and a system report; null: cancelled. */
   'diagnostics:export': { args: none, result: {} as { path: string } | null },
   'notice:dismiss': { args: one(z.string().max(100)), result: {} as AppState },
-} as const;
+} as const satisfies Record<Channel, { args: z.ZodTuple; result: unknown }>;
 
-export type Channel = keyof typeof CALLS;
 export type CallArgs<C extends Channel> = z.infer<(typeof CALLS)[C]['args']>;
 export type CallResult<C extends Channel> = (typeof CALLS)[C]['result'];
-export const CHANNELS = Object.keys(CALLS) as Channel[];
-
-/** The one event main sends: the whole state, after every change. */
-export const STATE_EVENT = 'state:changed';
 
 export type BridgeResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
