@@ -40,6 +40,7 @@ export interface SwarmFlags {
   seed: number;
   lr?: number;
   threadsPerMiner: number;
+  port?: number;
   dir?: string;
   mode: 'exact' | 'local';
   localSteps: number;
@@ -71,6 +72,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .option('--lr <x>', 'peak learning rate (default: the preset recipe)', positive)
     .option('--threads-per-miner <n>', 'CPU threads of each miner', int(1), 1)
     .option('--dir <folder>', 'working folder (default: runs/swarm-<preset>-<time>)')
+    .option('--port <n>', "the orchestrator's port on 127.0.0.1, where the desktop app looks by default (when taken: any free port)", int(0), 8080)
     .addOption(new Option('--mode <mode>', 'exact: every round all-reduces the gradient; local: replicas take --local-steps steps of their own between merges (less traffic)').choices(['exact', 'local']).default('exact'))
     .option('--local-steps <n>', 'local mode: inner steps between merges', int(1), 10)
     .option('--outer-lr <x>', 'local mode: the outer Nesterov step size (default 1: with momentum 0, the replicas\' mean)', positive)
@@ -212,6 +214,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   const swarm = new LocalSwarm({
     dir,
     spec,
+    port: flags.port,
     threadsPerMiner: flags.threadsPerMiner,
     onMinerEvent: (i, e) => {
       const v = views[i];

@@ -29,6 +29,8 @@ export interface LocalSwarmOptions {
   env?: NodeJS.ProcessEnv;
   /** The orchestrator's --part-mib: uploads that may be larger go in parts of this many MiB. */
   partMib?: number;
+  /** The port the orchestrator should listen on; when it is taken, any free one (default: any). */
+  port?: number;
 }
 
 interface MinerProcess {
@@ -48,7 +50,9 @@ export class LocalSwarm {
   private statusClient: OrchestratorClient | null = null;
   private stderrTail: string[] = [];
 
-  constructor(private readonly opts: LocalSwarmOptions) {}
+  constructor(private readonly opts: LocalSwarmOptions) {
+    this.port = opts.port ?? 0;
+  }
 
   get runId(): string {
     return this.opts.spec.id;
@@ -86,7 +90,13 @@ export class LocalSwarm {
     await mkdir(join(this.opts.dir, 'wallets'), { recursive: true });
     await writeFile(join(this.opts.dir, 'run.json'), JSON.stringify(this.opts.spec, null, 2));
     this.operator = (await createWallet(this.operatorWallet, { overwrite: true })).address;
-    await this.startOrchestrator();
+    try {
+      await this.startOrchestrator();
+    } catch (e) {
+      if (this.port === 0 || !/EADDRINUSE/.test((e as Error).message)) throw e;
+      this.port = 0;
+      await this.startOrchestrator();
+    }
     await ready();
     // The host's own key, for reading the run's status (a signed request like any other).
     this.statusClient = new OrchestratorClient({ baseUrl: this.url, keypair: keypairFromSeed(new Uint8Array(32).fill(7)), attempts: 20, maxDelayMs: 1000 });
