@@ -112,6 +112,7 @@ export interface HardwareReport {
   cpuModel: string;
   cores: number;
   memoryBytes: number;
+  /** Free space for the user (not root's reserve) where the app keeps its data; null: unknown. */
   freeDiskBytes: number | null;
   gpus: { name: string; memoryBytes: number | null; vendor: string }[];
   /** ok: meets the minimums; cpu-only: runs, on the CPU; insufficient: below the minimums. */

@@ -6,16 +6,8 @@ import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { HardwareReport } from '../ipc-contract.ts';
 
-export interface HardwareFacts {
-  platform: string;
-  arch: string;
-  cpuModel: string;
-  cores: number;
-  memoryBytes: number;
-  /** Free space for the user (not root's reserve) where the app keeps its data; null: unknown. */
-  freeDiskBytes: number | null;
-  gpus: { name: string; memoryBytes: number | null; vendor: string }[];
-}
+/** What the probe finds: the report without the verdict. */
+export type HardwareFacts = Omit<HardwareReport, 'verdict' | 'reasons'>;
 
 /** Runs a program and returns its standard output; rejects when it is missing or fails. */
 export type RunCommand = (cmd: string, args: string[]) => Promise<string>;
