@@ -27,10 +27,15 @@ test('the polled power source reports a change when the battery reading changes'
   const source = polledPower({ read: async () => readings[Math.min(i++, 1)], pollMs: 5 });
   try {
     // The first reading differs from "unknown", the second from the first; then nothing changes.
-    await new Promise<void>((resolve) => {
+    // The source's own timer does not keep a process alive (an app's poll must not); this deadline does.
+    await new Promise<void>((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error('no second change within 5 s')), 5_000);
       let n = 0;
       source.subscribe(() => {
-        if (++n === 2) resolve();
+        if (++n === 2) {
+          clearTimeout(deadline);
+          resolve();
+        }
       });
     });
     assert.deepEqual(source.read(), { onBattery: true, batteryPercent: 89, thermal: 'unknown', idleSeconds: 0 });
