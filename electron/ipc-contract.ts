@@ -179,6 +179,11 @@ export interface TrainingState {
 
 export const HISTORY_POINTS = 300;
 
+/** Training before the first Start: nothing assigned, nothing measured. */
+export function idleTraining(): TrainingState {
+  return { status: 'stopped', reason: null, pauseReason: null, minerState: null, stage: null, round: 0, tokensPerS: 0, items: 0, loss: null, history: [], since: null, restarts: 0, lastCrash: null };
+}
+
 /** A message for the user that stays until dismissed (e.g. settings were reset). */
 export interface Notice {
   id: string;

@@ -34,10 +34,14 @@ export interface CreatedWallet {
   generated: boolean;
 }
 
-/** `$TAH_HOME/wallets/default/hotkey.json`, with TAH_HOME defaulting to ~/.tah. */
+/** tah's own folder: $TAH_HOME, defaulting to ~/.tah. */
+export function tahHome(env: NodeJS.ProcessEnv = process.env): string {
+  return env.TAH_HOME && env.TAH_HOME.trim() !== '' ? resolve(env.TAH_HOME) : join(homedir(), '.tah');
+}
+
+/** `$TAH_HOME/wallets/default/hotkey.json`. */
 export function defaultWalletPath(env: NodeJS.ProcessEnv = process.env): string {
-  const home = env.TAH_HOME && env.TAH_HOME.trim() !== '' ? resolve(env.TAH_HOME) : join(homedir(), '.tah');
-  return join(home, 'wallets', 'default', 'hotkey.json');
+  return join(tahHome(env), 'wallets', 'default', 'hotkey.json');
 }
 
 const hex = (bytes: number) => z.string().regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`), `0x and ${bytes * 2} hex characters`);

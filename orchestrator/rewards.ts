@@ -1,6 +1,7 @@
 // Scores and reward shares of an epoch, and how often a miner's work is checked: plain functions
 // of what the database recorded, so the rules are read and tested in one place.
 import type { ValidationSpec } from '../orchestrator-client/protocol.ts';
+import type { RewardsTable } from './db/schema.ts';
 
 /** What one miner did in an epoch, as recorded. */
 export interface EpochWork {
@@ -18,16 +19,8 @@ export interface EpochWork {
   excluded: string | null;
 }
 
-export interface EpochScore {
-  hotkey: string;
-  work: number;
-  passed: number;
-  failed: number;
-  liveness: number;
-  score: number;
-  share: number;
-  reason: string | null;
-}
+/** A miner's line of an epoch, as the rewards table keeps it. */
+export type EpochScore = Omit<RewardsTable, 'run_id' | 'epoch'>;
 
 /**
  * A work item's compute cost: forward 1, backward 2 (the usual ratio of their FLOPs), the last

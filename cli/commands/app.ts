@@ -1,7 +1,6 @@
 // `tah app`: the desktop app without Electron — its controllers (training worker, power policy,
 // wallet, settings, logs) in this process, the UI served to a browser on loopback, the bridge over
 // a WebSocket. For development, and for machines where Electron cannot run.
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { int } from '../args.ts';
@@ -28,13 +27,13 @@ export function registerAppCommand(program: Command, guarded: Guard): void {
 
 async function runApp(o: AppFlags): Promise<void> {
   const out = makeOutput(o.json ?? false);
-  const [{ nodeAppWorld }, { AppController }, { startBrowserHost }] = await Promise.all([
+  const [{ tahHome }, { nodeAppWorld }, { AppController }, { startBrowserHost }] = await Promise.all([
+    import('../../orchestrator-client/wallet.ts'),
     import('../../electron/browser-host/node-world.ts'),
     import('../../electron/core/app.ts'),
     import('../../electron/browser-host/server.ts'),
   ]);
-  const home = process.env.TAH_HOME?.trim() ? resolve(process.env.TAH_HOME) : join(homedir(), '.tah');
-  const dataDir = o.dataDir ? resolve(o.dataDir) : join(home, 'app');
+  const dataDir = o.dataDir ? resolve(o.dataDir) : join(tahHome(), 'app');
   const controller = new AppController(await nodeAppWorld({ dataDir }));
   await controller.init();
   const host = await startBrowserHost({ controller, port: o.port, staticDir: o.ui ? resolve(o.ui) : undefined });

@@ -13,6 +13,7 @@ import {
   type CallResult,
   type Channel,
   HISTORY_POINTS,
+  idleTraining,
   type HardwareReport,
   type Notice,
   type PowerDecision,
@@ -94,18 +95,8 @@ export class AppController {
   private hardware: HardwareReport | null = null;
   private updater: UpdaterState = initialUpdaterState;
   private notices: Notice[];
-  private training: Omit<TrainingState, 'status' | 'reason' | 'pauseReason'> = {
-    minerState: null,
-    stage: null,
-    round: 0,
-    tokensPerS: 0,
-    items: 0,
-    loss: null,
-    history: [],
-    since: null,
-    restarts: 0,
-    lastCrash: null,
-  };
+  /** What the worker reported; status, reason and the crash fields are derived in state(). */
+  private training: TrainingState = idleTraining();
   /** The threads and settings the running worker was started with. */
   private runningWith: { threads: number; key: string } | null = null;
   private readonly host: WorkerHost;

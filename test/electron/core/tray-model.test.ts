@@ -2,24 +2,11 @@
 // they are enabled, the icon, the macOS title and the tooltip.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { AppState, PauseReason, Settings, TrainingState, TrainingStatus, UpdaterState } from '../../../electron/ipc-contract.ts';
+import { type AppState, type PauseReason, type Settings, type TrainingState, type TrainingStatus, type UpdaterState, idleTraining } from '../../../electron/ipc-contract.ts';
+import { defaultSettings } from '../../../electron/core/settings.ts';
 import { compactRate, trayModel, type TrayAction, type TrayModel } from '../../../electron/core/tray-model.ts';
 
-const SETTINGS: Settings = {
-  orchestratorUrl: 'https://orchestrator.example.org',
-  runId: null,
-  threads: null,
-  useGpu: true,
-  runOnBattery: false,
-  minBatteryPercent: 20,
-  onlyWhenIdle: false,
-  idleMinutes: 5,
-  startAtLogin: false,
-  startMinimised: false,
-  autoStart: false,
-  allowPlaintextKey: false,
-  onboarded: true,
-};
+const SETTINGS: Settings = { ...defaultSettings({}), orchestratorUrl: 'https://orchestrator.example.org', minBatteryPercent: 20, onboarded: true };
 
 type Fixture = Partial<Omit<AppState, 'training' | 'power' | 'settings'>> & {
   training?: Partial<TrainingState>;
@@ -38,22 +25,7 @@ function app(patch: Fixture = {}): AppState {
     updater: { status: 'idle', lastChecked: null },
     notices: [],
     ...rest,
-    training: {
-      status: 'stopped',
-      reason: null,
-      pauseReason: null,
-      minerState: null,
-      stage: null,
-      round: 0,
-      tokensPerS: 0,
-      items: 0,
-      loss: null,
-      history: [],
-      since: null,
-      restarts: 0,
-      lastCrash: null,
-      ...training,
-    },
+    training: { ...idleTraining(), ...training },
     power: { onBattery: false, batteryPercent: null, thermal: 'nominal', idleSeconds: 0, decision: { run: true, throttle: false }, pause: null, ...power },
     settings: { ...SETTINGS, ...settings },
   };
