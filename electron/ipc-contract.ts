@@ -3,7 +3,7 @@
 // the Electron main process, the preload, the browser host (the same controllers served over a
 // WebSocket) and the renderer. Nothing else names a channel or copies these types.
 import { z } from 'zod';
-import type { MinerRewards } from '../orchestrator-client/protocol.ts';
+import type { Dashboard, MinerRewards } from '../orchestrator-client/protocol.ts';
 import type { MinerState } from '../worker/miner/replica.ts';
 import { CHANNELS, type Channel, STATE_EVENT } from './ipc-names.ts';
 
@@ -231,6 +231,10 @@ export const CALLS = {
   'settings:update': { args: one(SettingsPatchSchema), result: {} as Settings },
   'hardware:check': { args: none, result: {} as HardwareReport },
   'earnings:get': { args: none, result: {} as MinerRewards | null },
+  /** The swarm at a glance (the orchestrator's public dashboard of the run this app joins). */
+  'network:get': { args: none, result: {} as Dashboard },
+  /** The newest lines of the app's and the worker's logs, redacted, oldest first. */
+  'logs:recent': { args: none, result: {} as { lines: string[] } },
   /** Writes one file with logs, redacted settings and a system report; null: cancelled. */
   'diagnostics:export': { args: none, result: {} as { path: string } | null },
   'notice:dismiss': { args: one(z.string().max(100)), result: {} as AppState },

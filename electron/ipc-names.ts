@@ -15,6 +15,8 @@ export const CHANNELS = [
   'settings:update',
   'hardware:check',
   'earnings:get',
+  'network:get',
+  'logs:recent',
   'diagnostics:export',
   'notice:dismiss',
 ] as const;

@@ -37,6 +37,8 @@ import {
   ReleaseResponseSchema,
   type Run,
   RunSchema,
+  type Dashboard,
+  DashboardSchema,
   type EpochsResponse,
   EpochsResponseSchema,
   type MinerRewards,
@@ -200,6 +202,10 @@ export class OrchestratorClient {
   /** The closed reward epochs of a run, each with its largest shares (public). */
   epochs(runId: string): Promise<EpochsResponse> {
     return this.request('GET', `/runs/${encodeURIComponent(runId)}/epochs`, EpochsResponseSchema);
+  }
+  /** A run at a glance (public): the run given, or the orchestrator's newest. */
+  dashboard(runId?: string): Promise<Dashboard> {
+    return this.request('GET', runId === undefined ? '/dashboard' : `/runs/${encodeURIComponent(runId)}/dashboard`, DashboardSchema);
   }
   /** A miner's reward history: its line in every closed epoch, its pending work, its flags. */
   rewards(runId: string, hotkey: string): Promise<MinerRewards> {

@@ -706,6 +706,50 @@ export const MinerRewardsSchema = z.object({
 });
 export type MinerRewards = z.infer<typeof MinerRewardsSchema>;
 
+// ---- public dashboard ----
+
+/**
+ * A run at a glance, for its public page (the renderer's network route): the pipeline's stages
+ * with their miners and throughput, the loss curve, merges, validators' verdicts and the top
+ * contributors of the newest closed epoch. Read-only and unauthenticated, like the epochs.
+ */
+export const DashboardSchema = z.object({
+  run_id: id,
+  preset: z.string(),
+  status: z.enum(['active', 'finished', 'stopped']),
+  rounds: count.nullable(),
+  rounds_done: count,
+  epoch_rounds: positive,
+  /** The model's layer count, so a picture of the pipeline can place each stage's layers. */
+  layers: positive,
+  stages: z.array(
+    z.object({
+      stage: count,
+      /** First and last layer of the stage. */
+      layers: z.tuple([count, count]),
+      params: count,
+      /** Miners holding the stage now (not gone or excluded). */
+      miners: count,
+      /** Tokens the stage processed per second over the last few rounds (forward passes). */
+      tokens_per_s: z.number().nonnegative(),
+      /** Rounds whose gradients this stage's replicas combined (all-reduce or merge). */
+      merges: count,
+    }),
+  ),
+  /** Mean training loss of each finished round, oldest first. */
+  losses: z.array(z.object({ round: count, loss: z.number().nullable(), tokens: count, reduced_at: count })),
+  tokens: count,
+  /** Whole-model tokens per second over the last few rounds. */
+  tokens_per_s: z.number().nonnegative(),
+  validators: count,
+  verdicts: z.object({ passed: count, failed: count, pending: count }),
+  flags: count,
+  /** The newest closed epoch's largest shares; empty before the first epoch closes. */
+  top: z.array(z.object({ epoch: count, hotkey: Ss58Schema, score: z.number().nonnegative(), share: z.number().min(0).max(1) })),
+  updated_at: count,
+});
+export type Dashboard = z.infer<typeof DashboardSchema>;
+
 // ---- service ----
 
 export const HealthSchema = z.object({ status: z.enum(['ok', 'starting', 'degraded']), version: z.string(), uptime_s: z.number() });

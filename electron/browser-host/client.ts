@@ -1,6 +1,7 @@
 // The bridge as the renderer sees it in a browser: the same Bridge interface the preload exposes
 // in Electron, carried over the browser host's WebSocket. Also what the tests drive the app with.
-import { type AppState, type Bridge, type BridgeResult, type CallArgs, type CallResult, type Channel, STATE_EVENT } from '../ipc-contract.ts';
+import type { AppState, Bridge, BridgeResult, CallArgs, CallResult, Channel } from '../ipc-contract.ts';
+import { STATE_EVENT } from '../ipc-names.ts';
 
 /** The parts of the standard WebSocket used here (the browser's, or the `ws` package's in Node). */
 interface SocketLike {

@@ -3,7 +3,8 @@
 // the decision to train (the user's Start, the power policy, the wallet and onboarding) and keeps
 // the worker process in line with it. Its world comes in as arguments (settings and wallet
 // stores, power source, process spawner, dialogs), so it runs the same under Electron and Node.
-import { HealthSchema, type MinerRewards } from '../../orchestrator-client/protocol.ts';
+import { randomBytes } from 'node:crypto';
+import { type Dashboard, HealthSchema, type MinerRewards } from '../../orchestrator-client/protocol.ts';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import type { MinerMessage } from '../../worker/miner/host.ts';
@@ -23,7 +24,7 @@ import {
   type UserPause,
   type WalletInfo,
 } from '../ipc-contract.ts';
-import { exportDiagnostics } from './diagnostics.ts';
+import { exportDiagnostics, recentLogLines } from './diagnostics.ts';
 import { decidePower, threadsFor, userPauseExpired } from './power-policy.ts';
 import type { SettingsStore } from './settings.ts';
 import { type UpdaterEvent, initialUpdaterState, nextUpdaterState } from './updater-state.ts';
@@ -244,6 +245,10 @@ export class AppController {
         return this.hardware;
       case 'earnings:get':
         return this.earnings();
+      case 'network:get':
+        return this.network();
+      case 'logs:recent':
+        return { lines: await recentLogLines(this.world.logFiles) };
       case 'diagnostics:export': {
         const stamp = new Date(this.now()).toISOString().slice(0, 19).replace(/[:T]/g, '-');
         const path = await this.world.dialogs.saveFile({ title: 'Save diagnostics', defaultName: `train-at-home-diagnostics-${stamp}.json` });
@@ -279,6 +284,15 @@ export class AppController {
     if (!this.walletInfo || !runId) return null;
     const client = new OrchestratorClient({ baseUrl: this.world.settings.get().orchestratorUrl, keypair: keypairFromSeed(await this.world.wallet.seed()), attempts: 1, timeoutMs: 10_000 });
     return client.rewards(runId, this.walletInfo.address);
+  }
+
+  /** The run this app joins (or the orchestrator's newest), as its public dashboard shows it. */
+  private async network(): Promise<Dashboard> {
+    const runId = this.training.stage?.runId ?? this.world.settings.get().runId;
+    // A public read: any key signs it, so the app shows the swarm before it has a wallet.
+    const keypair = this.walletInfo ? keypairFromSeed(await this.world.wallet.seed()) : keypairFromSeed(randomBytes(32));
+    const client = new OrchestratorClient({ baseUrl: this.world.settings.get().orchestratorUrl, keypair, attempts: 1, timeoutMs: 10_000 });
+    return client.dashboard(runId ?? undefined);
   }
 
   private async refreshWallet(): Promise<void> {

@@ -51,7 +51,24 @@ export async function exportDiagnostics(opts: DiagnosticsOptions): Promise<{ pat
   return { path: opts.path, bytes: Buffer.byteLength(text) };
 }
 
-async function readLog(path: string): Promise<LogEntry> {
+/** The newest lines of the logs, redacted, oldest first (the app's Logs screen). */
+export async function recentLogLines(logFiles: string[], max = 300): Promise<string[]> {
+  const lines: string[] = [];
+  for (const path of logFiles) {
+    const entry = await readLog(path, RECENT_TAIL_BYTES);
+    if ('text' in entry) lines.push(...entry.text.split('\n').filter((l) => l.trim() !== ''));
+  }
+  // electron-log starts each line with its time ([2026-01-31 12:00:00.000]); interleave the files by it.
+  const stamp = (l: string) => /^\[(\d{4}-\d\d-\d\d [\d:.]+)\]/.exec(l)?.[1] ?? '';
+  return lines
+    .map((l, i) => ({ l, i, t: stamp(l) }))
+    .sort((a, b) => (a.t && b.t && a.t !== b.t ? (a.t < b.t ? -1 : 1) : a.i - b.i))
+    .slice(-max)
+    .map((x) => x.l);
+}
+const RECENT_TAIL_BYTES = 256 * 1024;
+
+async function readLog(path: string, tailBytes = LOG_TAIL_BYTES): Promise<LogEntry> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -61,7 +78,7 @@ async function readLog(path: string): Promise<LogEntry> {
   }
   try {
     const { size } = await fh.stat();
-    const start = Math.max(0, size - LOG_TAIL_BYTES);
+    const start = Math.max(0, size - tailBytes);
     const buf = Buffer.alloc(size - start);
     const { bytesRead } = await fh.read(buf, 0, buf.length, start);
     let text = buf.subarray(0, bytesRead).toString('utf8');
