@@ -31,6 +31,7 @@ import {
   type Uploaded,
   type CheckedItem,
   type Epoch,
+  type Dashboard,
   type EpochsResponse,
   type MinerRewards,
   type Reward,
@@ -250,6 +251,83 @@ export class Coordinator {
       miners: miners.map((m) => ({ hotkey: m.hotkey, stage: m.stage, version: Number(m.version), status: m.status, last_seen: Number(m.last_seen) })),
       snapshots: newest.map((x) => ({ stage: x.stage, rounds: Number(x.rounds), key: x.key, bytes: Number(x.bytes) })),
     };
+  }
+
+  /** The run at a glance, for its public page; the newest active run (else the newest) without an id. */
+  async dashboard(runId?: string): Promise<Dashboard> {
+    const id = runId ?? (await this.newestRunId());
+    const status = await this.runStatus(id);
+    const spec = await this.spec(id);
+    const { config, stageParams } = this.model(spec);
+    const now = this.now();
+    // Throughput over the newest rounds (up to WINDOW of them): tokens per second of wall time.
+    const WINDOW = 5;
+    const recent = status.losses.slice(-(WINDOW + 1));
+    const span = recent.length > 1 ? (recent.at(-1)!.reduced_at - recent[0].reduced_at) / 1000 : 0;
+    const tokensPerRound = spec.samples_per_round * spec.rows_per_sample * config.seq_len;
+    const rate = span > 0 ? ((recent.length - 1) * tokensPerRound) / span : 0;
+    const merges = await this.db
+      .selectFrom('stage_rounds')
+      .select(['stage', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('run_id', '=', id)
+      .where('phase', '=', 'done')
+      .groupBy('stage')
+      .execute();
+    const loads = await this.stageLoads(id, spec.stages.length);
+    // A stage's own rate: its forward passes completed in the same window (a lagging stage shows).
+    const from = recent.length > 1 ? recent[0].reduced_at : now - 60_000;
+    const to = recent.length > 1 ? recent.at(-1)!.reduced_at : now;
+    const forwards = await this.db
+      .selectFrom('work_items')
+      .select(['stage', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('run_id', '=', id)
+      .where('direction', '=', 'forward')
+      .where('status', '=', 'done')
+      .where('completed_at', '>', from)
+      .where('completed_at', '<=', to)
+      .groupBy('stage')
+      .execute();
+    const seconds = Math.max(1, (to - from) / 1000);
+    const tokensPerSample = spec.rows_per_sample * config.seq_len;
+    const validators = await this.db.selectFrom('participants').select((eb) => eb.fn.countAll<number>().as('n')).where('run_id', '=', id).where('role', '=', 'validator').where('status', '=', 'active').executeTakeFirstOrThrow();
+    const checks = await this.db.selectFrom('checks').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).where('run_id', '=', id).groupBy('status').execute();
+    const checkCount = (...kinds: string[]) => checks.filter((c) => kinds.includes(c.status)).reduce((a, c) => a + Number(c.n), 0);
+    const flags = await this.db.selectFrom('flags').select((eb) => eb.fn.countAll<number>().as('n')).where('run_id', '=', id).executeTakeFirstOrThrow();
+    const epochs = await this.epochs(id);
+    const newest = epochs.epochs.at(-1);
+    return {
+      run_id: id,
+      preset: spec.preset,
+      status: status.status,
+      rounds: status.rounds,
+      rounds_done: status.rounds_done,
+      epoch_rounds: spec.validation.epoch_rounds,
+      layers: config.n_layers,
+      stages: spec.stages.map((layers, stage) => ({
+        stage,
+        layers,
+        params: stageParams[stage],
+        miners: loads[stage].miners,
+        tokens_per_s: (Number(forwards.find((f) => f.stage === stage)?.n ?? 0) * tokensPerSample) / seconds,
+        merges: Number(merges.find((m) => m.stage === stage)?.n ?? 0),
+      })),
+      losses: status.losses,
+      tokens: status.losses.reduce((a, l) => a + l.tokens, 0),
+      tokens_per_s: rate,
+      validators: Number(validators.n),
+      verdicts: { passed: checkCount('passed'), failed: checkCount('failed'), pending: checkCount('pending', 'leased') },
+      flags: Number(flags.n),
+      top: newest ? newest.top.map((t) => ({ epoch: newest.epoch, ...t })) : [],
+      updated_at: now,
+    };
+  }
+
+  private async newestRunId(): Promise<string> {
+    const row =
+      (await this.db.selectFrom('runs').select('id').where('status', '=', 'active').orderBy('created_at', 'desc').executeTakeFirst()) ??
+      (await this.db.selectFrom('runs').select('id').orderBy('created_at', 'desc').executeTakeFirst());
+    if (!row) throw new ApiError('not_found', 'no run yet: the operator has not started one');
+    return row.id;
   }
 
   private async defaultRunId(): Promise<string> {

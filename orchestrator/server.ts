@@ -1,6 +1,7 @@
 // The orchestrator's HTTP service: fastify routes over the Coordinator. Every /v1 route except
 // health, readiness and the blob URLs (which carry their own signatures) takes a signed request;
 // the signer's hotkey is the caller's identity.
+import { createReadStream } from 'node:fs';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { Registry, collectDefaultMetrics, Counter, Gauge, Histogram } from 'prom-client';
@@ -19,6 +20,7 @@ import {
   ReleaseRequestSchema,
 } from '../orchestrator-client/protocol.ts';
 import { NonceCache, ready as cryptoReady, verifyRequest } from '../orchestrator-client/signing.ts';
+import { resolveStaticFile } from '../orchestrator-client/static-files.ts';
 import type { Coordinator } from './coordinator.ts';
 import { ApiError, errorBody, installErrorHandling, parse } from './http.ts';
 
@@ -42,6 +44,8 @@ export interface ServerOptions {
   logger?: FastifyServerOptions['logger'];
   /** Extra routes (the local blob store) registered on the same server. */
   plugins?: ((app: FastifyInstance) => Promise<void> | void)[];
+  /** The built renderer, served read-only at / as the runs' public dashboard. */
+  uiDir?: string;
   version?: string;
   isReady?: () => Promise<boolean>;
 }
@@ -76,7 +80,9 @@ class FailureCounter {
 
 const shorten = (s: string, n = 200): string => (s.length > n ? `${s.slice(0, n)}…` : s);
 
-const UNSIGNED = new Set([`${API_PREFIX}/health`, `${API_PREFIX}/ready`, '/metrics']);
+const UNSIGNED = new Set([`${API_PREFIX}/health`, `${API_PREFIX}/ready`, '/metrics', `${API_PREFIX}/dashboard`]);
+/** Read by the public page in any browser, so without a signature (it shows nothing private). */
+const UNSIGNED_PATTERNS = [new RegExp(`^${API_PREFIX}/runs/[^/]+/dashboard$`)];
 
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   await cryptoReady();
@@ -174,7 +180,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.addHook('preHandler', async (req: FastifyRequest) => {
     const path = req.url.split('?')[0];
-    if (UNSIGNED.has(path) || path.startsWith(`${API_PREFIX}/blobs/`) || !path.startsWith(API_PREFIX)) return;
+    if (UNSIGNED.has(path) || UNSIGNED_PATTERNS.some((p) => p.test(path)) || path.startsWith(`${API_PREFIX}/blobs/`) || !path.startsWith(API_PREFIX)) return;
     const wait = failures.blockedFor(req.ip);
     if (wait > 0) throw new ApiError('rate_limited', `too many failed signatures from this address; retry in ${Math.ceil(wait / 1000)} s`, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
     const result = verifyRequest(
@@ -223,6 +229,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.post(`${API_PREFIX}/checks/next`, async (req) => c.checkLease(who(req), parse(LeaseRequestSchema, req.body ?? {}, 'check lease request')));
   app.post(`${API_PREFIX}/checks/verdict`, async (req) => c.verdict(who(req), parse(VerdictRequestSchema, req.body, 'verdict')));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/epochs`, async (req) => c.epochs(req.params.run));
+  app.get(`${API_PREFIX}/dashboard`, async () => c.dashboard());
+  app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/dashboard`, async (req) => c.dashboard(req.params.run));
   app.get<{ Params: { run: string; hotkey: string } }>(`${API_PREFIX}/runs/:run/rewards/:hotkey`, async (req) => c.minerRewards(req.params.run, req.params.hotkey));
   app.post(`${API_PREFIX}/rounds/applied`, async (req) => c.applied(who(req), parse(AppliedRequestSchema, req.body, 'applied report')));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/status`, async (req) => c.runStatus(req.params.run));
@@ -248,5 +256,23 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   for (const plugin of opts.plugins ?? []) await plugin(app);
+  if (opts.uiDir) serveUi(app, opts.uiDir);
   return app;
+}
+
+/** The public page's policy: its own scripts and styles, and requests to this server only. */
+export const UI_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** The built renderer at /, read-only; its routes fall back to index.html, unknown API paths stay JSON 404s. */
+function serveUi(app: FastifyInstance, dir: string): void {
+  const answer = async (req: FastifyRequest, reply: FastifyReply) => {
+    const path = req.url.split('?')[0];
+    if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) throw new ApiError('not_found', `no such endpoint: ${req.method} ${path}`);
+    const found = await resolveStaticFile(dir, path);
+    if (found.status !== 200) throw new ApiError(found.status === 403 ? 'forbidden' : 'not_found', `no such file: ${path}`);
+    reply.header('content-security-policy', UI_CSP).header('x-content-type-options', 'nosniff').header('cache-control', path.startsWith('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache').type(found.type);
+    return reply.send(createReadStream(found.file));
+  };
+  app.get('/', answer);
+  app.get('/*', answer);
 }

@@ -28,6 +28,8 @@ export interface OrchestratorOptions {
   rateLimitPerMinute?: number;
   metagraph?: MetagraphAdmission;
   version?: string;
+  /** The built renderer, served at / as the public dashboard. */
+  uiDir?: string;
 }
 
 export interface Orchestrator {
@@ -59,6 +61,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
       logger: opts.logger,
       rateLimitPerMinute: opts.rateLimitPerMinute,
       version: opts.version,
+      uiDir: opts.uiDir,
       plugins: store instanceof LocalBlobStore ? [(a) => registerLocalBlobRoutes(a, store)] : [],
       isReady: async () => {
         await sql`select 1`.execute(database.db);

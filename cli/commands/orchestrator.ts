@@ -1,5 +1,8 @@
 // `tah orchestrator`: the swarm's coordinator service, on the embedded default (SQLite and a
 // local blob directory) or on PostgreSQL and S3.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { positive } from '../args.ts';
 import { makeOutput } from '../output.ts';
@@ -14,8 +17,12 @@ interface OrchestratorFlags {
   run?: string;
   operator?: string;
   logLevel: string;
+  ui?: string | false;
   json?: boolean;
 }
+
+/** The renderer as `npm run build:renderer` leaves it: the public dashboard, when it is built. */
+export const BUILT_UI = fileURLToPath(new URL('../../dist/renderer', import.meta.url));
 
 export function registerOrchestratorCommand(program: Command, guarded: Guard): void {
   program
@@ -33,11 +40,14 @@ export function registerOrchestratorCommand(program: Command, guarded: Guard): v
     .option('--run <file>', 'a run specification (JSON) to create at start unless it exists')
     .option('--operator <ss58>', 'the hotkey allowed to call the admin endpoints (default: $TAH_OPERATOR)')
     .option('--log-level <level>', 'structured log level on stderr (fatal, error, warn, info, debug)', 'info')
+    .option('--ui <dir>', 'the built renderer to serve at / as the runs\' public dashboard (default: dist/renderer when built)')
+    .option('--no-ui', 'serve the API only')
     .option('--json', 'one JSON object per line on stdout')
     .action(
       guarded(async (o: OrchestratorFlags) => {
         const out = makeOutput(o.json ?? false);
         const { startOrchestrator } = await import('../../orchestrator/service.ts');
+        const uiDir = o.ui === false ? undefined : (o.ui ?? (existsSync(join(BUILT_UI, 'index.html')) ? BUILT_UI : undefined));
         const orch = await startOrchestrator({
           db: o.db,
           storage: o.storage,
@@ -47,8 +57,9 @@ export function registerOrchestratorCommand(program: Command, guarded: Guard): v
           runFile: o.run,
           operator: o.operator ?? process.env.TAH_OPERATOR,
           logger: { level: o.logLevel, stream: process.stderr },
+          uiDir,
         });
-        out.event('listening', { url: orch.url, db: o.db.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@'), storage: o.storage });
+        out.event('listening', { url: orch.url, dashboard: uiDir ? `${orch.url}/` : null, db: o.db.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@'), storage: o.storage });
         if (!out.json) process.stdout.write(`orchestrator listening on ${orch.url}\n`);
         await new Promise<void>((resolve) => {
           const stop = (): void => resolve();

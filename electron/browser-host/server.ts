@@ -5,13 +5,12 @@
 // page the user opens could drive the app through ws://127.0.0.1.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { extname, join, normalize, resolve, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { STATE_EVENT } from '../ipc-contract.ts';
 import type { AppController } from '../core/app.ts';
 import { dispatch } from '../core/dispatch.ts';
+import { resolveStaticFile } from '../../orchestrator-client/static-files.ts';
 
 /** Client → host. */
 export interface BridgeRequest {
@@ -25,15 +24,6 @@ export type BridgeReply = { id: number; result: { ok: true; value: unknown } | {
 export const BRIDGE_PATH = '/bridge';
 const MAX_MESSAGE_BYTES = 64 * 1024;
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.json': 'application/json',
-  '.woff2': 'font/woff2',
-};
 
 export interface BrowserHostOptions {
   controller: AppController;
@@ -121,22 +111,12 @@ async function serveStatic(dir: string | undefined, req: IncomingMessage, res: S
     res.end('<!doctype html><meta charset="utf-8"><title>Train at Home</title><p>The app\'s interface is not built. Build the renderer, then open this page again.</p>');
     return;
   }
-  const root = resolve(dir);
-  let path = decodeURIComponent(new URL(req.url ?? '/', 'http://localhost').pathname);
-  if (path.endsWith('/')) path += 'index.html';
-  const file = normalize(join(root, path));
-  if (file !== root && !file.startsWith(root + sep)) {
-    res.writeHead(403).end();
+  const found = await resolveStaticFile(dir, new URL(req.url ?? '/', 'http://localhost').pathname);
+  if (found.status !== 200) {
+    res.writeHead(found.status, headers).end();
     return;
   }
-  // Routes of the single-page app fall back to index.html.
-  const target = (await stat(file).catch(() => null))?.isFile() ? file : extname(path) === '' ? join(root, 'index.html') : null;
-  const info = target ? await stat(target).catch(() => null) : null;
-  if (!target || !info?.isFile()) {
-    res.writeHead(404, headers).end();
-    return;
-  }
-  res.writeHead(200, { ...headers, 'content-type': TYPES[extname(target)] ?? 'application/octet-stream', 'content-length': info.size });
+  res.writeHead(200, { ...headers, 'content-type': found.type, 'content-length': found.size });
   if (req.method === 'HEAD') res.end();
-  else createReadStream(target).pipe(res);
+  else createReadStream(found.file).pipe(res);
 }
