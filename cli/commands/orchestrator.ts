@@ -1,10 +1,8 @@
 // `tah orchestrator`: the swarm's coordinator service, on the embedded default (SQLite and a
 // local blob directory) or on PostgreSQL and S3.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { positive } from '../args.ts';
+import { uiDir } from './built-ui.ts';
 import { makeOutput } from '../output.ts';
 import type { Guard } from './wallet.ts';
 
@@ -20,9 +18,6 @@ interface OrchestratorFlags {
   ui?: string | false;
   json?: boolean;
 }
-
-/** The renderer as `npm run build:renderer` leaves it: the public dashboard, when it is built. */
-export const BUILT_UI = fileURLToPath(new URL('../../dist/renderer', import.meta.url));
 
 export function registerOrchestratorCommand(program: Command, guarded: Guard): void {
   program
@@ -47,7 +42,7 @@ export function registerOrchestratorCommand(program: Command, guarded: Guard): v
       guarded(async (o: OrchestratorFlags) => {
         const out = makeOutput(o.json ?? false);
         const { startOrchestrator } = await import('../../orchestrator/service.ts');
-        const uiDir = o.ui === false ? undefined : (o.ui ?? (existsSync(join(BUILT_UI, 'index.html')) ? BUILT_UI : undefined));
+        const ui = o.ui === false ? undefined : uiDir(o.ui);
         const orch = await startOrchestrator({
           db: o.db,
           storage: o.storage,
@@ -57,9 +52,9 @@ export function registerOrchestratorCommand(program: Command, guarded: Guard): v
           runFile: o.run,
           operator: o.operator ?? process.env.TAH_OPERATOR,
           logger: { level: o.logLevel, stream: process.stderr },
-          uiDir,
+          uiDir: ui,
         });
-        out.event('listening', { url: orch.url, dashboard: uiDir ? `${orch.url}/` : null, db: o.db.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@'), storage: o.storage });
+        out.event('listening', { url: orch.url, dashboard: ui ? `${orch.url}/` : null, db: o.db.replace(/:\/\/([^:@/]+):[^@/]*@/, '://$1:***@'), storage: o.storage });
         if (!out.json) process.stdout.write(`orchestrator listening on ${orch.url}\n`);
         await new Promise<void>((resolve) => {
           const stop = (): void => resolve();

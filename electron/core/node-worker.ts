@@ -6,11 +6,12 @@ import { createInterface } from 'node:readline';
 import { MINER_NODE_FLAGS } from '../../worker/miner/host.ts';
 import type { SpawnWorker, WorkerProcess } from './worker-host.ts';
 
-export const WORKER_ENTRY = fileURLToPath(new URL('../worker/entry.ts', import.meta.url));
+/** The worker's entry: the TypeScript source, or its bundle beside the bundled CLI (scripts/build-cli.ts). */
+export const WORKER_ENTRY = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../worker/entry.ts' : '../worker/entry.mjs', import.meta.url));
 
 export interface NodeWorkerOptions {
   entry?: string;
-  /** Node flags; the default runs the TypeScript entry through tsx. */
+  /** Node flags; the default runs a TypeScript entry through tsx. */
   execArgv?: string[];
   env?: NodeJS.ProcessEnv;
   /** Each line the worker writes to stdout or stderr. */
@@ -22,8 +23,9 @@ export function nodeWorkerSpawner(opts: NodeWorkerOptions = {}): SpawnWorker {
     const env = { ...process.env, ...opts.env };
     // A host run by node's test runner must not pass its marker on.
     delete env.NODE_TEST_CONTEXT;
-    const child = fork(opts.entry ?? WORKER_ENTRY, [], {
-      execArgv: opts.execArgv ?? ['--import', 'tsx', ...MINER_NODE_FLAGS],
+    const entry = opts.entry ?? WORKER_ENTRY;
+    const child = fork(entry, [], {
+      execArgv: opts.execArgv ?? [...(entry.endsWith('.ts') ? ['--import', 'tsx'] : []), ...MINER_NODE_FLAGS],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env,
     });
