@@ -243,8 +243,9 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   let minersEnded: number | undefined;
   try {
     await swarm.start();
-    out.event('orchestrator', { url: swarm.url, operator_wallet: swarm.operatorWallet });
+    out.event('orchestrator', { url: swarm.url, dashboard: swarm.dashboardUrl, operator_wallet: swarm.operatorWallet });
     if (!out.json) out.note(`orchestrator at ${swarm.url}; the operator's key (for tah checkpoint) is ${swarm.operatorWallet}`);
+    if (!out.json && swarm.dashboardUrl) out.note(`watch the run in a browser: ${swarm.dashboardUrl}`);
     for (let i = 0; i < minerCount; i++) await swarm.addMiner();
     // Validators in exact mode only: in local mode a replica's weights between merges are its own.
     const validators = flags.mode === 'exact' ? (flags.validators ?? stages.length) : 0;

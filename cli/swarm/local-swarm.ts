@@ -31,6 +31,8 @@ export interface LocalSwarmOptions {
   partMib?: number;
   /** The port the orchestrator should listen on; when it is taken, any free one (default: any). */
   port?: number;
+  /** The built renderer the orchestrator serves as the run's public dashboard (default: dist/renderer when built). */
+  uiDir?: string;
 }
 
 interface MinerProcess {
@@ -41,6 +43,8 @@ interface MinerProcess {
 
 export class LocalSwarm {
   url = '';
+  /** The run's public page, where the orchestrator serves one; null otherwise. */
+  dashboardUrl: string | null = null;
   private port = 0;
   private operator = '';
   private orchestrator: ChildProcess | null = null;
@@ -106,7 +110,7 @@ export class LocalSwarm {
   async startOrchestrator(): Promise<void> {
     const d = this.opts.dir;
     const child = this.spawnTah(
-      ['orchestrator', '--db', `sqlite:${join(d, 'orchestrator.db')}`, '--storage', `local:${join(d, 'blobs')}`, '--port', String(this.port), '--run', join(d, 'run.json'), '--operator', this.operator, '--log-level', 'warn', '--json', ...(this.opts.partMib !== undefined ? ['--part-mib', String(this.opts.partMib)] : [])],
+      ['orchestrator', '--db', `sqlite:${join(d, 'orchestrator.db')}`, '--storage', `local:${join(d, 'blobs')}`, '--port', String(this.port), '--run', join(d, 'run.json'), '--operator', this.operator, '--log-level', 'warn', '--json', ...(this.opts.partMib !== undefined ? ['--part-mib', String(this.opts.partMib)] : []), ...(this.opts.uiDir ? ['--ui', this.opts.uiDir] : [])],
       'orchestrator',
     );
     this.orchestrator = child;
@@ -115,8 +119,11 @@ export class LocalSwarm {
       const lines = createInterface({ input: child.stdout! });
       lines.on('line', (line) => {
         try {
-          const e = JSON.parse(line) as { event?: string; url?: string; summary?: boolean; error?: string };
-          if (e.event === 'listening' && e.url) resolve(e.url);
+          const e = JSON.parse(line) as { event?: string; url?: string; dashboard?: string | null; summary?: boolean; error?: string };
+          if (e.event === 'listening' && e.url) {
+            this.dashboardUrl = e.dashboard ? `${e.dashboard.replace(/\/$/, '')}/runs/${encodeURIComponent(this.runId)}` : null;
+            resolve(e.url);
+          }
           if (e.summary && e.error) reject(new Error(`the orchestrator did not start: ${e.error}`));
         } catch {
           // not a JSON line

@@ -1,5 +1,5 @@
 // Cheating miners in a real swarm: 3 stages × 3 replicas of miner processes, one validator process
-// per stage, and one miner per test cheating in one of the ways faults.ts knows. Each cheat must
+// per stage, and two miners per test (at different stages) cheating in the ways faults.ts knows. Each cheat must
 // be caught within 3 epochs (a failed check, a refused upload, or CLASP), earn nothing from then
 // on, have no work of its in any merge after it was caught, and leave the model within 3 % of
 // training without it. Honest miners whose floats differ as devices' do are never flagged, and
@@ -58,7 +58,7 @@ interface Outcome {
   verdicts: { outcome: string; miner: string }[];
 }
 
-/** A finished run with 9 miners (the one at `cheatAt`, 0-based, gets `env`) and 3 validators. */
+/** A finished run with 9 miners (miner i gets `envOf(i)`) and 3 validators. */
 async function run(dir: string, envOf: (i: number) => NodeJS.ProcessEnv, body: (o: Outcome) => Promise<void>): Promise<void> {
   let assigned = (): void => {};
   const verdicts: Outcome['verdicts'] = [];
@@ -90,58 +90,72 @@ async function run(dir: string, envOf: (i: number) => NodeJS.ProcessEnv, body: (
   }
 }
 
-// Each mode where it can do harm: 'scaled' at stage 0 lies only in its gradient sum (stage 0 sends
-// no gradient on), which only a check of its share can see; the others at the middle stage.
-const MODES: [Adversary, number][] = [
-  ['random', 1],
-  ['scaled', 0],
-  ['stale', 1],
-  ['lazy', 1],
-  ['nan', 1],
-  ['subtle', 1],
+// Each mode where it can do harm, two cheats in a swarm at different stages (each stage keeps two
+// honest replicas): 'scaled' at stage 0 lies only in its gradient sum (stage 0 sends no gradient
+// on), which only a check of its share can see; the others where their outputs travel on.
+const PAIRS: [Adversary, number][][] = [
+  [
+    ['scaled', 0],
+    ['random', 1],
+  ],
+  [
+    ['stale', 1],
+    ['lazy', 2],
+  ],
+  [
+    ['subtle', 1],
+    ['nan', 2],
+  ],
 ];
 
-for (const [mode, stage] of MODES) {
-  test(`a '${mode}' miner at stage ${stage} is caught within 3 epochs, paid nothing after, kept out of merges, and the model stays within 3 %`, { timeout: 300_000 }, async () => {
-    const { dir, cleanup } = await tempDir(`tah-adversary-${mode}-`);
+for (const pair of PAIRS) {
+  const names = pair.map(([mode, stage]) => `a '${mode}' miner at stage ${stage}`).join(' and ');
+  test(`${names}: each is caught within 3 epochs, paid nothing after, kept out of merges, and the model stays within 3 %`, { timeout: 300_000 }, async () => {
+    const { dir, cleanup } = await tempDir(`tah-adversary-${pair.map(([m]) => m).join('-')}-`);
+    // Miner i holds stage i mod 3; the cheats are the first miners of their stages.
+    const cheatAt = new Map(pair.map(([mode, stage]) => [stage, mode]));
     try {
-      await run(dir, (i) => (i === stage ? { TAH_FAULTS: `adversary:${mode}` } : {}), async ({ swarm, status, flags, epochs }) => {
-        const cheat = swarm.miners[stage].hotkey!;
-        assert.ok(flags.length > 0, `the ${mode} miner was not caught`);
-        assert.deepEqual([...new Set(flags.map((f) => f.hotkey))], [cheat], `only the cheat is flagged: ${JSON.stringify(flags.map((f) => [f.hotkey, f.kind]))}`);
-        const caught = flags[0];
-        assert.ok(caught.round !== null && caught.round < 3 * EPOCH, `caught in round ${caught.round}, not within 3 epochs of ${EPOCH} rounds`);
-
-        // Paid nothing from the epoch after the one it was caught in (the ledger's own line says why).
-        const history = await swarm.client.rewards('case', cheat);
-        const caughtEpoch = Math.floor(caught.round! / EPOCH);
+      await run(dir, (i) => (cheatAt.has(i) ? { TAH_FAULTS: `adversary:${cheatAt.get(i)}` } : {}), async ({ swarm, status, flags, epochs }) => {
+        const cheats = pair.map(([mode, stage]) => ({ mode, hotkey: swarm.miners[stage].hotkey! }));
+        assert.deepEqual(
+          [...new Set(flags.map((f) => f.hotkey))].sort(),
+          cheats.map((c) => c.hotkey).sort(),
+          `exactly the cheats are flagged: ${JSON.stringify(flags.map((f) => [f.hotkey, f.kind]))}`,
+        );
         assert.equal(epochs.epochs.length, CASE.rounds / EPOCH);
-        for (const e of history.epochs.filter((x) => x.epoch > caughtEpoch)) assert.equal(e.share, 0, `epoch ${e.epoch}`);
-        for (const e of epochs.epochs) {
-          const total = e.top.reduce((a, t) => a + t.share, 0);
-          assert.ok(total > 0.5, `epoch ${e.epoch} pays honest miners`);
-          assert.ok(e.excluded.includes(cheat) || e.epoch <= caughtEpoch);
-        }
+        for (const e of epochs.epochs) assert.ok(e.top.reduce((a, t) => a + t.share, 0) > 0.5, `epoch ${e.epoch} pays honest miners`);
 
-        // Kept out: nothing it did after its exclusion counts, and no merge after it has its share.
         const db = await openDatabase(`sqlite:${join(dir, 'orchestrator.db')}`);
         try {
-          const excluded = await db.db.selectFrom('events').select('at').where('kind', '=', 'excluded').where('hotkey', '=', cheat).orderBy('id').executeTakeFirst();
-          assert.ok(excluded, 'the cheat was excluded');
-          const p = await db.db.selectFrom('participants').select('status').where('hotkey', '=', cheat).executeTakeFirstOrThrow();
-          assert.equal(p.status, 'excluded');
-          const late = await db.db.selectFrom('work_items').select(['id', 'round']).where('completed_by', '=', cheat).where('status', '=', 'done').where('completed_at', '>', Number(excluded.at)).execute();
-          assert.deepEqual(late, [], 'no work of the cheat is accepted after its exclusion');
-          const after = await db.db.selectFrom('rounds').select('round').where('reduced_at', '>', Number(excluded.at)).execute();
-          const merged = await db.db.selectFrom('stage_rounds').select(['round', 'contributors_json']).where('round', 'in', after.length ? after.map((r) => r.round) : [-1]).execute();
-          for (const m of merged) assert.ok(!(JSON.parse(m.contributors_json) as string[]).includes(cheat), `round ${m.round} merged the cheat's share`);
+          for (const { mode, hotkey: cheat } of cheats) {
+            const caught = flags.find((f) => f.hotkey === cheat)!;
+            assert.ok(caught.round !== null && caught.round < 3 * EPOCH, `${mode}: caught in round ${caught.round}, not within 3 epochs of ${EPOCH} rounds`);
+
+            // Paid nothing from the epoch after the one it was caught in (the ledger's own line says why).
+            const history = await swarm.client.rewards('case', cheat);
+            const caughtEpoch = Math.floor(caught.round! / EPOCH);
+            for (const e of history.epochs.filter((x) => x.epoch > caughtEpoch)) assert.equal(e.share, 0, `${mode}: epoch ${e.epoch}`);
+            for (const e of epochs.epochs) assert.ok(e.excluded.includes(cheat) || e.epoch <= caughtEpoch, `${mode}: excluded after epoch ${caughtEpoch}`);
+
+            // Kept out: nothing it did after its exclusion counts, and no merge after it has its share.
+            const excluded = await db.db.selectFrom('events').select('at').where('kind', '=', 'excluded').where('hotkey', '=', cheat).orderBy('id').executeTakeFirst();
+            assert.ok(excluded, `${mode}: the cheat was excluded`);
+            const p = await db.db.selectFrom('participants').select('status').where('hotkey', '=', cheat).executeTakeFirstOrThrow();
+            assert.equal(p.status, 'excluded');
+            const late = await db.db.selectFrom('work_items').select(['id', 'round']).where('completed_by', '=', cheat).where('status', '=', 'done').where('completed_at', '>', Number(excluded.at)).execute();
+            assert.deepEqual(late, [], `${mode}: no work of the cheat is accepted after its exclusion`);
+            const after = await db.db.selectFrom('rounds').select('round').where('reduced_at', '>', Number(excluded.at)).execute();
+            const merged = await db.db.selectFrom('stage_rounds').select(['round', 'contributors_json']).where('round', 'in', after.length ? after.map((r) => r.round) : [-1]).execute();
+            for (const m of merged) assert.ok(!(JSON.parse(m.contributors_json) as string[]).includes(cheat), `${mode}: round ${m.round} merged the cheat's share`);
+            console.log(`# ${mode}: caught in round ${caught.round} (${caught.kind})`);
+          }
         } finally {
           await db.close();
         }
 
         const loss = await heldout(dir, status);
-        assert.ok(Math.abs(loss - reference) / reference <= 0.03, `held-out ${loss.toFixed(4)} vs ${reference.toFixed(4)} without the cheat`);
-        console.log(`# ${mode}: caught in round ${caught.round} (${caught.kind}); held-out ${loss.toFixed(4)} vs ${reference.toFixed(4)}`);
+        assert.ok(Math.abs(loss - reference) / reference <= 0.03, `held-out ${loss.toFixed(4)} vs ${reference.toFixed(4)} without the cheats`);
+        console.log(`# ${pair.map(([m]) => m).join(' + ')}: held-out ${loss.toFixed(4)} vs ${reference.toFixed(4)}`);
       });
     } finally {
       await cleanup();
