@@ -12,4 +12,37 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  {
+    // The renderer runs in a browser (Electron's sandboxed window, or a browser tab), never in Node.
+    files: ['renderer/**/*.{ts,tsx}'],
+    languageOptions: {
+      parserOptions: { ecmaFeatures: { jsx: true } },
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        navigator: 'readonly',
+        location: 'readonly',
+        history: 'readonly',
+        fetch: 'readonly',
+        Response: 'readonly',
+        WebSocket: 'readonly',
+        ResizeObserver: 'readonly',
+        HTMLElement: 'readonly',
+        getComputedStyle: 'readonly',
+        requestAnimationFrame: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        URL: 'readonly',
+        URLSearchParams: 'readonly',
+        Intl: 'readonly',
+        console: 'readonly',
+      },
+    },
+    rules: {
+      // No rendering path may log errors in normal operation; failures are shown on screen.
+      'no-console': 'error',
+    },
+  },
 );

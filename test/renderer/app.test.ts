@@ -191,7 +191,7 @@ test('Network, Settings and Logs show what the orchestrator and the main process
   await shoot(page, 'logs');
 });
 
-test('Stop: the button says Start again, the worker is idle, and the orchestrator holds no lease of it', { skip: noBrowser }, async () => {
+test('Stop: the button says Start again, the status says stopped, and the worker process is gone', { skip: noBrowser }, async () => {
   await byId(page, 'nav-home').click();
   await byId(page, 'start-stop').click();
   await page.waitForFunction(() => document.querySelector('[data-testid="start-stop"]')?.textContent?.trim() === 'Start', undefined, { timeout: 30_000 });

@@ -95,6 +95,11 @@ function setKey<K extends 'errors' | 'busy'>(field: K, key: ActionKey, value: Ap
   });
 }
 
+/** Forget every action's error (on navigation: an old message would not be next to its control). */
+export function clearErrors(): void {
+  useApp.setState({ errors: {} });
+}
+
 export function clearError(key: ActionKey): void {
   if (useApp.getState().errors[key] !== undefined) setKey('errors', key, undefined);
 }

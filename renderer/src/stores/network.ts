@@ -35,11 +35,15 @@ async function fetchDashboard(runId: string | null): Promise<Dashboard> {
   return d as Dashboard;
 }
 
+/** Bumped when the run shown changes, so that an answer for the previous one is dropped. */
+let generation = 0;
+
 /** Loads the dashboard once; `runId` only in dashboard mode (the /runs/<run> route). */
 export async function loadNetwork(runId: string | null = null): Promise<void> {
   const s = useNetwork.getState();
   if (s.loading) return;
   useNetwork.setState({ loading: true });
+  const mine = generation;
   let r: { ok: true; value: Dashboard } | { ok: false; error: string };
   if (s.source === 'http') {
     try {
@@ -50,11 +54,13 @@ export async function loadNetwork(runId: string | null = null): Promise<void> {
   } else {
     r = await query((b) => b.call('network:get'));
   }
+  if (mine !== generation) return;
   if (r.ok) useNetwork.setState({ data: r.value, error: null, loading: false, updatedAt: Date.now() });
   else useNetwork.setState({ error: r.error, loading: false });
 }
 
 /** Forget what was shown (another run was picked on the dashboard). */
 export function resetNetwork(): void {
-  useNetwork.setState({ data: null, error: null, updatedAt: null });
+  generation++;
+  useNetwork.setState({ data: null, error: null, loading: false, updatedAt: null });
 }
