@@ -168,6 +168,8 @@ export interface TrainingState {
   round: number;
   tokensPerS: number;
   items: number;
+  /** Tokens this computer processed since the app started, over every worker run. */
+  tokens: number;
   loss: number | null;
   /** Recent samples for the charts, oldest first (at most HISTORY_POINTS). */
   history: { t: number; tokensPerS: number; loss: number | null }[];
@@ -181,7 +183,7 @@ export const HISTORY_POINTS = 300;
 
 /** Training before the first Start: nothing assigned, nothing measured. */
 export function idleTraining(): TrainingState {
-  return { status: 'stopped', reason: null, pauseReason: null, minerState: null, stage: null, round: 0, tokensPerS: 0, items: 0, loss: null, history: [], since: null, restarts: 0, lastCrash: null };
+  return { status: 'stopped', reason: null, pauseReason: null, minerState: null, stage: null, round: 0, tokensPerS: 0, items: 0, tokens: 0, loss: null, history: [], since: null, restarts: 0, lastCrash: null };
 }
 
 /** A message for the user that stays until dismissed (e.g. settings were reset). */
@@ -198,6 +200,8 @@ export interface AppState {
   wallet: WalletInfo | null;
   /** Why there is no wallet or it cannot be opened (e.g. no keyring and no consent); null otherwise. */
   walletProblem: string | null;
+  /** How a key written now would be kept: 'plaintext' where there is no keyring (a wallet then needs Settings.allowPlaintextKey). */
+  keyStorage: 'os' | 'plaintext';
   settings: Settings;
   hardware: HardwareReport | null;
   updater: UpdaterState;

@@ -30,8 +30,10 @@ export async function resolveStaticFile(dir: string, urlPath: string): Promise<S
   if (path.endsWith('/')) path += 'index.html';
   const file = normalize(join(root, path));
   if (file !== root && !file.startsWith(root + sep)) return { status: 403 };
-  // A route of the single-page app (no extension) is index.html; a missing asset is a 404.
-  const target = (await stat(file).catch(() => null))?.isFile() ? file : extname(path) === '' ? join(root, 'index.html') : null;
+  // A route of the single-page app is index.html (a run id may have a dot in it: /runs/demo.v2);
+  // a missing asset, under /assets/ or of a type the renderer ships, is a 404.
+  const asset = path.startsWith('/assets/') || Object.hasOwn(STATIC_TYPES, extname(path).toLowerCase());
+  const target = (await stat(file).catch(() => null))?.isFile() ? file : asset ? null : join(root, 'index.html');
   const info = target ? await stat(target).catch(() => null) : null;
   if (!target || !info?.isFile()) return { status: 404 };
   return { status: 200, file: target, size: info.size, type: STATIC_TYPES[extname(target)] ?? 'application/octet-stream' };

@@ -107,6 +107,7 @@ export class AppController {
   private emitTimer: NodeJS.Timeout | undefined;
   private awake = false;
   private lastSample = 0;
+  private tokensBefore = 0;
   private readonly now: () => number;
 
   constructor(private readonly world: AppWorld) {
@@ -165,8 +166,8 @@ export class AppController {
   }
 
   /** The worker's process id while one runs (for the tests that kill it). */
-  get workerPid(): number | undefined {
-    return this.host.pid;
+  get workerPid(): number | null {
+    return this.host.pid ?? null;
   }
 
   /** Feeds the auto-updater's events in (electron-updater in the app). */
@@ -361,7 +362,7 @@ export class AppController {
     try {
       await client.request('GET', '/health', HealthSchema);
     } catch (e) {
-      throw new Error(`Cannot reach the orchestrator at ${s.orchestratorUrl} (${(e as Error).message.replace(/^cannot reach the orchestrator at \S+ /, '')}). Check the address in Settings and the internet connection.`, { cause: e });
+      throw new Error(`Cannot reach the orchestrator at ${s.orchestratorUrl} (${(e as Error).message.replace(/^cannot reach the orchestrator at \S+ /, '').replace(/^\((.*)\)$/, '$1')}). Check the address in Settings and the internet connection.`, { cause: e });
     }
     const gpu = s.useGpu ? this.hardware?.gpus[0] : undefined;
     return {
@@ -381,6 +382,8 @@ export class AppController {
       case 'assigned':
         t.stage = { runId: m.run_id, stage: m.stage, stageCount: m.stage_count, layers: m.layers, params: m.params };
         t.since ??= this.now();
+        // A new worker counts from zero: what earlier ones did stays in the total.
+        this.tokensBefore = t.tokens;
         break;
       case 'status':
         t.minerState = m.state;
@@ -395,6 +398,7 @@ export class AppController {
       case 'throughput': {
         t.tokensPerS = m.tokens_per_s;
         t.items = m.items;
+        t.tokens = this.tokensBefore + m.tokens;
         const now = this.now();
         if (now - this.lastSample >= 2_000) {
           this.lastSample = now;
@@ -453,6 +457,7 @@ export class AppController {
       power: { ...p, decision, pause: this.pause },
       wallet: this.walletInfo,
       walletProblem: this.walletProblem,
+      keyStorage: this.world.wallet.keyStorage(),
       settings: this.world.settings.get(),
       hardware: this.hardware,
       updater: this.updater,

@@ -71,6 +71,11 @@ export class WalletStore {
   /** Operations run one at a time, so that two creates, or a create and a setPayout, never interleave. */
   private queue: Promise<unknown> = Promise.resolve();
 
+  /** How a key written now would be kept: by the OS keychain/keyring, or in a file only the user can read. */
+  keyStorage(): 'os' | 'plaintext' {
+    return this.box.protection();
+  }
+
   constructor(opts: WalletStoreOptions) {
     this.dir = resolve(opts.dir);
     this.box = opts.box;

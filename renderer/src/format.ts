@@ -36,6 +36,11 @@ export function formatPercent(fraction: number, digits = 1): string {
   return `${(fraction * 100).toFixed(digits)} %`;
 }
 
+/** A share of the reward: one decimal, and "< 0.1 %" rather than a misleading 0.0 %. */
+export function formatShare(fraction: number): string {
+  return fraction > 0 && fraction < 0.0005 ? '< 0.1 %' : formatPercent(fraction, 1);
+}
+
 export function formatBytes(n: number | null): string {
   if (n === null) return 'unknown';
   const gb = n / 1024 ** 3;

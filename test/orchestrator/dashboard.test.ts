@@ -87,7 +87,7 @@ test('an unknown run is a JSON 404; other API calls still need a signature', asy
 });
 
 test('the built renderer is served read-only at / with a CSP; routes fall back to index.html; nothing outside is reachable', async () => {
-  for (const path of ['/', '/runs/pub', '/network']) {
+  for (const path of ['/', '/runs/pub', '/runs/demo.v2', '/network']) {
     const r = await rawRequest({ port, method: 'GET', path });
     assert.equal(r.status, 200, path);
     assert.equal(r.body.toString(), INDEX);
@@ -98,7 +98,7 @@ test('the built renderer is served read-only at / with a CSP; routes fall back t
   const js = await rawRequest({ port, method: 'GET', path: '/assets/app.js' });
   assert.equal(js.status, 200);
   assert.match(String(js.headers['content-type']), /^text\/javascript/);
-  assert.equal((await rawRequest({ port, method: 'GET', path: '/assets/missing.js' })).status, 404);
+  for (const path of ['/assets/missing.js', '/assets/gone', '/missing.png']) assert.equal((await rawRequest({ port, method: 'GET', path })).status, 404, path);
   for (const path of ['/../secret.txt', '/%2e%2e/secret.txt', '/assets/..%2f..%2fsecret.txt', '/%00', '/%E0%A4%A']) {
     const r = await rawRequest({ port, method: 'GET', path });
     assert.ok([400, 403, 404].includes(r.status), `${path}: ${r.status}`);

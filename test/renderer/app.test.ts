@@ -62,7 +62,7 @@ async function shoot(p: Page, name: string): Promise<void> {
   await mkdir(SHOTS, { recursive: true });
   for (const scheme of ['light', 'dark'] as const) {
     await p.emulateMedia({ colorScheme: scheme });
-    await p.screenshot({ path: join(SHOTS, `${name}-${scheme}.png`) });
+    await p.screenshot({ path: join(SHOTS, `${name}-${scheme}.png`), fullPage: true });
   }
   await p.emulateMedia({ colorScheme: 'light' });
 }
@@ -148,6 +148,8 @@ test('Start: the stage appears in the pipeline picture, the token count rises, t
   const points = await attr(page, 'loss-chart', 'data-points');
   await page.waitForFunction((before) => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-points')) > before, points, { timeout: 60_000 });
   assert.ok(Number.isFinite(await numberIn(page, 'loss-value')), 'a loss is shown');
+  // A few more points, so that the picture shows curves rather than a segment.
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-points')) >= 6, undefined, { timeout: 60_000 });
   await shoot(page, 'home');
 
   // First paint of the home screen, as the browser measured it (printed, not asserted).

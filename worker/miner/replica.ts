@@ -30,7 +30,7 @@ export type MinerEvent =
   | { type: 'loss'; round: number; sample_id: string; loss: number }
   | { type: 'applied'; round: number; version: number; lr: number; clip: number }
   // wire_bytes: of bytes_up, the activations and gradients sent across stage boundaries.
-  | { type: 'throughput'; tokens_per_s: number; items: number; bytes_up: number; bytes_down: number; wire_bytes: number }
+  | { type: 'throughput'; tokens_per_s: number; items: number; /** Tokens processed since this miner started. */ tokens: number; bytes_up: number; bytes_down: number; wire_bytes: number }
   | { type: 'error'; message: string; recoverable: boolean }
   // A validator's verdict on a check of another miner's work.
   | { type: 'verdict'; check: number; round: number; miner: string; target: 'item' | 'share'; outcome: 'pass' | 'fail' | 'abstain'; error: number; ms: number };
@@ -238,7 +238,7 @@ export abstract class Replica {
       return false;
     }
     await this.handle(s, task);
-    this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items, bytes_up: this.bytesUp, bytes_down: this.bytesDown, wire_bytes: this.wireBytes });
+    this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items, tokens: this.tokens, bytes_up: this.bytesUp, bytes_down: this.bytesDown, wire_bytes: this.wireBytes });
     return false;
   }
 

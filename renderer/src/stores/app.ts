@@ -169,12 +169,14 @@ export const actions = {
   },
 };
 
-/** Whether the user has asked to train (the button then offers Stop). */
+/** Whether the button offers Stop: from Start until the worker has fully stopped. */
 export function wantsToTrain(state: AppState): boolean {
-  const { status, reason } = state.training;
-  if (status === 'stopped') return false;
-  // 'stopping' without a reason: the user pressed Stop and the worker is winding down.
-  return !(status === 'stopping' && reason === null);
+  return state.training.status !== 'stopped';
+}
+
+/** The user pressed Stop and the worker is winding down ('stopping' with no pause behind it). */
+export function isWindingDown(state: AppState): boolean {
+  return state.training.status === 'stopping' && state.training.reason === null;
 }
 
 /** The wallet cannot be stored or opened because there is no OS keyring (and no consent yet). */

@@ -139,7 +139,7 @@ test('an orchestrator that does not answer: a clear reason, a retry, and no work
       });
     });
     assert.match(s.training.reason!, /Cannot reach the orchestrator at http:\/\/127\.0\.0\.1:9 \(.+\)\. Check the address in Settings/);
-    assert.equal(controller.workerPid, undefined, 'no worker is started without an orchestrator');
+    assert.equal(controller.workerPid, null, 'no worker is started without an orchestrator');
     const stopped = await bridge.call('training:stop');
     assert.equal(stopped.training.status, 'stopped');
   } finally {

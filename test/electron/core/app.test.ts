@@ -137,7 +137,7 @@ test('Start trains: a stage is assigned and tokens flow; a simulated switch to b
   console.log(`# paused ${(performance.now() - unplugged).toFixed(0)} ms after the switch to battery`);
   assert.equal(paused.training.pauseReason, 'on-battery');
   assert.match(paused.training.reason!, /battery/);
-  assert.equal(controller.workerPid, undefined, 'the worker process has gone');
+  assert.equal(controller.workerPid, null, 'the worker process has gone');
 
   power.set({ onBattery: false });
   await waitFor((s) => s.training.status === 'training' && s.training.tokensPerS > 0, 60_000, 'training again on mains power');
@@ -164,7 +164,7 @@ test('Stop: within 10 s the worker is idle and the orchestrator holds no lease o
   const tookMs = performance.now() - pressed;
   console.log(`# stopped in ${tookMs.toFixed(0)} ms`);
   assert.ok(tookMs < 10_000);
-  assert.equal(controller.workerPid, undefined);
+  assert.equal(controller.workerPid, null);
   const held = leasesHeldBy(hotkey);
   assert.equal(held.leased, 0, 'no lease left dangling');
   assert.equal(held.status, 'gone', 'the worker told the orchestrator it left');

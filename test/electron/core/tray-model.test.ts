@@ -21,6 +21,7 @@ function app(patch: Fixture = {}): AppState {
     version: '1.0.0',
     wallet: { address: '5Fxyz', publicKey: '0x00', payoutAddress: null, backedUp: true, protection: 'os' },
     walletProblem: null,
+    keyStorage: 'os',
     hardware: null,
     updater: { status: 'idle', lastChecked: null },
     notices: [],
