@@ -193,15 +193,28 @@ test('Network, Settings and Logs show what the orchestrator and the main process
   await shoot(page, 'logs');
 });
 
-test('Stop: the button says Start again, the status says stopped, and the worker process is gone', { skip: noBrowser }, async () => {
+test('Stop by keyboard: the button says Start again, the status says stopped, the worker process is gone; every screen fits an 800×600 window', { skip: noBrowser }, async () => {
   await byId(page, 'nav-home').click();
-  await byId(page, 'start-stop').click();
+  // By keyboard, as someone without a mouse would.
+  await byId(page, 'start-stop').focus();
+  await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.querySelector('[data-testid="start-stop"]')?.textContent?.trim() === 'Start', undefined, { timeout: 30_000 });
   const s = controller.state();
   assert.equal(s.training.status, 'stopped');
   assert.equal(controller.workerPid, null);
   await page.waitForFunction(() => /stopped/i.test(document.querySelector('[data-testid="status-line"]')?.textContent ?? ''), undefined, { timeout: 10_000 });
   await shoot(page, 'home-stopped');
+
+  // The smallest window the app allows (800×600): every screen fits its width.
+  await page.setViewportSize({ width: 800, height: 600 });
+  for (const nav of ['nav-home', 'nav-earnings', 'nav-network', 'nav-settings', 'nav-logs']) {
+    await byId(page, nav).click();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `${nav}: ${overflow} px wider than an 800 px window`);
+  }
+  await byId(page, 'nav-home').click();
+  await shoot(page, 'home-800x600');
+  await page.setViewportSize({ width: 1100, height: 760 });
 });
 
 test("the run's public dashboard, served by the orchestrator, shows the orchestrator's own numbers", { skip: noBrowser }, async () => {
