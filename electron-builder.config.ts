@@ -42,7 +42,8 @@ const FILES = [
 ];
 
 export function buildConfig(env: NodeJS.ProcessEnv = process.env): Configuration {
-  const updateUrl = env.TAH_UPDATE_URL ?? DEFAULT_UPDATE_URL;
+  // `||`: an unset CI secret arrives as an empty string.
+  const updateUrl = env.TAH_UPDATE_URL || DEFAULT_UPDATE_URL;
   return {
     appId: 'org.trainathome.desktop',
     productName: 'Train at Home',
@@ -99,7 +100,7 @@ export function buildConfig(env: NodeJS.ProcessEnv = process.env): Configuration
     appImage: { artifactName: '${productName}-${version}-${arch}.${ext}' },
     // electron-updater reads this (app-update.yml in the package); the release job uploads the
     // artifacts and latest-*.yml to the bucket behind it (RELEASING.md).
-    publish: [{ provider: 'generic', url: updateUrl }, ...(env.TAH_UPDATE_BUCKET ? [{ provider: 's3' as const, bucket: env.TAH_UPDATE_BUCKET, region: env.AWS_REGION, path: env.TAH_UPDATE_PATH ?? 'desktop' }] : [])],
+    publish: [{ provider: 'generic', url: updateUrl }, ...(env.TAH_UPDATE_BUCKET ? [{ provider: 's3' as const, bucket: env.TAH_UPDATE_BUCKET, region: env.AWS_REGION || undefined, path: env.TAH_UPDATE_PATH || 'desktop' }] : [])],
   };
 }
 
