@@ -242,6 +242,13 @@ export const CALLS = {
   /** Writes one file with logs, redacted settings and a system report; null: cancelled. */
   'diagnostics:export': { args: none, result: {} as { path: string } | null },
   'notice:dismiss': { args: one(z.string().max(100)), result: {} as AppState },
+  /** Checks for an update now; the state once the check is done (a download goes on in the background). */
+  'updater:check': { args: none, result: {} as UpdaterState },
+  /**
+   * "Restart to update". Throws while training unless confirmTraining (the user agreed to stop
+   * it); then training stops first, its work finished or handed back, and the app restarts.
+   */
+  'updater:install': { args: one(z.object({ confirmTraining: z.boolean() }).strict()), result: {} as AppState },
 } as const satisfies Record<Channel, { args: z.ZodTuple; result: unknown }>;
 
 export type CallArgs<C extends Channel> = z.infer<(typeof CALLS)[C]['args']>;

@@ -19,6 +19,8 @@ export const CHANNELS = [
   'logs:recent',
   'diagnostics:export',
   'notice:dismiss',
+  'updater:check',
+  'updater:install',
 ] as const;
 export type Channel = (typeof CHANNELS)[number];
 

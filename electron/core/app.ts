@@ -27,6 +27,7 @@ import {
 import { exportDiagnostics, recentLogLines } from './diagnostics.ts';
 import { decidePower, threadsFor, userPauseExpired } from './power-policy.ts';
 import type { SettingsStore } from './settings.ts';
+import type { UpdateController } from './updater.ts';
 import { type UpdaterEvent, initialUpdaterState, nextUpdaterState } from './updater-state.ts';
 import type { WalletStore } from './wallet.ts';
 import { type SpawnWorker, type StartMessage, WorkerHost } from './worker-host.ts';
@@ -74,6 +75,8 @@ export interface AppWorld {
   setLoginItem?: (open: boolean) => void;
   /** Notices from start-up (e.g. the settings file was damaged and reset). */
   notices?: Notice[];
+  /** The auto-updater (electron/core/updater.ts); absent where the build has none (unpackaged, the browser host). */
+  updates?: UpdateController;
   now?: () => number;
   /** How often idle time and battery level are read (they have no events). */
   powerPollMs?: number;
@@ -148,10 +151,17 @@ export class AppController {
     const s = this.world.settings.get();
     if (s.autoStart && s.onboarded && this.walletInfo) this.wanted = true;
     this.evaluate();
+    this.world.updates?.attach({
+      updaterEvent: (e) => this.updaterEvent(e),
+      trainingStatus: () => this.state().training.status,
+      stopTraining: () => this.stopTraining(),
+    });
+    this.world.updates?.start();
   }
 
   /** Stops training (finishing or handing back the work in hand) and lets go of everything. */
   async dispose(): Promise<void> {
+    this.world.updates?.stop();
     this.wanted = false;
     clearInterval(this.pollTimer);
     for (const u of this.unsubscribe.splice(0)) u();
@@ -261,7 +271,28 @@ export class AppController {
         this.notices = this.notices.filter((n) => n.id !== args[0]);
         this.changed();
         return this.state();
+      case 'updater:check':
+        await this.updates().check();
+        return this.updater;
+      case 'updater:install':
+        // Refused while training unless confirmed; then training stops first (updater.ts).
+        await this.updates().installNow(args[0] as { confirmTraining: boolean });
+        return this.state();
     }
+  }
+
+  private updates(): UpdateController {
+    if (!this.world.updates) throw new Error('Updates are not available in this build.');
+    return this.world.updates;
+  }
+
+  /** Stops training for an update: resolves once the worker has finished or handed back its work and gone. */
+  private async stopTraining(): Promise<void> {
+    this.wanted = false;
+    this.pause = null;
+    this.evaluate();
+    await this.host.stop();
+    this.changed();
   }
 
   private async start(): Promise<AppState> {

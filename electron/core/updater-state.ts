@@ -1,7 +1,8 @@
-// The auto-updater's state as the app shows it, driven by the updater's events. Pure: the glue
-// forwards electron-updater's events here and publishes the result. Events arrive out of order
-// or twice in practice (a manual check racing a scheduled one), so an event that makes no sense
-// in the current state leaves it unchanged instead of throwing.
+// The auto-updater's state as the app shows it, driven by the updater's events. Pure: the
+// UpdateController (updater.ts) turns electron-updater's events into these, and both it and the
+// AppController (AppState.updater) apply them here: the one place transitions are decided.
+// Events arrive out of order or twice in practice (a manual check racing a scheduled one), so an
+// event that makes no sense in the current state leaves it unchanged instead of throwing.
 import type { TrainingState, UpdaterState } from '../ipc-contract.ts';
 
 export type UpdaterEvent =

@@ -4,7 +4,7 @@
 // logs through electron-log. Closing the window keeps training in the tray; Quit stops the
 // training properly (the work in hand is finished or handed back) before the app exits.
 import type { BrowserWindow} from 'electron';
-import { type WebFrameMain, app, dialog, ipcMain } from 'electron';
+import { type WebFrameMain, app, autoUpdater as electronAutoUpdater, dialog, ipcMain } from 'electron';
 import log from 'electron-log/main';
 import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -21,6 +21,7 @@ import { CHANNELS, STATE_EVENT } from '../ipc-contract.ts';
 import { electronKeepAwake, electronPower } from './power.ts';
 import { safeStorageBox } from './secrets.ts';
 import { createTray } from './tray.ts';
+import { createUpdates } from './updater.ts';
 import { APP_ORIGIN, createMainWindow, registerAppScheme, serveRenderer } from './window.ts';
 import { utilityWorkerSpawner } from './worker-process.ts';
 
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
   const dataDir = app.getPath('userData');
   const { store: settings, notice } = await SettingsStore.open(join(dataDir, 'settings.json'));
   const worker = workerLog(log);
+  const updates = createUpdates(log);
   const controller = new AppController({
     version: app.getVersion(),
     cores: availableParallelism(),
@@ -74,6 +76,7 @@ async function main(): Promise<void> {
       } else app.setLoginItemSettings({ openAtLogin: open, args: ['--hidden'] });
     },
     notices: notice ? [notice] : [],
+    updates: updates ?? undefined,
   });
 
   serveRenderer(join(here, 'renderer'));
@@ -102,6 +105,14 @@ async function main(): Promise<void> {
 
   let quitting = false;
   const quit = () => app.quit();
+  // "Restart to update" stopped the training before it quit (core/updater.ts): let the updater's
+  // quit through, as the macOS and Windows installers expect, instead of holding it for dispose().
+  electronAutoUpdater.on('before-quit-for-update', () => {
+    quitting = true;
+    // The new version may start before this process has gone: it must not find the lock taken.
+    app.releaseSingleInstanceLock();
+    void controller.dispose();
+  });
   app.on('before-quit', (event) => {
     if (quitting) return;
     event.preventDefault();
@@ -117,10 +128,11 @@ async function main(): Promise<void> {
       'pause-hour': () => controller.handle('training:pause', [{ minutes: 60 }]),
       'pause-until-ac': () => controller.handle('training:pause', [{ untilAc: true }]),
       resume: () => controller.handle('training:resume', []),
+      // The tray offers it only when no training runs; otherwise the window asks to confirm.
+      'install-update': () => controller.handle('updater:install', [{ confirmTraining: false }]),
     };
     if (action === 'open') showWindow();
     else if (action === 'quit') quit();
-    else if (action === 'install-update') showWindow(); // the window asks to confirm the restart
     else calls[action]?.().catch((e: Error) => {
       log.warn(`tray ${action}: ${e.message}`);
       showWindow();

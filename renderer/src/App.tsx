@@ -69,7 +69,7 @@ export function App() {
         <ConnectionProblem full={false} />
         <Onboarding notices={<Notices />} />
         <footer className="footer">
-          <Updater updater={state.updater} version={state.version} />
+          <Updater updater={state.updater} version={state.version} training={state.training.status} />
         </footer>
       </div>
     );
@@ -90,7 +90,7 @@ export function App() {
         {screenOf(route)}
       </main>
       <footer className="footer">
-        <Updater updater={state.updater} version={state.version} />
+        <Updater updater={state.updater} version={state.version} training={state.training.status} />
       </footer>
     </div>
   );

@@ -7,6 +7,7 @@ import type { AppState, Bridge, SettingsPatch } from '../../../electron/ipc-cont
 import { isConnectionLost, messageOf, mode, openBridge } from '../bridge.ts';
 
 export type ActionKey =
+  | 'update'
   | 'start'
   | 'stop'
   | 'pause'
@@ -161,6 +162,9 @@ export const actions = {
   revealMnemonic: () => act('reveal', (b) => b.call('wallet:reveal-mnemonic')),
   exportWallet: () => act('walletExport', (b) => b.call('wallet:export')),
   exportDiagnostics: () => act('diagnostics', (b) => b.call('diagnostics:export')),
+  checkForUpdates: () => act('update', (b) => b.call('updater:check')),
+  /** Restart into the downloaded update; `confirmTraining`: the user agreed to stop training for it. */
+  installUpdate: (confirmTraining: boolean) => actState('update', (b) => b.call('updater:install', { confirmTraining })),
   /** A settings change; `key` says whose control shows its error. */
   updateSettings: async (patch: SettingsPatch, key: ActionKey = 'settings') => {
     const r = await act(key, (b) => b.call('settings:update', patch));

@@ -73,6 +73,27 @@ test('updater: a whole check, download and install cycle', () => {
   assert.deepEqual(s, { status: 'ready', version: '2.0.0' });
 });
 
+test('updater: the flows electron/core/updater.ts produces, each to its end state', () => {
+  const run = (events: UpdaterEvent[]) => {
+    const seen: UpdaterState['status'][] = [];
+    let s = initialUpdaterState;
+    for (const e of events) seen.push((s = nextUpdaterState(s, e)).status);
+    return { seen, end: s };
+  };
+  const check: UpdaterEvent = { type: 'check' };
+  // Up to date, or outside a staged rollout: idle, with the time of the check.
+  assert.deepEqual(run([check, { type: 'not-available', at: 300 }]).end, { status: 'idle', lastChecked: 300 });
+  // Metadata refused at the check: an error straight from checking, never 'available'.
+  assert.deepEqual(run([check, { type: 'error', message: 'not valid' }]).seen, ['checking', 'error']);
+  // A damaged download: the error replaces the progress, and nothing is ever ready.
+  const damaged = run([check, { type: 'available', version: '2.0.0' }, { type: 'progress', percent: 100 }, { type: 'error', message: 'damaged' }]);
+  assert.deepEqual(damaged.seen, ['checking', 'available', 'downloading', 'error']);
+  // No server, then the next scheduled check finds and downloads the update.
+  const retried = run([check, { type: 'error', message: 'offline' }, check, { type: 'available', version: '2.0.0' }, { type: 'downloaded', version: '2.0.0' }]);
+  assert.deepEqual(retried.seen, ['checking', 'error', 'checking', 'available', 'ready']);
+  assert.deepEqual(retried.end, { status: 'ready', version: '2.0.0' });
+});
+
 test('updater: the download percentage is clamped to 0–100, and NaN keeps the last one', () => {
   const cases: [UpdaterState, number, number][] = [
     [STATES.downloading, 55.5, 55.5],
