@@ -293,8 +293,11 @@ export class Coordinator {
     const checks = await this.db.selectFrom('checks').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).where('run_id', '=', id).groupBy('status').execute();
     const checkCount = (...kinds: string[]) => checks.filter((c) => kinds.includes(c.status)).reduce((a, c) => a + Number(c.n), 0);
     const flags = await this.db.selectFrom('flags').select((eb) => eb.fn.countAll<number>().as('n')).where('run_id', '=', id).executeTakeFirstOrThrow();
-    const epochs = await this.epochs(id);
-    const newest = epochs.epochs.at(-1);
+    // The newest closed epoch's largest shares only (the page is polled: no whole-ledger read).
+    const newest = await this.db.selectFrom('epochs').select('epoch').where('run_id', '=', id).orderBy('epoch', 'desc').executeTakeFirst();
+    const top = newest
+      ? await this.db.selectFrom('rewards').select(['hotkey', 'score', 'share']).where('run_id', '=', id).where('epoch', '=', newest.epoch).where('score', '>', 0).orderBy('share', 'desc').orderBy('hotkey').limit(5).execute()
+      : [];
     return {
       run_id: id,
       preset: spec.preset,
@@ -317,7 +320,7 @@ export class Coordinator {
       validators: Number(validators.n),
       verdicts: { passed: checkCount('passed'), failed: checkCount('failed'), pending: checkCount('pending', 'leased') },
       flags: Number(flags.n),
-      top: newest ? newest.top.map((t) => ({ epoch: newest.epoch, ...t })) : [],
+      top: top.map((t) => ({ epoch: newest!.epoch, hotkey: t.hotkey, score: Number(t.score), share: Number(t.share) })),
       updated_at: now,
     };
   }
