@@ -193,7 +193,7 @@ test('Network, Settings and Logs show what the orchestrator and the main process
   await shoot(page, 'logs');
 });
 
-test('Stop by keyboard: the button says Start again, the status says stopped, the worker process is gone; every screen fits an 800×600 window', { skip: noBrowser }, async () => {
+test('Stop by keyboard: the button says Start again, the status says stopped, the worker process is gone; every screen fits an 800×600 window and names its controls', { skip: noBrowser }, async () => {
   await byId(page, 'nav-home').click();
   // By keyboard, as someone without a mouse would.
   await byId(page, 'start-stop').focus();
@@ -211,6 +211,17 @@ test('Stop by keyboard: the button says Start again, the status says stopped, th
     await byId(page, nav).click();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `${nav}: ${overflow} px wider than an 800 px window`);
+    // Every control has a name a screen reader can say (its label, aria-label or text).
+    const unnamed = await page.evaluate(() =>
+      [...document.querySelectorAll('button, input, select, textarea, a[href]')]
+        .filter((el) => {
+          const labels = (el as HTMLInputElement).labels;
+          const text = (el.getAttribute('aria-label') ?? el.getAttribute('title') ?? '') + (labels ? [...labels].map((l) => l.textContent).join('') : '') + (el.getAttribute('aria-labelledby') ? 'x' : '') + (el.textContent ?? '');
+          return text.trim() === '';
+        })
+        .map((el) => el.outerHTML.slice(0, 120)),
+    );
+    assert.deepEqual(unnamed, [], `${nav}: controls without a name`);
   }
   await byId(page, 'nav-home').click();
   await shoot(page, 'home-800x600');
