@@ -93,7 +93,7 @@ export class Miner extends Replica {
     if (lease.direction === 'forward' && !s.last) {
       input = await this.stageInput(s, lease.input);
       const r = await s.stage.forward(s.params, input, undefined, this.tokenIds(s, lease.sample));
-      s.kept.set(lease.sample_id, input);
+      s.kept.set(lease.sample_id, { input, saved: r.saved });
       output = r.output as Float32Array;
     } else if (s.last && lease.direction !== 'backward') {
       // The last stage: forward, loss and backward at once (a redo sends nothing down).
@@ -106,10 +106,11 @@ export class Miner extends Replica {
     } else {
       // Backward (or its redo): the gradient of this stage's output, and the forward's activations.
       const gradOutput = await this.downloadWire(lease.input as BlobRef, 'gradient', s.dims);
-      // This miner's own forward left the input here; otherwise (another miner's forward, or a
-      // redo) it is fetched again.
-      input = (lease.direction === 'backward' ? s.kept.get(lease.sample_id) : undefined) ?? (await this.stageInput(s, lease.forward_input!));
-      const b = await s.stage.backward(s.params, input, { gradOutput, tokens: this.tokenIds(s, lease.sample) }, s.scratch);
+      // This miner's own forward left the input and its activations here; otherwise (another
+      // miner's forward, or a redo) the input is fetched again and the forward recomputed.
+      const own = lease.direction === 'backward' ? s.kept.get(lease.sample_id) : undefined;
+      input = own?.input ?? (await this.stageInput(s, lease.forward_input!));
+      const b = await s.stage.backward(s.params, input, { gradOutput, tokens: this.tokenIds(s, lease.sample) }, s.scratch, own?.saved);
       s.kept.delete(lease.sample_id);
       this.addScratch(s);
       if (lease.direction === 'backward') output = b.gradInput as Float32Array | undefined;

@@ -14,7 +14,7 @@ import { type Dataset, trainBatch } from '../data/dataset.ts';
 import type { DeviceChoice } from '../engine/session.ts';
 import { type ModelConfig, runModelConfig } from '../model/config.ts';
 import { ParamLayout, initParams } from '../model/params.ts';
-import { Stage } from '../model/stage.ts';
+import { type Saved, Stage } from '../model/stage.ts';
 import { fromOptimizerSpec } from '../optim/adamw.ts';
 import { StageOptimizer } from '../optim/optimizer.ts';
 import { outerNesterovStep } from '../optim/outer.ts';
@@ -65,8 +65,8 @@ export interface StageState {
   /** The gradient summed over this round's samples, and a scratch buffer for one sample's. */
   gradSum: Float32Array;
   scratch: Float32Array;
-  /** Per sample: the stage input its forward read, for its backward. */
-  kept: Map<string, Float32Array | BigInt64Array>;
+  /** Per sample: the stage input its forward read and the activations it saved, for its backward. */
+  kept: Map<string, { input: Float32Array | BigInt64Array; saved?: Saved }>;
   /** Samples whose gradients gradSum holds. */
   samples: number;
   /** The round and generation gradSum is for ('round/generation'): a restarted round's sum starts again. */
@@ -187,11 +187,12 @@ export abstract class Replica {
       const span: StageSpan = { layers: assignment.layers!, hasEmbed: stageIndex === 0, hasHead: last };
       const layout = new ParamLayout(config, span);
       const session = { device: this.opts.device, threads: this.opts.threads };
-      // Backward recomputes the stage's forward inside one fused graph: a miner keeps only each
-      // sample's stage input between its forward and backward. Handing the forward's activations
-      // over instead ('keep') does the same arithmetic, but copies tens of MB per sample in and out
-      // of ONNX Runtime and holds them in memory: measured 5,030 vs 5,620 tokens/s on the demo swarm.
-      const stage = await Stage.create(config, span, { ...session, batch: spec.rows_per_sample, activations: 'recompute' });
+      // A sample's forward hands its backward the outputs of the stage's matrix products, and the
+      // backward recomputes only the cheap element-wise rest. Keeping every activation instead
+      // copies about four times as much in and out of ONNX Runtime (measured slower than
+      // recomputing everything: 5,030 vs 5,620 tokens/s on the demo swarm). The last stage runs
+      // forward, loss and backward in one graph and keeps nothing.
+      const stage = await Stage.create(config, span, { ...session, batch: spec.rows_per_sample, activations: last ? 'recompute' : 'products' });
       const optimizer = await StageOptimizer.create(layout, fromOptimizerSpec(spec.optimizer), session);
       this.state = {
         assignment,

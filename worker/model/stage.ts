@@ -1,7 +1,8 @@
 // A model stage as runnable graphs: forward (stage input → stage output, or loss at the last
 // stage) and backward (stage input + output gradient → input gradient + flat parameter
-// gradients). Backward either recomputes the forward inside its own graph (least memory, one
-// session) or takes the activations the forward graph kept.
+// gradients). Backward either recomputes the forward inside its own graph (least memory), takes
+// every activation the forward graph kept, or takes only the matrix products' outputs and
+// recomputes the cheap element-wise rest.
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { gradients } from '../engine/autodiff.ts';
 import { type FloatType, Graph, type TypedData, type Value } from '../engine/graph.ts';
@@ -10,7 +11,15 @@ import type { ModelConfig } from './config.ts';
 import { buildStage, stageNeedsTokens, stageWidth } from './llama.ts';
 import { type FloatArray, ParamLayout } from './params.ts';
 
-export type ActivationMode = 'recompute' | 'keep';
+/**
+ * What backward gets from forward. 'recompute': nothing (backward runs the forward again);
+ * 'keep': every forward value backward reads; 'products': the outputs of the matrix products
+ * only (most of the forward's arithmetic in a fraction of the memory), the rest recomputed.
+ */
+export type ActivationMode = 'recompute' | 'keep' | 'products';
+
+/** The operators whose outputs 'products' mode keeps. */
+const PRODUCTS = new Set(['Gemm', 'MatMul']);
 
 export interface StageGraph {
   g: Graph;
@@ -80,15 +89,23 @@ export function buildStageGraph(config: ModelConfig, span: StageSpan, batch: num
   };
 }
 
-/** Forward values that the backward nodes read: what 'keep' mode hands from forward to backward. */
-function keptActivations(sg: StageGraph): Value[] {
+/**
+ * Forward values that the backward nodes read, of the operators `keep` admits: what forward hands
+ * to backward. Backward recomputes whatever else it needs from them.
+ */
+function keptActivations(sg: StageGraph, keep: (op: string) => boolean): Value[] {
   const { g, forwardNodes } = sg;
-  const produced = new Set<number>();
-  for (let i = 0; i < forwardNodes; i++) for (const o of g.nodes[i].outputs) produced.add(o.id);
-  for (const c of g.constants) produced.delete(c.value.id);
+  const producer = new Map<number, string>();
+  for (let i = 0; i < forwardNodes; i++) for (const o of g.nodes[i].outputs) producer.set(o.id, g.nodes[i].op);
+  for (const c of g.constants) producer.delete(c.value.id);
   const kept = new Map<number, Value>();
   // Constants and graph inputs are available to the backward graph anyway.
-  for (let i = forwardNodes; i < g.nodes.length; i++) for (const x of g.nodes[i].inputs) if (produced.has(x.id)) kept.set(x.id, x);
+  for (let i = forwardNodes; i < g.nodes.length; i++) {
+    for (const x of g.nodes[i].inputs) {
+      const op = producer.get(x.id);
+      if (op !== undefined && keep(op)) kept.set(x.id, x);
+    }
+  }
   return [...kept.values()];
 }
 
@@ -128,7 +145,7 @@ export class Stage {
     const ins = g.inputs;
     const named = (vs: Value[]): [string, Value][] => vs.map((v) => [v.name!, v]);
     const fwdInputs = named(ins.filter((v) => v.name !== 'grad_output' && (sg.loss || v.name !== 'targets')));
-    const kept = mode === 'keep' ? keptActivations(sg) : [];
+    const kept = mode === 'recompute' ? [] : keptActivations(sg, mode === 'keep' ? () => true : (op) => PRODUCTS.has(op));
     const keptNames = kept.map((_, i) => `kept.${i}`);
     const fwd = await CompiledGraph.create(g, { ...opts, inputs: fwdInputs, outputs: [[head.name, head.v], ...kept.map((v, i): [string, Value] => [keptNames[i], v])] });
     const bwd = await CompiledGraph.create(g, { ...opts, inputs: [...named(ins), ...kept.map((v, i): [string, Value] => [keptNames[i], v])], outputs: backwardOuts });
@@ -146,7 +163,7 @@ export class Stage {
     return { tokens };
   }
 
-  /** Runs the stage forward. In 'keep' mode the result carries what backward() needs. */
+  /** Runs the stage forward. In 'keep' and 'products' modes the result carries what backward() needs. */
   async forward(params: FloatArray, input: TypedData, targets?: BigInt64Array, tokens?: BigInt64Array): Promise<{ output?: FloatArray; loss?: number; saved?: Saved }> {
     const out = await this.fwd.run({ ...this.layout.feeds({ params }), input, ...this.tokenFeed(tokens), ...(targets && this.span.hasHead ? { targets } : {}) });
     const saved: Saved = {};
@@ -154,13 +171,14 @@ export class Stage {
     return {
       output: this.span.hasHead ? undefined : (out.output as FloatArray),
       loss: this.span.hasHead ? Number(out.loss[0]) : undefined,
-      saved: this.mode === 'keep' ? saved : undefined,
+      saved: this.mode === 'recompute' ? undefined : saved,
     };
   }
 
   /**
    * Gradients of the stage for one input. `grads` receives the flat parameter gradient (layout
-   * order); the input gradient is returned for all but the first stage.
+   * order); the input gradient is returned for all but the first stage. In the keeping modes,
+   * `saved` is what forward() returned for this input; without it the forward is run first.
    */
   async backward(
     params: FloatArray,
@@ -169,7 +187,7 @@ export class Stage {
     grads: FloatArray,
     saved?: Saved,
   ): Promise<{ gradInput?: FloatArray; loss?: number; gradSumSq: number }> {
-    if (this.mode === 'keep' && !saved) throw new Error('keep mode: backward needs the activations saved by forward');
+    if (this.mode !== 'recompute' && !saved) saved = (await this.forward(params, input, upstream.targets, upstream.tokens)).saved;
     const feeds: Record<string, TypedData> = { ...this.layout.feeds({ params }), input, ...this.tokenFeed(upstream.tokens), ...(saved ?? {}) };
     if (this.span.hasHead) {
       if (!upstream.targets) throw new Error('the last stage needs targets');

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { type StageSpan, wholeModel } from '../../../worker/checkpoint/checkpoint.ts';
 import { type ModelConfig, loadPreset, parseModelConfig, withBottlenecks } from '../../../worker/model/config.ts';
 import { type FloatArray, ParamLayout, initParams } from '../../../worker/model/params.ts';
-import { Stage } from '../../../worker/model/stage.ts';
+import { type ActivationMode, Stage } from '../../../worker/model/stage.ts';
 import { rng } from '../../helpers/gradcheck.ts';
 
 // The tiny preset with a short sequence keeps the float64 finite-difference sweep quick.
@@ -68,7 +68,7 @@ const squeezed = withBottlenecks(config, 8, [[0, 0], [1, 2], [3, 3]]);
 test('with bottlenecks, every gradient (encoders, decoders, their token embeddings) matches finite differences (float64)', () => gradcheck(squeezed));
 
 /** Runs the pipeline stage by stage: forward down, backward up. Returns loss and per-name gradients. */
-async function pipeline(spans: StageSpan[], whole: FloatArray, wholeLayout: ParamLayout, mode: 'recompute' | 'keep', c: ModelConfig = config) {
+async function pipeline(spans: StageSpan[], whole: FloatArray, wholeLayout: ParamLayout, mode: ActivationMode, c: ModelConfig = config, forwardFirst = true) {
   const { inputs, targets } = tokens(c, 5);
   const stages = await Promise.all(spans.map((s) => Stage.create(c, s, { activations: mode })));
   const params = stages.map((s) => {
@@ -80,7 +80,8 @@ async function pipeline(spans: StageSpan[], whole: FloatArray, wholeLayout: Para
   const saved = [];
   for (let i = 0; i < stages.length; i++) {
     const f = await stages[i].forward(params[i], acts[i], targets, inputs);
-    saved.push(f.saved);
+    // Without the forward's saved values, backward has to work them out itself.
+    saved.push(forwardFirst ? f.saved : undefined);
     if (f.output) acts.push(f.output);
   }
   const grads = new Map<string, Float32Array>();
@@ -107,8 +108,15 @@ test('a model split into 2 and 3 stages computes the same loss and gradients as 
   const whole = initParams(layout, 1, (n) => new Float32Array(n));
   const ref = await pipeline([wholeModel(config)], whole, layout, 'recompute');
   assert.ok(ref.loss > 5 && ref.loss < 6, `initial loss ${ref.loss} should be near ln(256) = 5.55`);
-  for (const [name, spans] of [['2 stages', split([2])], ['3 stages', split([1, 3])], ['3 stages, kept activations', split([1, 3])]] as const) {
-    const got = await pipeline([...spans], whole, layout, name.includes('kept') ? 'keep' : 'recompute');
+  const cases = [
+    ['2 stages', split([2]), 'recompute', true],
+    ['3 stages', split([1, 3]), 'recompute', true],
+    ['3 stages, every activation kept', split([1, 3]), 'keep', true],
+    ['3 stages, matrix products kept', split([1, 3]), 'products', true],
+    ['3 stages, matrix products kept but not handed over', split([1, 3]), 'products', false],
+  ] as const;
+  for (const [name, spans, mode, handed] of cases) {
+    const got = await pipeline([...spans], whole, layout, mode, config, handed);
     assert.ok(Math.abs(got.loss - ref.loss) / ref.loss <= 1e-5, `${name}: loss ${got.loss} vs ${ref.loss}`);
     assert.equal(got.grads.size, ref.grads.size);
     for (const [n, g] of ref.grads) {
