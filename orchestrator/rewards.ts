@@ -55,9 +55,10 @@ export function scoreEpoch(miners: readonly EpochWork[], epochRounds: number): E
  * The probability that a miner's next work item is checked: 1 while it is flagged, else
  * max(rate, probation / (probation + checks it passed)) — newcomers are checked often, seasoned
  * miners at the base rate. The draw is the orchestrator's (crypto randomness), after the work is
- * in, so a miner cannot know which of its items will be checked.
+ * in, so a miner cannot know which of its items will be checked. Probation 0: the base rate from
+ * the start.
  */
 export function checkProbability(v: Pick<ValidationSpec, 'rate' | 'probation'>, passed: number, flagged: boolean): number {
   if (flagged) return 1;
-  return Math.min(1, Math.max(v.rate, v.probation / (v.probation + passed)));
+  return Math.min(1, Math.max(v.rate, v.probation > 0 ? v.probation / (v.probation + passed) : 0));
 }

@@ -33,6 +33,7 @@ export interface SwarmFlags {
   stages: number;
   replicas: number;
   validators?: number;
+  checkRate: number;
   rounds?: number;
   minutes?: number;
   samplesPerRound?: number;
@@ -64,6 +65,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .option('--stages <n>', 'pipeline stages', int(1), 3)
     .option('--replicas <n>', 'miners per stage', int(1), 2)
     .option('--validators <n>', 'validator processes re-running sampled work (default: one per stage; 0: none)', int(0))
+    .option('--check-rate <x>', "share of the miners' work the validators re-run (a public run re-runs 5%, and more of a newcomer's)", fraction, LOCAL_CHECK_RATE)
     .option('--rounds <n>', 'rounds (optimizer steps of the whole model)', int(1))
     .option('--minutes <m>', 'instead of --rounds: as many rounds as fit in about this long', positive)
     .option('--batch <n>', `sequences per round, the global batch (default: ${BATCH_FACTOR}× the preset's batch_size)`, int(1))
@@ -92,15 +94,37 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
 }
 
 /**
- * A round is one optimizer step over the whole swarm, and each round costs a fixed latency (the
- * pipeline fills and drains, the all-reduce, the step), so the swarm's default global batch is
- * larger than one process's: more tokens per round amortise that cost. Measured on demo (3 × 2
- * miners, 2 cores): batch 64 6,460 tokens/s, batch 128 7,840; 250 rounds of 128 reach held-out
- * 1.78 in under 10 minutes.
+ * A round is one optimizer step over the whole swarm, and each round costs a fixed amount of work
+ * and latency (the pipeline fills and drains, the all-reduce, every replica's and validator's
+ * step), so the swarm's default global batch is larger than one process's: more tokens per round
+ * amortise it. Measured on demo (3 × 2 miners, 2 cores): batch 64 6,460 tokens/s, batch 128 7,840.
+ * Larger still learns too little per token at this model's learning rate: batch 256 for 125
+ * rounds (the same 4.1 M tokens as 250 of 128, which reach held-out 1.78) ended at 2.26.
  */
 export const BATCH_FACTOR = 16;
-/** Default rounds per preset: what reaches a useful loss with the default batch. */
-const DEFAULT_ROUNDS: Record<string, number> = { tiny: 100, small: 200, demo: 250 };
+/** Default rounds per preset: what reaches a useful loss with the default batch, demo in about 10 minutes. */
+const DEFAULT_ROUNDS: Record<string, number> = { tiny: 100, small: 200, demo: 200 };
+/**
+ * A local swarm's miners are all this computer's owner's, so its validators re-run a small share
+ * of the work and put no newcomer on probation; a public run's defaults (5%, and most of a
+ * newcomer's first work) would cost a 2-core machine a fifth of its speed.
+ */
+export const LOCAL_CHECK_RATE = 0.02;
+
+function fraction(v: string): number {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError(`expected a number from 0 to 1, got '${v}'`);
+  return n;
+}
+
+/**
+ * The swarm's peak learning rate: a larger batch than one process's takes twice the one-process
+ * recipe's rate. Measured on demo: batch 128 at 4e-3 reaches held-out 1.78 in 250 rounds; batch
+ * 256 at 5.7e-3 (the square-root rule) spiked as warm-up ended (gradient norm 0.5 to 11.6).
+ */
+export function swarmLearningRate(recipeLr: number, batch: number, presetBatch: number): number {
+  return batch > presetBatch ? 2 * recipeLr : recipeLr;
+}
 
 /** Samples per round: the batch split evenly, by default two work items per replica. */
 export function splitBatch(batch: number, replicas: number, wanted?: number): { samples: number; rows: number } {
@@ -159,9 +183,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   // With --minutes the schedule needs a length up front: rounds at about half the one-process speed.
   const rounds =
     flags.rounds ?? (flags.minutes !== undefined ? Math.max(10, Math.floor((flags.minutes * 60 * 0.5 * (single ?? 5000)) / tokensPerRound)) : (DEFAULT_ROUNDS[flags.preset] ?? 300));
-  // A larger batch takes a larger step: twice the one-process recipe's rate (measured on demo:
-  // batch 64, 300 steps, lr 4e-3 reach held-out 1.77; batch 128, 250 rounds, 1.78).
-  const optim = trainRecipe(flags.preset, rounds, flags.lr ?? (config.batch_size > preset.batch_size ? 2 * trainRecipe(flags.preset, rounds).lr : undefined));
+  const optim = trainRecipe(flags.preset, rounds, flags.lr ?? swarmLearningRate(trainRecipe(flags.preset, rounds).lr, config.batch_size, preset.batch_size));
   const spec = RunSpecSchema.parse({
     id: 'swarm',
     preset: flags.preset,
@@ -174,6 +196,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     heartbeat_timeout_s: 10,
     snapshot_every: 50,
     optimizer: toOptimizerSpec(optim),
+    validation: { rate: flags.checkRate, probation: 0 },
     mode: flags.mode,
     compression,
     local: { steps: flags.localSteps, quantize: flags.quantize, ...(flags.outerLr !== undefined ? { outer_lr: flags.outerLr } : {}), ...(flags.outerMomentum !== undefined ? { outer_momentum: flags.outerMomentum } : {}) },
@@ -185,6 +208,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   const views: MinerView[] = Array.from({ length: minerCount }, (_, i) => ({ name: `miner-${i}`, stage: null, state: 'starting', version: 0, tokensPerS: 0, items: 0 }));
   const bytes = Array.from({ length: minerCount }, () => ({ up: 0, down: 0, wire: 0 }));
   let busyMs = 0;
+  const checks = { pass: 0, fail: 0, abstain: 0 };
   let lastStatus: RunStatus | null = null;
   let orchestratorState = 'up';
   const tty = !out.json && process.stderr.isTTY;
@@ -231,6 +255,9 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
       }
       if (e.event === 'error') v.lastError = e.message as string;
       if (e.event === 'work') busyMs += e.ms as number;
+    },
+    onValidatorEvent: (_i, e) => {
+      if (e.event === 'verdict' && (e.outcome === 'pass' || e.outcome === 'fail' || e.outcome === 'abstain')) checks[e.outcome]++;
     },
     onMinerExit: (i, code, signal) => {
       views[i].state = code === 0 ? 'stopped' : 'dead';
@@ -332,6 +359,8 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     compression: spec.compression,
     ...wire,
     /** Share of the miners' time spent on forward and backward work (the rest: transfers, the all-reduce, waiting). */
+    /** Verdicts of the validators' re-runs of sampled work. */
+    checks: { passed: checks.pass, failed: checks.fail, abstained: checks.abstain, rate: flags.mode === 'exact' ? flags.checkRate : 0 },
     utilisation: busyMs / (minerCount * Math.max(1, (minersEnded ?? performance.now()) - (minersStarted ?? started))),
     wall_s: wallS,
     checkpoint,
@@ -345,6 +374,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
       `swarm finished: ${rounds} rounds of ${flags.preset} on ${flags.stages} stages × ${flags.replicas} replicas${flags.mode === 'local' ? ` (local steps, merging every ${flags.localSteps})` : ''} in ${wallS.toFixed(0)} s`,
       ...(wire.activation_bytes_per_token !== null ? [`stage boundaries: ${wire.activation_bytes_per_token.toFixed(1)} bytes per token (forward + backward), ${wire.activation_compression_ratio!.toFixed(0)}× smaller than float32`] : []),
       `held-out loss ${heldout.toFixed(3)}; ${tokensPerS.toFixed(0)} tokens/s${single ? ` (${((100 * tokensPerS) / single).toFixed(0)}% of one process: ${single.toFixed(0)} tokens/s)` : ''}; ${(moved / tokens / 1024).toFixed(1)} KiB moved per token`,
+      ...(checks.pass + checks.fail + checks.abstain > 0 ? [`validators: ${checks.pass} checks passed, ${checks.fail} failed${checks.abstain ? `, ${checks.abstain} abstained` : ''}`] : []),
       `checkpoint ${checkpoint}`,
       `report ${report}`,
     ].join('\n'),

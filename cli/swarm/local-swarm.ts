@@ -66,7 +66,10 @@ export class LocalSwarm {
     const env = { ...process.env, ...this.opts.env, ...extraEnv };
     // A host run by node's test runner must not pass its marker on: the children are plain tah.
     delete env.NODE_TEST_CONTEXT;
-    const child = spawn(process.execPath, [...(args[0] === 'miner' || args[0] === 'validator' ? MINER_NODE_FLAGS : []), TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // TAH_CHILD_NODE_FLAGS: extra node flags for every child, e.g. `--cpu-prof --cpu-prof-dir=prof`
+    // to profile a swarm (node refuses --cpu-prof in NODE_OPTIONS).
+    const extra = (env.TAH_CHILD_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    const child = spawn(process.execPath, [...extra, ...(args[0] === 'miner' || args[0] === 'validator' ? MINER_NODE_FLAGS : []), TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     createInterface({ input: child.stderr! }).on('line', (line) => {
       this.stderrTail.push(`${label}: ${line}`);
       if (this.stderrTail.length > 40) this.stderrTail.shift();

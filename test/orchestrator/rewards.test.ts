@@ -44,6 +44,10 @@ test('check probability: newcomers and the flagged are checked most, seasoned mi
   assert.equal(checkProbability(v, 1000, false), 0.05);
   assert.equal(checkProbability(v, 1000, true), 1);
   assert.ok(checkProbability(v, 10, false) > checkProbability(v, 20, false));
+  // No probation: the base rate from the first item (not 0/0).
+  assert.equal(checkProbability({ rate: 0.02, probation: 0 }, 0, false), 0.02);
+  assert.equal(checkProbability({ rate: 0.02, probation: 0 }, 0, true), 1);
+  assert.equal(checkProbability({ rate: 0, probation: 0 }, 7, false), 0);
 });
 
 test('chain seam: shares become u16 weights with the largest at 65535', () => {

@@ -18,6 +18,7 @@ const cases: [string, string[], RegExp][] = [
   ['samples that do not divide the batch', ['swarm', '--preset', 'tiny', '--batch', '8', '--samples-per-round', '3'], /--samples-per-round 3 does not divide the preset's batch of 8/],
   ['zero rounds', ['swarm', '--rounds', '0'], /expected an integer ≥ 1, got '0'/],
   ['a non-numeric replica count', ['swarm', '--replicas', 'two'], /expected an integer ≥ 1, got 'two'/],
+  ['a check rate above 1', ['swarm', '--check-rate', '1.5'], /expected a number from 0 to 1, got '1.5'/],
   ['an orchestrator that is not an http URL', ['miner', '--orchestrator', 'ftp://example.org'], /--orchestrator must be an http\(s\) URL/],
   ['no orchestrator', ['miner'], /required option '--orchestrator <url>' not specified/],
   ['a wallet file that does not exist', ['miner', '--orchestrator', 'http://127.0.0.1:9', '--wallet', 'missing.json'], /wallet file .*missing\.json/],

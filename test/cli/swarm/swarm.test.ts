@@ -17,7 +17,7 @@ const TINY: SwarmCase = { preset: 'tiny', stages: 3, samples: 4, rows: 2, rounds
 test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the weights of tah train on the same batches', { timeout: 240_000 }, async () => {
   const { dir, cleanup } = await tempDir('tah-swarm-');
   try {
-    const swarm = await runTah(['swarm', '--preset', 'tiny', '--stages', '3', '--replicas', '2', '--rounds', '5', '--batch', '8', '--seed', '3', '--lr', '3e-3', '--no-baseline', '--dir', join(dir, 'swarm'), '--json'], { cwd: dir, timeoutMs: 200_000 });
+    const swarm = await runTah(['swarm', '--preset', 'tiny', '--stages', '3', '--replicas', '2', '--rounds', '5', '--batch', '8', '--seed', '3', '--lr', '3e-3', '--check-rate', '1', '--no-baseline', '--dir', join(dir, 'swarm'), '--json'], { cwd: dir, timeoutMs: 200_000 });
     assert.equal(swarm.code, 0, show(swarm));
     const lines = jsonLines(swarm.stdout);
     const summary = lines.at(-1)!;
@@ -25,6 +25,11 @@ test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the w
     for (const key of ['heldout_loss', 'rounds', 'tokens', 'tokens_per_s', 'single_process_tokens_per_s', 'bytes_per_token', 'wall_s', 'report']) assert.ok(key in summary, `summary has ${key}`);
     assert.equal(summary.rounds, 5);
     assert.equal(summary.tokens, 5 * 8 * 64);
+    // Every item is drawn for a check: the validators re-ran honest work and every verdict passed.
+    const checks = summary.checks as { passed: number; failed: number; rate: number };
+    assert.equal(checks.rate, 1);
+    assert.ok(checks.passed > 0, `validators judged no work: ${JSON.stringify(checks)}`);
+    assert.equal(checks.failed, 0);
     assert.equal(lines.filter((l) => l.event === 'round').length, 5);
     assert.match(await readFile(summary.report as string, 'utf8'), /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
 
