@@ -358,9 +358,9 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     bytes_per_token: moved / tokens,
     compression: spec.compression,
     ...wire,
-    /** Share of the miners' time spent on forward and backward work (the rest: transfers, the all-reduce, waiting). */
     /** Verdicts of the validators' re-runs of sampled work. */
     checks: { passed: checks.pass, failed: checks.fail, abstained: checks.abstain, rate: flags.mode === 'exact' ? flags.checkRate : 0 },
+    /** Share of the miners' time spent on forward and backward work (the rest: transfers, the all-reduce, waiting). */
     utilisation: busyMs / (minerCount * Math.max(1, (minersEnded ?? performance.now()) - (minersStarted ?? started))),
     wall_s: wallS,
     checkpoint,
