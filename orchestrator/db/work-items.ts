@@ -42,7 +42,7 @@ export function newLeaseId(): string {
  * instead of waiting for it, and only the row it takes stays locked.
  */
 export async function pickAvailableItem(trx: Kysely<Database>, o: PickOptions): Promise<WorkItemRow | null> {
-  const candidates = [...(await foreignReduction(trx, o)), ...(await availableItems(trx, o)).sort(byLeaseOrder(o.hotkey))];
+  const candidates = [...(await foreignReduction(trx, o)), ...(await availableQuery(trx, o).execute()).sort(byLeaseOrder(o.hotkey))];
   const stillAvailable = (eb: ExpressionBuilder<Database, 'work_items'>) => eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'leased'), eb('lease_expires', '<=', o.now)])]);
   for (const pick of candidates) {
     // PostgreSQL: a candidate another picker's open transaction holds is skipped, not waited for.
@@ -65,24 +65,15 @@ export async function pickAvailableItem(trx: Kysely<Database>, o: PickOptions): 
   return null;
 }
 
-interface Candidate {
-  id: string;
-  direction: string;
-  required_hotkey: string | null;
-  created_at: number | string;
-}
+type Candidate = Pick<WorkItemRow, 'id' | 'direction' | 'required_hotkey' | 'created_at'>;
 
 /** The lease order of pickAvailableItem: priority class, required for this miner first, then age. */
 function byLeaseOrder(hotkey: string): (a: Candidate, b: Candidate) => number {
-  const rank = (c: Candidate): number => 2 * PRIORITY.indexOf(c.direction as ItemKind) + (c.required_hotkey === hotkey ? 0 : 1);
+  const rank = (c: Candidate): number => 2 * PRIORITY.indexOf(c.direction) + (c.required_hotkey === hotkey ? 0 : 1);
   return (a, b) => rank(a) - rank(b) || Number(a.created_at) - Number(b.created_at) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 /** Every item of the stage that `hotkey` could lease now (unordered). */
-function availableItems(db: Kysely<Database>, o: PickOptions): Promise<Candidate[]> {
-  return availableQuery(db, o).execute();
-}
-
 function availableQuery(db: Kysely<Database>, o: PickOptions) {
   return db
     .selectFrom('work_items')
