@@ -21,6 +21,8 @@ import {
   CompleteResponseSchema,
   ErrorBodySchema,
   type ErrorCode,
+  type Health,
+  HealthSchema,
   AppliedResponseSchema,
   type AppliedRequest,
   HeartbeatResponseSchema,
@@ -143,6 +145,10 @@ export class OrchestratorClient {
     return parsed.data;
   }
 
+  /** Whether the orchestrator is up, its version and (with a local store) the store's id. */
+  health(): Promise<Health> {
+    return this.request('GET', '/health', HealthSchema);
+  }
   register(req: RegisterRequest): Promise<Assignment> {
     return this.request('POST', '/participants/register', AssignmentSchema, req);
   }

@@ -491,13 +491,17 @@ export const CompleteRequestSchema = z
     sumsq: z.number().finite().nonnegative().optional(),
     /** A reduce task's result: tensorDigest (blobs.ts) of the reduced (scaled) slice. */
     digest: DigestSchema.optional(),
+    /** Lease the next task in the same request: what POST /v1/leases/next would answer. */
+    next: LeaseRequestSchema.optional(),
   })
   .strict();
-export type CompleteRequest = z.infer<typeof CompleteRequestSchema>;
+export type CompleteRequest = z.input<typeof CompleteRequestSchema>;
 
 export const CompleteResponseSchema = z.object({
   /** 'accepted' the first time, 'duplicate' when the same completion arrives again. */
   status: z.enum(['accepted', 'duplicate']),
+  /** The next task, when the request asked for one and it could be leased (else ask /v1/leases/next). */
+  next: LeaseResponseSchema.optional(),
 });
 
 export const ReleaseRequestSchema = z.object({ lease_id: id }).strict();
@@ -515,13 +519,17 @@ export const AppliedRequestSchema = z
     hash: DigestSchema.optional(),
     /** Copies of reduced slices whose content was not what their digest said. */
     bad_blobs: z.array(z.object({ key: z.string().min(1).max(512), reason: z.string().min(1).max(2000) }).strict()).max(4096).optional(),
+    /** A miner: lease the next task in the same request, as with a completion. */
+    next: LeaseRequestSchema.optional(),
   })
   .strict();
-export type AppliedRequest = z.infer<typeof AppliedRequestSchema>;
+export type AppliedRequest = z.input<typeof AppliedRequestSchema>;
 export const AppliedResponseSchema = z.object({
   status: z.enum(['ok', 'duplicate']),
   /** This replica's state is not the stage's: it will be resynchronised from storage. */
   resync: z.boolean().default(false),
+  /** The next task, when the request asked for one and it could be leased. */
+  next: LeaseResponseSchema.optional(),
 });
 
 /** Progress of a run, for dashboards and the swarm's live view. */
@@ -752,4 +760,14 @@ export type Dashboard = z.infer<typeof DashboardSchema>;
 
 // ---- service ----
 
-export const HealthSchema = z.object({ status: z.enum(['ok', 'starting', 'degraded']), version: z.string(), uptime_s: z.number() });
+export const HealthSchema = z.object({
+  status: z.enum(['ok', 'starting', 'degraded']),
+  version: z.string(),
+  uptime_s: z.number(),
+  /** The id of the orchestrator's local blob store (absent with S3): a miner on its machine may open the directory directly. */
+  local_store_id: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
+});
+export type Health = z.infer<typeof HealthSchema>;

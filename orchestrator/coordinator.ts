@@ -45,7 +45,7 @@ import { ParamLayout } from '../worker/model/params.ts';
 import { clipCoefficient, fromOptimizerSpec, learningRate } from '../worker/optim/adamw.ts';
 import { chooseMove, chooseStage, type StageLoad } from './assignment.ts';
 import { isPostgres } from './db/migrations.ts';
-import type { Database, ItemKind, NewWorkItem, WorkItemRow } from './db/schema.ts';
+import type { Database, ItemKind, NewWorkItem, ParticipantRow, WorkItemRow } from './db/schema.ts';
 import { newLeaseId } from './db/work-items.ts';
 import { anyAvailableItem, pickAvailableItem, withTransaction } from './db/open.ts';
 import { type PathwaySample, clasp } from './clasp.ts';
@@ -676,6 +676,8 @@ export class Coordinator {
     return Number(row?.n ?? 0);
   }
 
+  /** Miners inside lease() (asking or waiting for work), by stage. */
+  private readonly asking = new Map<number, number>();
   /** Miners waiting for work (long poll), by stage; woken when their stage's queue or the round changes. */
   private waiters = new Set<{ stage: number; wake: () => void }>();
   private wake(stage?: number): void {
@@ -697,16 +699,42 @@ export class Coordinator {
   }
 
   async lease(hotkey: string, req: LeaseRequest = {}): Promise<LeaseResponse> {
+    const p = await this.participant(hotkey);
+    if (p.role !== 'miner' || p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
+    return this.leaseCounted(hotkey, p, p.stage, req);
+  }
+
+  /** leaseFor, counted among the stage's miners asking while it runs. */
+  private async leaseCounted(hotkey: string, p: ParticipantRow, stage: number, req: LeaseRequest): Promise<LeaseResponse> {
+    this.asking.set(stage, (this.asking.get(stage) ?? 0) + 1);
+    try {
+      return await this.leaseFor(hotkey, p, req);
+    } finally {
+      this.asking.set(stage, this.asking.get(stage)! - 1);
+    }
+  }
+
+  /**
+   * The next task for a miner that has just reported one, in the same request, unless another
+   * miner of its stage is asking already: work goes to whoever asked first, so a miner that
+   * reports never jumps the queue of one that waits. Null: it asks /v1/leases/next as usual.
+   */
+  async leaseAfterReport(hotkey: string, req: LeaseRequest): Promise<LeaseResponse | null> {
+    const p = await this.participant(hotkey);
+    if (p.role !== 'miner' || p.stage === null || (this.asking.get(p.stage) ?? 0) > 0) return null;
+    return this.leaseCounted(hotkey, p, p.stage, req);
+  }
+
+  private async leaseFor(hotkey: string, asked: ParticipantRow, req: LeaseRequest): Promise<LeaseResponse> {
+    let p = asked;
     const version = req.version ?? 0;
     const deadline = this.now() + (req.wait_ms ?? 0);
-    let p = await this.participant(hotkey);
-    if (p.role !== 'miner' || p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
     const spec = await this.spec(p.run_id);
     let done = await this.roundsDone(spec.id);
     // A version past the run's (it was rolled back) is not recorded: the miner is about to drop it.
     await this.db.updateTable('participants').set({ last_seen: this.now(), ...(version <= done ? { version } : {}) }).where('hotkey', '=', hotkey).execute();
     // Ahead of the run or diverged: load a stored state first.
-    if (version > done || Number(p.resync) === 1) return { lease: await this.resyncTask(hotkey, p.stage, spec, done), finished: false, retry_after_ms: 0 };
+    if (version > done || Number(p.resync) === 1) return { lease: await this.resyncTask(hotkey, p.stage!, spec, done), finished: false, retry_after_ms: 0 };
     for (;;) {
       const task = await this.nextTask(hotkey, p.stage!, spec, version, done);
       if (task === 'finished') return { lease: null, finished: true, retry_after_ms: 0 };

@@ -11,7 +11,9 @@ import {
   AppliedRequestSchema,
   AttributionQuerySchema,
   CompleteRequestSchema,
+  type LeaseRequest,
   LeaseRequestSchema,
+  type LeaseResponse,
   VerdictRequestSchema,
   MoveRequestSchema,
   RegisterRequestSchema,
@@ -48,6 +50,8 @@ export interface ServerOptions {
   uiDir?: string;
   version?: string;
   isReady?: () => Promise<boolean>;
+  /** The local blob store's id, told in /v1/health (see orchestrator/storage/local.ts). */
+  localStoreId?: string;
 }
 
 /** Failed signature checks per address in a one-minute window; past the limit the address waits. */
@@ -200,7 +204,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (!opts.operator || req.hotkey !== opts.operator) throw new ApiError('forbidden', 'this endpoint is for the run operator');
   };
 
-  app.get(`${API_PREFIX}/health`, async () => ({ status: 'ok', version: opts.version ?? 'dev', uptime_s: (now() - started) / 1000 }));
+  app.get(`${API_PREFIX}/health`, async () => ({
+    status: 'ok',
+    version: opts.version ?? 'dev',
+    uptime_s: (now() - started) / 1000,
+    ...(opts.localStoreId ? { local_store_id: opts.localStoreId } : {}),
+  }));
   app.get(`${API_PREFIX}/ready`, async (_req, reply) => {
     const ok = opts.isReady ? await opts.isReady().catch(() => false) : true;
     if (!ok) return reply.code(503).send(errorBody('unavailable', 'not ready: the database is not reachable'));
@@ -216,7 +225,22 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   app.post(`${API_PREFIX}/participants/move`, async (req) => c.move(who(req), parse(MoveRequestSchema, req.body ?? {}, 'move request').stage));
   app.post(`${API_PREFIX}/leases/next`, async (req) => c.lease(who(req), parse(LeaseRequestSchema, req.body ?? {}, 'lease request')));
-  app.post(`${API_PREFIX}/leases/complete`, async (req) => c.complete(who(req), parse(CompleteRequestSchema, req.body, 'completion')));
+  // A completion or an applied report may lease the next task too: one request a task, not two.
+  // The report is recorded whatever happens to the lease; a lease that fails, or that would jump
+  // ahead of a miner already asking, is left out of the answer, and the miner asks on its own.
+  const leaseAfter = async (hotkey: string, next: LeaseRequest | undefined): Promise<{ next?: LeaseResponse }> => {
+    if (next === undefined) return {};
+    try {
+      const lease = await c.leaseAfterReport(hotkey, next);
+      return lease ? { next: lease } : {};
+    } catch {
+      return {};
+    }
+  };
+  app.post(`${API_PREFIX}/leases/complete`, async (req) => {
+    const { next, ...completion } = parse(CompleteRequestSchema, req.body, 'completion');
+    return { ...(await c.complete(who(req), completion)), ...(await leaseAfter(who(req), next)) };
+  });
   app.post(`${API_PREFIX}/leases/release`, async (req) => {
     await c.release(who(req), parse(ReleaseRequestSchema, req.body, 'release').lease_id);
     return { status: 'released' };
@@ -232,7 +256,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.get(`${API_PREFIX}/dashboard`, async () => c.dashboard());
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/dashboard`, async (req) => c.dashboard(req.params.run));
   app.get<{ Params: { run: string; hotkey: string } }>(`${API_PREFIX}/runs/:run/rewards/:hotkey`, async (req) => c.minerRewards(req.params.run, req.params.hotkey));
-  app.post(`${API_PREFIX}/rounds/applied`, async (req) => c.applied(who(req), parse(AppliedRequestSchema, req.body, 'applied report')));
+  app.post(`${API_PREFIX}/rounds/applied`, async (req) => {
+    const { next, ...report } = parse(AppliedRequestSchema, req.body, 'applied report');
+    return { ...(await c.applied(who(req), report)), ...(await leaseAfter(who(req), next)) };
+  });
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/status`, async (req) => c.runStatus(req.params.run));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/flags`, async (req) => ({ flags: await c.flags(req.params.run) }));
   app.get<{ Params: { run: string } }>(`${API_PREFIX}/runs/:run/versions`, async (req) => c.versions(req.params.run));

@@ -63,6 +63,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
       version: opts.version,
       uiDir: opts.uiDir,
       plugins: store instanceof LocalBlobStore ? [(a) => registerLocalBlobRoutes(a, store)] : [],
+      localStoreId: store instanceof LocalBlobStore ? await store.id() : undefined,
       isReady: async () => {
         await sql`select 1`.execute(database.db);
         return true;

@@ -11,6 +11,7 @@ import { loadBrownCorpus } from '../../worker/data/brown.ts';
 import { type Dataset, buildDataset } from '../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../worker/data/tokenizer.ts';
 import { DEVICES, chooseDevice, confirmDevice, parseDevice, probeDevices } from '../../worker/engine/session.ts';
+import { localStoreTransport } from '../../worker/miner/blob-transport.ts';
 import type { ReplicaOptions } from '../../worker/miner/replica.ts';
 import type { Output } from '../output.ts';
 
@@ -20,6 +21,7 @@ export interface ParticipantFlags {
   device: string;
   threads?: number;
   run?: string;
+  localStore?: string;
   json?: boolean;
 }
 
@@ -31,6 +33,7 @@ export function participantOptions(command: Command): Command {
     .addOption(new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto'))
     .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
     .option('--run <id>', 'the run to join (default: the newest active run)')
+    .option('--local-store <dir>', "the orchestrator's local blob store, when it runs on this machine: blobs are read and written there directly, not over HTTP")
     .option('--json', 'one JSON object per line');
 }
 
@@ -43,10 +46,13 @@ export async function joinOptions(o: ParticipantFlags, out: Output): Promise<{ w
   if (device.note) out.note(device.note);
   const threads = o.threads ?? availableParallelism();
   let dataset: Dataset | undefined;
+  const client = new OrchestratorClient({ baseUrl: url.toString(), keypair: wallet.keypair, attempts: 8, maxDelayMs: 5000 });
+  const transport = o.localStore === undefined ? undefined : await localStoreTransport(resolve(o.localStore), (await client.health()).local_store_id);
   return {
     wallet,
     options: {
-      client: new OrchestratorClient({ baseUrl: url.toString(), keypair: wallet.keypair, attempts: 8, maxDelayMs: 5000 }),
+      client,
+      transport,
       hardware: { device: device.provider, cores: threads, memory_bytes: totalmem(), tokens_per_s: 0 },
       runId: o.run,
       device,

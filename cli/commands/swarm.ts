@@ -53,6 +53,7 @@ export interface SwarmFlags {
   backwardCodec?: CodecName;
   evalBatches: number;
   baseline: boolean;
+  blobsOverHttp?: boolean;
   json?: boolean;
 }
 
@@ -88,6 +89,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .addOption(new Option('--codec <codec>', 'how activations (and, unless --backward-codec, their gradients) cross stage boundaries').choices(CODECS).default('f32'))
     .addOption(new Option('--backward-codec <codec>', 'how gradients cross stage boundaries (default: --codec)').choices(CODECS))
     .option('--eval-batches <n>', 'held-out batches for the final loss', int(1), 32)
+    .option('--blobs-over-http', "miners move tensors over HTTP as remote miners do, not through the local store's directory")
     .option('--no-baseline', 'skip measuring single-process throughput')
     .option('--json', 'one JSON object per line')
     .action(guarded(async (o: SwarmFlags) => swarmCommand(o, makeOutput(o.json ?? false))));
@@ -102,7 +104,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
  * rounds (the same 4.1 M tokens as 250 of 128, which reach held-out 1.78) ended at 2.26.
  */
 export const BATCH_FACTOR = 16;
-/** Default rounds per preset: what reaches a useful loss with the default batch, demo in about 10 minutes. */
+/** Default rounds per preset: what reaches a useful loss with the default batch, demo in 10 to 13 minutes on 2 cores. */
 const DEFAULT_ROUNDS: Record<string, number> = { tiny: 100, small: 200, demo: 200 };
 /**
  * A local swarm's miners are all this computer's owner's, so its validators re-run a small share
@@ -136,8 +138,12 @@ export function splitBatch(batch: number, replicas: number, wanted?: number): { 
   return { samples, rows: batch / samples };
 }
 
-/** Tokens per second of the whole model trained in this process on the same preset and cores. */
-async function singleProcessThroughput(config: ModelConfig, optim: AdamWConfig, seed: number, out: Output): Promise<number> {
+/**
+ * Tokens per second of the whole model trained in this process on the same preset and cores.
+ * `when` says which side of the swarm it was measured on: a shared machine's speed drifts over a
+ * ten-minute run, so the yardstick is measured before and after and the two averaged.
+ */
+async function singleProcessThroughput(config: ModelConfig, optim: AdamWConfig, seed: number, out: Output, when: 'before' | 'after'): Promise<number> {
   const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
   const trainer = await Trainer.create(config, optim, { threads: availableParallelism() });
   try {
@@ -156,7 +162,7 @@ async function singleProcessThroughput(config: ModelConfig, optim: AdamWConfig, 
       if (steps >= 3 && performance.now() - t0 > 8000) break;
     }
     const tps = (steps * tokensPerStep) / ((performance.now() - t0) / 1000);
-    out.event('baseline', { single_process_tokens_per_s: tps, steps, threads: availableParallelism() });
+    out.event('baseline', { when, single_process_tokens_per_s: tps, steps, threads: availableParallelism() });
     return tps;
   } finally {
     await trainer.dispose();
@@ -179,10 +185,11 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   const probeRecipe = trainRecipe(flags.preset, flags.rounds ?? 1000, flags.lr);
   if (config.batch_size !== preset.batch_size) out.note(`global batch ${config.batch_size} sequences per round (the preset trains ${preset.batch_size} per step in one process)`);
   // The yardstick is the uncompressed model: what the swarm would be without a bottleneck.
-  const single = flags.baseline ? await singleProcessThroughput({ ...preset, batch_size: config.batch_size }, probeRecipe, flags.seed, out) : null;
+  const yardstick = { ...preset, batch_size: config.batch_size };
+  const before = flags.baseline ? await singleProcessThroughput(yardstick, probeRecipe, flags.seed, out, 'before') : null;
   // With --minutes the schedule needs a length up front: rounds at about half the one-process speed.
   const rounds =
-    flags.rounds ?? (flags.minutes !== undefined ? Math.max(10, Math.floor((flags.minutes * 60 * 0.5 * (single ?? 5000)) / tokensPerRound)) : (DEFAULT_ROUNDS[flags.preset] ?? 300));
+    flags.rounds ?? (flags.minutes !== undefined ? Math.max(10, Math.floor((flags.minutes * 60 * 0.5 * (before ?? 5000)) / tokensPerRound)) : (DEFAULT_ROUNDS[flags.preset] ?? 300));
   const optim = trainRecipe(flags.preset, rounds, flags.lr ?? swarmLearningRate(trainRecipe(flags.preset, rounds).lr, config.batch_size, preset.batch_size));
   const spec = RunSpecSchema.parse({
     id: 'swarm',
@@ -240,6 +247,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     spec,
     port: flags.port,
     threadsPerMiner: flags.threadsPerMiner,
+    blobsOverHttp: flags.blobsOverHttp,
     onMinerEvent: (i, e) => {
       const v = views[i];
       if (e.event === 'assigned') v.stage = e.stage as number;
@@ -324,6 +332,8 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   } finally {
     await evaluator.dispose();
   }
+  const after = before !== null ? await singleProcessThroughput(yardstick, probeRecipe, flags.seed, out, 'after') : null;
+  const single = before !== null && after !== null ? (before + after) / 2 : null;
   const wallS = (performance.now() - started) / 1000;
   const tokens = rounds * tokensPerRound;
   const tokensPerS = steadyTokensPerS(status.losses, tokensPerRound) ?? tokens / wallS;
@@ -353,6 +363,8 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
     tokens,
     tokens_per_s: tokensPerS,
     single_process_tokens_per_s: single,
+    /** The yardstick measured before and after the swarm (it is their mean). */
+    single_process_measured: before !== null && after !== null ? { before, after } : null,
     throughput_ratio: single ? tokensPerS / single : null,
     bytes_moved: moved,
     bytes_per_token: moved / tokens,

@@ -33,6 +33,8 @@ export interface LocalSwarmOptions {
   port?: number;
   /** The built renderer the orchestrator serves as the run's public dashboard (default: dist/renderer when built). */
   uiDir?: string;
+  /** Miners and validators move blobs over HTTP as remote ones do, not through the store's directory. */
+  blobsOverHttp?: boolean;
 }
 
 interface MinerProcess {
@@ -158,7 +160,7 @@ export class LocalSwarm {
     const i = list.length;
     const wallet = join(this.opts.dir, 'wallets', `${role}-${i}.json`);
     const created = await createWallet(wallet, { overwrite: true });
-    const child = this.spawnTah([role, '--orchestrator', this.url, '--wallet', wallet, '--threads', String(this.opts.threadsPerMiner), '--run', this.runId, '--json', ...extraArgs], `${role}-${i}`, env);
+    const child = this.spawnTah([role, '--orchestrator', this.url, '--wallet', wallet, '--threads', String(this.opts.threadsPerMiner), '--run', this.runId, ...(this.opts.blobsOverHttp ? [] : ['--local-store', join(this.opts.dir, 'blobs')]), '--json', ...extraArgs], `${role}-${i}`, env);
     const exited = new Promise<void>((r) =>
       child.once('exit', (code, signal) => {
         if (role === 'miner') this.opts.onMinerExit?.(i, code, signal);

@@ -63,10 +63,10 @@ async function work(c: OrchestratorClient, req?: LeaseRequest): Promise<Lease | 
 }
 
 /** Uploads the blob the lease's output asks for (a valid one unless `payload` is given) and completes it. */
-async function finish(c: OrchestratorClient, lease: Lease, loss?: number, payload?: Uint8Array) {
+async function finish(c: OrchestratorClient, lease: Lease, loss?: number, payload?: Uint8Array, next?: LeaseRequest) {
   const out = lease.output.kind === 'none' ? undefined : (payload ?? blob(lease.output.kind));
   if (out) await uploadToUrl(lease.output.url, out);
-  return c.complete({ lease_id: lease.id, ...(out ? { output: { key: lease.output.key, bytes: out.length } } : {}), ...(loss !== undefined ? { loss } : {}) });
+  return c.complete({ lease_id: lease.id, ...(out ? { output: { key: lease.output.key, bytes: out.length } } : {}), ...(loss !== undefined ? { loss } : {}), ...(next ? { next } : {}) });
 }
 
 for (const target of targets) {
@@ -324,5 +324,60 @@ for (const target of targets) {
         assert.equal(await version(), before, 'the miner’s version as it was');
       },
     );
+
+    test('a completion or an applied report can lease the next task in the same request', async () => {
+      const n = client('n');
+      await n.register({ role: 'miner', hardware });
+      await n.move(0);
+      const first = (await work(n))!;
+      assert.equal(first.direction, 'forward');
+      const out = blob('activation');
+      await uploadToUrl(first.output.url, out);
+      const done = await n.complete({ lease_id: first.id, output: { key: first.output.key, bytes: out.length }, next: { version: 0 } });
+      assert.equal(done.status, 'accepted');
+      const next = done.next?.lease;
+      assert.ok(next?.kind === 'work', `expected a work item with the completion, got ${JSON.stringify(done).slice(0, 300)}`);
+      assert.notEqual(next.sample_id, first.sample_id);
+      const row = await orch.database.db.selectFrom('work_items').select(['status', 'leased_to']).where('lease_id', '=', next.id).executeTakeFirstOrThrow();
+      assert.deepEqual(row, { status: 'leased', leased_to: key('n').address }, 'the task came leased');
+      // Not asked: nothing leased.
+      assert.deepEqual(await finish(n, next), { status: 'accepted' });
+      assert.equal((await orch.database.db.selectFrom('work_items').select('id').where('leased_to', '=', key('n').address).where('status', '=', 'leased').execute()).length, 0);
+      // An applied report asks the same way.
+      const applied = await n.applied({ round: 0, next: { version: 0 } });
+      assert.equal(applied.status, 'ok');
+      assert.ok(applied.next !== undefined, 'the answer holds what /v1/leases/next would');
+      const task = applied.next.lease;
+      if (task && 'id' in task) await n.release(task.id);
+      assert.equal((await n.applied({ round: 0 })).next, undefined);
+    });
+
+    test('a report brings no task while another miner of its stage is asking: work goes to whoever asked first', async () => {
+      const n = client('n');
+      const m = client('m');
+      await m.register({ role: 'miner', hardware });
+      await m.move(0);
+      // n takes what stage 0 has (with the leases of earlier tests expired), so that m's request has to wait.
+      clock += 61_000;
+      const held: Lease[] = [];
+      for (let task = await work(n); task; task = await work(n)) held.push(task);
+      assert.ok(held.length > 0, 'n holds work');
+      clock += 1000;
+      const asking = m.lease({ wait_ms: 3000 });
+      const seen = async () => (await orch.database.db.selectFrom('participants').select('last_seen').where('hotkey', '=', key('m').address).executeTakeFirstOrThrow()).last_seen;
+      while ((await seen()) !== clock) await new Promise((r) => setImmediate(r));
+      const first = await finish(n, held.pop()!, undefined, undefined, { version: 0 });
+      assert.equal(first.status, 'accepted');
+      assert.equal(first.next, undefined, 'm asked first');
+      // m's wait ends (by the test's clock) at its next look.
+      clock += 5000;
+      await asking;
+      // Nobody asking: the report brings the answer.
+      const second = await n.applied({ round: 0, next: { version: 0 } });
+      assert.ok(second.next !== undefined);
+      const task = second.next.lease;
+      if (task && 'id' in task) await n.release(task.id);
+      for (const t of held) await n.release(t.id);
+    });
   });
 }

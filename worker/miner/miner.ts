@@ -4,7 +4,7 @@
 // events are a Replica's (replica.ts), shared with validators, so the same loop runs under
 // `tah miner`, the local swarm and the desktop app's utility process.
 import { blobDataDigest, dequantizeInt8, quantizeInt8, quantizedMerge } from '../../orchestrator-client/blobs.ts';
-import type { ApplyTask, BlobRef, Lease, LeaseRequest, LeaseResponse, LocalTask, ReduceTask, ShareTask, SyncTask, Task, Uploaded } from '../../orchestrator-client/protocol.ts';
+import type { AppliedRequest, ApplyTask, BlobRef, CompleteRequest, Lease, LeaseRequest, LeaseResponse, LocalTask, ReduceTask, ShareTask, SyncTask, Task, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { pseudoGradient } from '../optim/outer.ts';
 import { BadBlobError, encodeBlob, encodeWire } from './blobs.ts';
 import { AdversaryState, type Faults, perturb, spoilReduction } from './faults.ts';
@@ -75,6 +75,11 @@ export class Miner extends Replica {
     }
   }
 
+  /** Completes a task, leasing the next one in the same request. */
+  private async report(completion: CompleteRequest): Promise<void> {
+    this.prefetched = (await this.opts.client.complete({ ...completion, next: this.leaseRequest() })).next ?? null;
+  }
+
   // ---- sample work ----
 
   private async work(s: StageState, lease: Lease): Promise<void> {
@@ -92,7 +97,7 @@ export class Miner extends Replica {
     let input: Float32Array | BigInt64Array;
     if (lease.direction === 'forward' && !s.last) {
       input = await this.stageInput(s, lease.input);
-      const r = await s.stage.forward(s.params, input, undefined, this.tokenIds(s, lease.sample));
+      const r = await s.stage.forward(s.params, input, undefined, this.tokenIds(s, lease.sample), s.spare.pop());
       s.kept.set(lease.sample_id, { input, saved: r.saved });
       output = r.output as Float32Array;
     } else if (s.last && lease.direction !== 'backward') {
@@ -112,6 +117,8 @@ export class Miner extends Replica {
       input = own?.input ?? (await this.stageInput(s, lease.forward_input!));
       const b = await s.stage.backward(s.params, input, { gradOutput, tokens: this.tokenIds(s, lease.sample) }, s.scratch, own?.saved);
       s.kept.delete(lease.sample_id);
+      // Two spare sets cover a miner's usual two samples in flight; more would only hold memory.
+      if (own?.saved && s.spare.length < 2) s.spare.push(own.saved);
       this.addScratch(s);
       if (lease.direction === 'backward') output = b.gradInput as Float32Array | undefined;
     }
@@ -125,12 +132,14 @@ export class Miner extends Replica {
       uploaded = await this.put(lease.output, blob);
       this.wireBytes += blob.length;
     }
-    await this.opts.client.complete({ lease_id: lease.id, ...(uploaded ? { output: uploaded } : {}), ...(loss !== undefined && lease.direction === 'forward' ? { loss } : {}) });
+    // Busy until here: the report's answer may wait for the next task.
+    const ms = this.now() - t0;
+    await this.report({ lease_id: lease.id, ...(uploaded ? { output: uploaded } : {}), ...(loss !== undefined && lease.direction === 'forward' ? { loss } : {}) });
     if (loss !== undefined && lease.direction === 'forward') this.emit({ type: 'loss', round: lease.round, sample_id: lease.sample_id, loss });
     this.items++;
     // Tokens through this stage: counted once per sample, on its forward pass.
     if (lease.direction === 'forward') this.tokens += tokens;
-    this.emit({ type: 'work', direction: lease.direction, round: lease.round, sample_id: lease.sample_id, ms: this.now() - t0, tokens });
+    this.emit({ type: 'work', direction: lease.direction, round: lease.round, sample_id: lease.sample_id, ms, tokens });
   }
 
   // ---- the round's end ----
@@ -153,7 +162,7 @@ export class Miner extends Replica {
       outputs.push(await this.put(upload, blob));
       this.own.set(upload.key, blob);
     }
-    await this.opts.client.complete({ lease_id: task.id, outputs });
+    await this.report({ lease_id: task.id, outputs });
   }
 
   private async reduce(s: StageState, task: ReduceTask): Promise<void> {
@@ -176,7 +185,7 @@ export class Miner extends Replica {
     const output = await this.put(task.upload, blob);
     this.own.set(task.upload.key, blob);
     // The digest of the blob's data: the float32 sum itself, or its int8 blocks and scales.
-    await this.opts.client.complete({ lease_id: task.id, output, sumsq, digest: blobDataDigest(blob)! });
+    await this.report({ lease_id: task.id, output, sumsq, digest: blobDataDigest(blob)! });
   }
 
   /** Local mode: an inner AdamW step on this replica's own mean gradient, clipped by its own norm. */
@@ -195,7 +204,7 @@ export class Miner extends Replica {
     await s.optimizer.step({ params: s.params, m: s.m, v: s.v }, grad, next, s.innerSteps, task.lr, clip);
     Object.assign(s, next);
     this.clearSum(s);
-    await this.opts.client.complete({ lease_id: task.id });
+    await this.report({ lease_id: task.id });
   }
 
   private async apply(s: StageState, task: ApplyTask): Promise<void> {
@@ -215,13 +224,14 @@ export class Miner extends Replica {
       for (let i = 0; i < s.params.length; i++) s.params[i] *= 20;
     }
     // Every replica reports its state's hash: one whose state is not the stage's is resynchronised.
-    const report = { round: task.round, hash: this.sharedStateDigest(s), ...(bad.length ? { bad_blobs: bad } : {}) };
+    const report: AppliedRequest = { round: task.round, hash: this.sharedStateDigest(s), ...(bad.length ? { bad_blobs: bad } : {}) };
     if (task.snapshot) {
       const local = s.spec.mode === 'local';
       const tensors: Record<string, Float32Array> = local ? { params: s.params, m: s.m, v: s.v, u: s.u } : { params: s.params, m: s.m, v: s.v };
       const blob = encodeBlob(local ? 'outer_snapshot' : 'snapshot', { ...s.dims, length: s.layout.size }, tensors, { rounds: String(s.version), inner_steps: String(s.innerSteps) });
-      await this.opts.client.applied({ ...report, snapshot: await this.put(task.snapshot, blob) });
-    } else await this.opts.client.applied(report);
+      report.snapshot = await this.put(task.snapshot, blob);
+    }
+    this.prefetched = (await this.opts.client.applied({ ...report, next: this.leaseRequest() })).next ?? null;
     this.emit({ type: 'applied', round: task.round, version: s.version, lr: task.lr, clip: task.clip });
   }
 

@@ -8,7 +8,6 @@ import type { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { OrchestratorError } from '../../orchestrator-client/client.ts';
 import { type BlobDims, type BlobKind, blobDataDigest, dequantizeInt8, quantizedMerge, runBlobDims, stateDigest } from '../../orchestrator-client/blobs.ts';
 import type { ApplyTask, Assignment, BlobRef, Hardware, Lease, LeaseRequest, LeaseResponse, RunSpec, SampleRef, SyncTask, Task, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
-import { downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.ts';
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { type Dataset, trainBatch } from '../data/dataset.ts';
 import type { DeviceChoice } from '../engine/session.ts';
@@ -19,6 +18,7 @@ import { fromOptimizerSpec } from '../optim/adamw.ts';
 import { StageOptimizer } from '../optim/optimizer.ts';
 import { outerNesterovStep } from '../optim/outer.ts';
 import { BadBlobError, decodeBlob, decodeWire } from './blobs.ts';
+import { type BlobTransport, httpTransport } from './blob-transport.ts';
 
 export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'local' | 'share' | 'reduce' | 'apply' | 'sync' | 'validate' | 'stopping' | 'stopped' | 'finished';
 
@@ -46,6 +46,8 @@ export interface ReplicaOptions {
   onEvent?: (e: MinerEvent) => void;
   /** How long one lease request may wait on the server for work. */
   waitMs?: number;
+  /** How blobs move (default: over HTTP; see blob-transport.ts for the local store's machine). */
+  transport?: BlobTransport;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -67,6 +69,8 @@ export interface StageState {
   scratch: Float32Array;
   /** Per sample: the stage input its forward read and the activations it saved, for its backward. */
   kept: Map<string, { input: Float32Array | BigInt64Array; saved?: Saved }>;
+  /** Saved activations whose backward is done: the next forward writes into them. */
+  spare: Saved[];
   /** Samples whose gradients gradSum holds. */
   samples: number;
   /** The round and generation gradSum is for ('round/generation'): a restarted round's sum starts again. */
@@ -95,6 +99,8 @@ export abstract class Replica {
    * bytes instead of fetching them back. With two replicas that halves a round's merge downloads.
    */
   protected readonly own = new Map<string, Uint8Array>();
+  /** The next task, when the last report brought it along (one request a task instead of two). */
+  protected prefetched: LeaseResponse | null = null;
   protected readonly started: number;
   protected readonly now: () => number;
   protected readonly sleep: (ms: number) => Promise<void>;
@@ -168,6 +174,7 @@ export abstract class Replica {
 
   /** Registers and builds the stage (fresh weights at round 0; tasks bring it up to date). */
   protected async join(): Promise<void> {
+    this.prefetched = null;
     const { client } = this.opts;
     const assignment = await client.register({ role: this.role, run_id: this.opts.runId, hardware: this.opts.hardware });
     const spec = await client.run(assignment.run_id);
@@ -192,7 +199,10 @@ export abstract class Replica {
       // copies about four times as much in and out of ONNX Runtime (measured slower than
       // recomputing everything: 5,030 vs 5,620 tokens/s on the demo swarm). The last stage runs
       // forward, loss and backward in one graph and keeps nothing.
-      const stage = await Stage.create(config, span, { ...session, batch: spec.rows_per_sample, activations: last ? 'recompute' : 'products' });
+      // A validator re-runs single items and never hands a forward's values to a backward: it
+      // recomputes (keeping products would cost its forward checks the copies, its backward
+      // checks a second forward).
+      const stage = await Stage.create(config, span, { ...session, batch: spec.rows_per_sample, activations: last || this.role === 'validator' ? 'recompute' : 'products' });
       const optimizer = await StageOptimizer.create(layout, fromOptimizerSpec(spec.optimizer), session);
       this.state = {
         assignment,
@@ -208,6 +218,7 @@ export abstract class Replica {
         gradSum: new Float32Array(layout.size),
         scratch: new Float32Array(layout.size),
         kept: new Map(),
+        spare: [],
         samples: 0,
         sumTag: '',
         anchor: new Float32Array(0),
@@ -230,7 +241,8 @@ export abstract class Replica {
   /** One task; true when the run has finished. */
   protected async step(): Promise<boolean> {
     const s = this.state!;
-    const res = await this.next({ version: s.version, wait_ms: this.opts.waitMs ?? 1000 });
+    const res = this.prefetched ?? (await this.next(this.leaseRequest()));
+    this.prefetched = null;
     if (res.finished) return true;
     const task = res.lease;
     if (!task) {
@@ -241,6 +253,11 @@ export abstract class Replica {
     await this.handle(s, task);
     this.emit({ type: 'throughput', tokens_per_s: (this.tokens * 1000) / Math.max(1, this.now() - this.started), items: this.items, tokens: this.tokens, bytes_up: this.bytesUp, bytes_down: this.bytesDown, wire_bytes: this.wireBytes });
     return false;
+  }
+
+  /** What asking for the next task says: the rounds this replica holds, and how long to wait. */
+  protected leaseRequest(): LeaseRequest {
+    return { version: this.state?.version ?? 0, wait_ms: this.opts.waitMs ?? 1000 };
   }
 
   // ---- inputs and outputs ----
@@ -264,7 +281,7 @@ export abstract class Replica {
   protected async fetch(ref: BlobRef): Promise<Uint8Array> {
     const mine = this.own.get(ref.key);
     if (mine) return mine;
-    const bytes = await downloadFromUrl(ref.url, { maxBytes: Math.max(ref.bytes, 1) * 2 + 65_536 });
+    const bytes = await (this.opts.transport ?? httpTransport).download(ref.url, Math.max(ref.bytes, 1) * 2 + 65_536);
     this.bytesDown += bytes.length;
     return bytes;
   }
@@ -278,7 +295,7 @@ export abstract class Replica {
   }
 
   protected async put(upload: Upload, blob: Uint8Array): Promise<Uploaded> {
-    const uploaded = await uploadBlob(upload, blob);
+    const uploaded = await (this.opts.transport ?? httpTransport).upload(upload, blob);
     this.bytesUp += blob.length;
     return uploaded;
   }

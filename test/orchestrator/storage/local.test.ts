@@ -74,8 +74,9 @@ async function filesIn(d = dir): Promise<string[]> {
   return out.sort();
 }
 
+/** Temporary files: everything with a '~' but the store's id. */
 async function tempFiles(): Promise<string[]> {
-  return (await filesIn()).filter((f) => f.includes('~'));
+  return (await filesIn()).filter((f) => f.includes('~') && f !== '~store-id');
 }
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
@@ -481,8 +482,9 @@ describe('uploads in parts', () => {
     const stale = await early.startMultipart('b', { expiresInS: 60, maxBytes: 20 });
     const later = new LocalBlobStore({ dir: own, secret, now: () => T0 + 60_000 + 3600_001, partBytes: 10 });
     await later.init();
-    assert.deepEqual((await readdir(own)).sort(), [`~multipart-${kept.uploadId}`]);
+    assert.deepEqual((await readdir(own)).sort(), [`~multipart-${kept.uploadId}`, '~store-id']);
     assert.notEqual(stale.uploadId, kept.uploadId);
+    assert.equal(await later.id(), await early.id(), 'the directory keeps its id');
     await rm(own, { recursive: true });
   });
 
@@ -538,7 +540,7 @@ describe('keys', () => {
   test('the listing holds exactly the keys stored, and no temporary files', async () => {
     assert.deepEqual(await store.list(), [...written].sort());
     assert.deepEqual(await store.list('keys/'), ['keys/a', 'keys/b']);
-    assert.deepEqual(await filesIn(), [...written].sort());
+    assert.deepEqual(await filesIn(), ['~store-id', ...written].sort());
   });
 
   test('openBlobStore("local:DIR") opens a LocalBlobStore on that directory', async () => {

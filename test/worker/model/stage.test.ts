@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { type StageSpan, wholeModel } from '../../../worker/checkpoint/checkpoint.ts';
 import { type ModelConfig, loadPreset, parseModelConfig, withBottlenecks } from '../../../worker/model/config.ts';
 import { type FloatArray, ParamLayout, initParams } from '../../../worker/model/params.ts';
-import { type ActivationMode, Stage } from '../../../worker/model/stage.ts';
+import { type ActivationMode, type Saved, Stage } from '../../../worker/model/stage.ts';
 import { rng } from '../../helpers/gradcheck.ts';
 
 // The tiny preset with a short sequence keeps the float64 finite-difference sweep quick.
@@ -156,5 +156,27 @@ test('a stage refuses an activation of the wrong shape with a clear message', as
   const params = initParams(stage.layout, 1, (n) => new Float32Array(n));
   const wrong = new Float32Array(config.batch_size * config.seq_len * (config.d_model - 1));
   await assert.rejects(stage.forward(params, wrong), /shape mismatch for input: expected \[2, 16, 64\]/);
+  await stage.dispose();
+});
+
+test("a forward written into an earlier sample's saved buffers gives that sample's exact backward", async () => {
+  const middle = split([1, 3])[1];
+  const stage = await Stage.create(config, middle, { activations: 'products', threads: 1 });
+  const params = initParams(stage.layout, 1, (n) => new Float32Array(n));
+  const r = rng(21);
+  const activation = (): Float32Array => Float32Array.from({ length: config.batch_size * config.seq_len * config.d_model }, () => r() * 2 - 1);
+  const [a, b, gradOutput] = [activation(), activation(), activation()];
+  const run = async (input: Float32Array, into?: Saved) => {
+    const f = await stage.forward(params, input, undefined, undefined, into);
+    const grads = new Float32Array(stage.layout.size);
+    const back = await stage.backward(params, input, { gradOutput }, grads, f.saved);
+    return { saved: f.saved!, grads, gradInput: back.gradInput! };
+  };
+  const fresh = await run(a);
+  const spent = (await run(b)).saved;
+  const reused = await run(a, spent);
+  for (const k of Object.keys(spent)) assert.equal(reused.saved[k], spent[k], `${k} was written into the buffer handed in`);
+  assert.deepEqual(reused.grads, fresh.grads);
+  assert.deepEqual(reused.gradInput, fresh.gradInput);
   await stage.dispose();
 });
