@@ -7,6 +7,7 @@ import { DEVICES } from '../worker/engine/session.ts';
 import { benchEngineCommand } from './commands/bench.ts';
 import { DEFAULT_GRID, benchCompressionCommand, parseCompressionConfig } from './commands/bench-compression.ts';
 import { trainCommand } from './commands/train.ts';
+import { stopWithHost } from './host.ts';
 import { makeOutput, reportError } from './output.ts';
 
 const deviceOption = () => new Option('--device <device>', 'execution provider').choices(DEVICES).default('auto');
@@ -126,4 +127,5 @@ program
 (await import('./commands/app.ts')).registerAppCommand(program, guarded);
 (await import('./commands/swarm.ts')).registerSwarmCommand(program, guarded);
 (await import('./commands/checkpoint.ts')).registerCheckpointCommand(program, guarded);
+stopWithHost();
 await program.parseAsync(process.argv);

@@ -11,6 +11,7 @@ import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import type { RunStatus } from '../../orchestrator-client/protocol.ts';
 import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import { createWallet } from '../../orchestrator-client/wallet.ts';
+import { openDatabase } from '../../orchestrator/db/open.ts';
 import { MINER_NODE_FLAGS } from '../../worker/miner/host.ts';
 
 const TAH = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
@@ -35,11 +36,18 @@ export interface LocalSwarmOptions {
   uiDir?: string;
   /** Miners and validators move blobs over HTTP as remote ones do, not through the store's directory. */
   blobsOverHttp?: boolean;
+  /**
+   * waitFinished gives up when no round has finished for this long, with what was unfinished
+   * (default 180 s: a demo round takes seconds; a swarm that stalls should say so, not hang).
+   */
+  stallMs?: number;
 }
 
 interface MinerProcess {
   child: ChildProcess;
   exited: Promise<void>;
+  /** The stage the orchestrator gave it first; rejected if it exits before. */
+  assigned: Promise<number>;
   hotkey?: string;
 }
 
@@ -71,7 +79,10 @@ export class LocalSwarm {
     // TAH_CHILD_NODE_FLAGS: extra node flags for every child, e.g. `--cpu-prof --cpu-prof-dir=prof`
     // to profile a swarm (node refuses --cpu-prof in NODE_OPTIONS).
     const extra = (env.TAH_CHILD_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
-    const child = spawn(process.execPath, [...extra, ...(args[0] === 'miner' || args[0] === 'validator' ? MINER_NODE_FLAGS : []), TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // The IPC channel carries nothing: it closes when this host is gone, however it ended, and the
+    // child then stops too (cli/host.ts), so no part of a swarm outlives the host that started it.
+    const child = spawn(process.execPath, [...extra, ...(args[0] === 'miner' || args[0] === 'validator' ? MINER_NODE_FLAGS : []), TAH, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
+    child.channel?.unref();
     createInterface({ input: child.stderr! }).on('line', (line) => {
       this.stderrTail.push(`${label}: ${line}`);
       if (this.stderrTail.length > 40) this.stderrTail.shift();
@@ -167,17 +178,30 @@ export class LocalSwarm {
         r();
       }),
     );
+    let onAssigned = (_stage: number): void => {};
+    const assigned = new Promise<number>((resolve, reject) => {
+      onAssigned = resolve;
+      void exited.then(() => reject(new Error(`${role} ${i} exited before it was given a stage: ${this.stderrTail.slice(-3).join(' | ')}`)));
+    });
+    // Nobody need wait for it (a swarm that is only closed); its rejection is then no error.
+    assigned.catch(() => {});
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const event = JSON.parse(line) as Record<string, unknown>;
+        if (event.event === 'assigned' && typeof event.stage === 'number') onAssigned(event.stage);
         if (role === 'miner') this.opts.onMinerEvent?.(i, event);
         else this.opts.onValidatorEvent?.(i, event);
       } catch {
         // not a JSON line
       }
     });
-    list.push({ child, exited, hotkey: created.address });
+    list.push({ child, exited, assigned, hotkey: created.address });
     return i;
+  }
+
+  /** The stage miner `i` was first given, once it has one; rejects if it exits first. */
+  minerAssigned(i: number): Promise<number> {
+    return this.miners[i].assigned;
   }
 
   killMiner(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -189,8 +213,14 @@ export class LocalSwarm {
     return this.statusClient!.runStatus(this.runId);
   }
 
-  /** Polls the run until it is finished; `onTick` sees each status. */
+  /**
+   * Polls the run until it is finished; `onTick` sees each status. Throws when every miner has
+   * exited, or when no round has finished for `stallMs` (saying what was left unfinished).
+   */
   async waitFinished(onTick?: (s: RunStatus) => void, pollMs = 500, shouldStop?: () => boolean): Promise<RunStatus> {
+    const stallMs = this.opts.stallMs ?? 180_000;
+    let rounds = -1;
+    let since = Date.now();
     for (;;) {
       const s = await this.status();
       onTick?.(s);
@@ -198,8 +228,41 @@ export class LocalSwarm {
       if (this.miners.length > 0 && this.miners.every((m) => m.child.exitCode !== null || m.child.signalCode !== null)) {
         throw new Error(`every miner exited before the run finished: ${this.stderrTail.slice(-5).join(' | ')}`);
       }
+      if (s.rounds_done !== rounds) [rounds, since] = [s.rounds_done, Date.now()];
+      else if (Date.now() - since > stallMs) throw new Error(await this.stallReport(s, stallMs));
       await new Promise((r) => setTimeout(r, pollMs));
     }
+  }
+
+  /** Why a stalled run is stuck, as far as its database and the miners' last words tell. */
+  private async stallReport(s: RunStatus, stallMs: number): Promise<string> {
+    const lines = [`no round finished in ${Math.round(stallMs / 1000)} s (rounds done: ${s.rounds_done})`];
+    lines.push(`miners: ${s.miners.map((m) => `${m.hotkey.slice(0, 8)} stage ${m.stage ?? '-'} v${m.version} ${m.status}`).join('; ')}`);
+    try {
+      const { db, close } = await openDatabase(`sqlite:${join(this.opts.dir, 'orchestrator.db')}`);
+      try {
+        const open = await db
+          .selectFrom('work_items')
+          .select(['round', 'stage', 'direction', 'status', 'sample_id', 'leased_to', 'required_hotkey', 'not_hotkey', 'attempts', 'lease_expires'])
+          .where('run_id', '=', this.runId)
+          .where('status', '!=', 'done')
+          .orderBy('round')
+          .orderBy('stage')
+          .limit(30)
+          .execute();
+        const who = (h: string | null): string => h?.slice(0, 8) ?? '-';
+        lines.push(`unfinished work (${open.length}${open.length === 30 ? '+' : ''}):`);
+        for (const w of open) lines.push(`  r${w.round} stage ${w.stage} ${w.direction} ${w.sample_id} ${w.status} leased_to=${who(w.leased_to)} required=${who(w.required_hotkey)} not=${who(w.not_hotkey)} attempts=${w.attempts} expires_in=${w.lease_expires === null ? '-' : Number(w.lease_expires) - Date.now()}ms`);
+        const storing = await db.selectFrom('snapshots').select(['stage', 'rounds', 'holder']).where('run_id', '=', this.runId).where('status', '=', 'assigned').execute();
+        for (const x of storing) lines.push(`  the state of stage ${x.stage} after ${x.rounds} rounds: not stored yet, asked of ${who(x.holder)}`);
+      } finally {
+        await close();
+      }
+    } catch (e) {
+      lines.push(`(the database could not be read: ${(e as Error).message})`);
+    }
+    lines.push('recent errors:', ...this.stderrTail.slice(-10));
+    return lines.join('\n');
   }
 
   /** Stops the miners (they hand back their work) and validators, then the orchestrator. */

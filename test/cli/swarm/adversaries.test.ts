@@ -60,15 +60,11 @@ interface Outcome {
 
 /** A finished run with 9 miners (miner i gets `envOf(i)`) and 3 validators. */
 async function run(dir: string, envOf: (i: number) => NodeJS.ProcessEnv, body: (o: Outcome) => Promise<void>): Promise<void> {
-  let assigned = (): void => {};
   const verdicts: Outcome['verdicts'] = [];
   const swarm = new LocalSwarm({
     dir,
     spec: caseSpec(CASE, { heartbeat_timeout_s: 3, lease_ttl_s: 20, validation: { epoch_rounds: EPOCH } }),
     threadsPerMiner: 1,
-    onMinerEvent: (_m, e) => {
-      if (e.event === 'assigned') assigned();
-    },
     onValidatorEvent: (_v, e) => {
       if (e.event === 'verdict') verdicts.push({ outcome: e.outcome as string, miner: e.miner as string });
     },
@@ -77,11 +73,7 @@ async function run(dir: string, envOf: (i: number) => NodeJS.ProcessEnv, body: (
     await swarm.start();
     for (let i = 0; i < CASE.stages; i++) await swarm.addValidator();
     // One at a time, so that miner i holds stage i mod 3.
-    for (let i = 0; i < 9; i++) {
-      const registered = new Promise<void>((resolve) => (assigned = resolve));
-      await swarm.addMiner(envOf(i));
-      await registered;
-    }
+    for (let i = 0; i < 9; i++) await swarm.minerAssigned(await swarm.addMiner(envOf(i)));
     const status = await swarm.waitFinished(undefined, 250);
     assert.equal(status.status, 'finished', swarm.recentErrors.join('\n'));
     await body({ swarm, dir, status, flags: await swarm.client.flags('case'), epochs: await swarm.client.epochs('case'), verdicts });

@@ -9,32 +9,18 @@ import { type SwarmCase, caseSpec } from './helpers.ts';
 
 const CASE: SwarmCase = { preset: 'tiny', stages: 3, samples: 6, rows: 2, rounds: 30, seed: 5, lr: 1e-2 };
 
-test('GET /runs/:run/attribution flags the miner whose samples carry more loss, and only it', { timeout: 240_000 }, async () => {
+test('GET /runs/:run/attribution flags the miner whose samples carry more loss, and only it', { timeout: 300_000 }, async () => {
   const { dir, cleanup } = await tempDir('tah-attribution-');
-  const stages = new Map<number, number>();
-  let assigned = (): void => {};
-  const swarm = new LocalSwarm({
-    dir,
-    spec: caseSpec(CASE, { heartbeat_timeout_s: 3, lease_ttl_s: 20 }),
-    threadsPerMiner: 1,
-    onMinerEvent: (m, e) => {
-      if (e.event !== 'assigned') return;
-      stages.set(m, e.stage as number);
-      assigned();
-    },
-  });
+  const swarm = new LocalSwarm({ dir, spec: caseSpec(CASE, { heartbeat_timeout_s: 3, lease_ttl_s: 20 }), threadsPerMiner: 1 });
   try {
     await swarm.start();
     // Each miner joins once the one before has its stage, so they are given 0, 1, 2, 0, 1, 2, …:
     // the cheat is at stage 1, where what it sends on decides the loss of its samples.
-    for (let i = 0; i < 9; i++) {
-      const registered = new Promise<void>((resolve) => (assigned = resolve));
-      await swarm.addMiner(i === 1 ? { TAH_FAULTS: 'adversary:random' } : {});
-      await registered;
-    }
-    assert.equal(stages.get(1), 1);
+    const stages: number[] = [];
+    for (let i = 0; i < 9; i++) stages.push(await swarm.minerAssigned(await swarm.addMiner(i === 1 ? { TAH_FAULTS: 'adversary:random' } : {})));
+    assert.equal(stages[1], 1);
     const status = await swarm.waitFinished(undefined, 250);
-    assert.equal(status.status, 'finished');
+    assert.equal(status.status, 'finished', swarm.recentErrors.join('\n'));
 
     // From round 10 on: before that the model hardly uses its context, so what a stage sends on
     // matters little to the loss and early rounds only add noise.
