@@ -401,6 +401,20 @@ export const SyncTaskSchema = z.object({
 });
 export type SyncTask = z.infer<typeof SyncTaskSchema>;
 
+/**
+ * Store this replica's state after `rounds` rounds (which it holds): the replica first asked to
+ * store it left without doing so. Reported as an applied report of round `rounds - 1` with the
+ * snapshot. A run ends only once every stage's final state is stored.
+ */
+export const StoreTaskSchema = z.object({
+  kind: z.literal('store'),
+  run_id: id,
+  stage: count,
+  rounds: count,
+  snapshot: UploadSchema,
+});
+export type StoreTask = z.infer<typeof StoreTaskSchema>;
+
 /** One work item as a miner did it, for a validator to re-run. */
 export const CheckedItemSchema = z.object({
   sample_id: id,
@@ -438,7 +452,7 @@ export const ValidateTaskSchema = z.object({
 });
 export type ValidateTask = z.infer<typeof ValidateTaskSchema>;
 
-export const TaskSchema = z.discriminatedUnion('kind', [LeaseSchema, ShareTaskSchema, ReduceTaskSchema, LocalTaskSchema, ApplyTaskSchema, SyncTaskSchema, ValidateTaskSchema]);
+export const TaskSchema = z.discriminatedUnion('kind', [LeaseSchema, ShareTaskSchema, ReduceTaskSchema, LocalTaskSchema, ApplyTaskSchema, SyncTaskSchema, StoreTaskSchema, ValidateTaskSchema]);
 export type Task = z.infer<typeof TaskSchema>;
 
 export const LeaseRequestSchema = z

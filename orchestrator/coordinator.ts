@@ -535,6 +535,8 @@ export class Coordinator {
    */
   private async forget(trx: Transaction<Database>, spec: RunSpec, hotkey: string, stage: number | null): Promise<void> {
     await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null }).where('leased_to', '=', hotkey).where('status', '=', 'leased').execute();
+    // A state it was asked to store goes to the next replica that can: nobody waits out its time.
+    await trx.updateTable('snapshots').set({ holder: null, assigned_at: 0 }).where('holder', '=', hotkey).where('status', '=', 'assigned').execute();
     // Its copies of reductions (of any stage) go to other reducers: no slice is left unreduced.
     const copies = await trx.selectFrom('work_items').selectAll().where('run_id', '=', spec.id).where('required_hotkey', '=', hotkey).where('direction', '=', 'reduce').where('status', '=', 'pending').execute();
     for (const copy of copies) await this.reassignReduction(trx, spec, copy, hotkey);
@@ -755,8 +757,13 @@ export class Coordinator {
   private async nextTask(hotkey: string, stage: number, spec: RunSpec, version: number, done: number): Promise<Task | 'finished' | null> {
     if (version < done) return this.catchUp(hotkey, stage, spec, version);
     if (spec.rounds !== undefined && version >= spec.rounds) {
-      const pending = await this.db.selectFrom('snapshots').select('stage').where('run_id', '=', spec.id).where('rounds', '=', spec.rounds).where('status', '=', 'done').execute();
-      return pending.length === spec.stages.length ? 'finished' : null;
+      const stored = await this.db.selectFrom('snapshots').select('stage').where('run_id', '=', spec.id).where('rounds', '=', spec.rounds).where('status', '=', 'done').execute();
+      if (stored.length === spec.stages.length) return 'finished';
+      // The run ends once every stage's final state is stored. When the replica asked to store its
+      // stage's went away first (or is past its time), one that holds the same state does it.
+      if (version !== spec.rounds || stored.some((x) => x.stage === stage)) return null;
+      const snapshot = await this.snapshotDuty(hotkey, stage, spec, version);
+      return snapshot ? { kind: 'store', run_id: spec.id, stage, rounds: version, snapshot } : null;
     }
     const ttlMs = spec.lease_ttl_s * 1000;
     if (!(await anyAvailableItem(this.db, { runId: spec.id, stage, hotkey, now: this.now(), ttlMs }))) return null;
@@ -892,7 +899,9 @@ export class Coordinator {
     const rounds = req.round + 1;
     const row = await this.db.selectFrom('snapshots').selectAll().where('run_id', '=', spec.id).where('stage', '=', p.stage).where('rounds', '=', rounds).executeTakeFirst();
     if (row?.status === 'done') return { status: 'duplicate', resync };
-    if (!row || row.holder !== hotkey) throw new ApiError('forbidden', `no snapshot of stage ${p.stage} after round ${req.round} was asked of this miner`);
+    if (!row) throw new ApiError('forbidden', `no snapshot of stage ${p.stage} after round ${req.round} was asked of this miner`);
+    // Asked once, but given to another replica since (this one took longer than its lease time).
+    if (row.holder !== hotkey) throw new ApiError('conflict', `stage ${p.stage}'s state after round ${req.round} is stored by another replica now`);
     if (resync) throw new ApiError('conflict', `this miner's state after round ${req.round} is not the stage's (hash ${req.hash!.slice(0, 12)}…): not stored`);
     const bytes = await this.checkUpload(row.key, req.snapshot, row.key, snapshotKind(spec), this.dims(spec, this.model(spec).stageParams[p.stage]));
     await withTransaction(this.db, async (trx) => {

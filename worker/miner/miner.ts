@@ -4,7 +4,7 @@
 // events are a Replica's (replica.ts), shared with validators, so the same loop runs under
 // `tah miner`, the local swarm and the desktop app's utility process.
 import { blobDataDigest, dequantizeInt8, quantizeInt8, quantizedMerge } from '../../orchestrator-client/blobs.ts';
-import type { AppliedRequest, ApplyTask, BlobRef, CompleteRequest, Lease, LeaseRequest, LeaseResponse, LocalTask, ReduceTask, ShareTask, SyncTask, Task, Uploaded } from '../../orchestrator-client/protocol.ts';
+import type { AppliedRequest, ApplyTask, BlobRef, CompleteRequest, Lease, LeaseRequest, LeaseResponse, LocalTask, ReduceTask, ShareTask, StoreTask, SyncTask, Task, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { pseudoGradient } from '../optim/outer.ts';
 import { BadBlobError, encodeBlob, encodeWire } from './blobs.ts';
 import { AdversaryState, type Faults, perturb, spoilReduction } from './faults.ts';
@@ -48,6 +48,8 @@ export class Miner extends Replica {
         return this.apply(s, task);
       case 'sync':
         return this.sync(s, task);
+      case 'store':
+        return this.store(s, task);
       case 'validate':
         throw new Error('a miner was handed a validator\'s check');
     }
@@ -146,7 +148,8 @@ export class Miner extends Replica {
 
   private async share(s: StageState, task: ShareTask): Promise<void> {
     this.status('share');
-    if (this.opts.faults?.blowUpShare === task.round && !this.blownUp) {
+    const blowUp = this.opts.faults?.blowUpShare;
+    if (blowUp !== undefined && task.round >= blowUp && !this.blownUp) {
       this.blownUp = true;
       for (let i = 0; i < s.gradSum.length; i++) s.gradSum[i] *= 1e4;
     }
@@ -225,14 +228,25 @@ export class Miner extends Replica {
     }
     // Every replica reports its state's hash: one whose state is not the stage's is resynchronised.
     const report: AppliedRequest = { round: task.round, hash: this.sharedStateDigest(s), ...(bad.length ? { bad_blobs: bad } : {}) };
-    if (task.snapshot) {
-      const local = s.spec.mode === 'local';
-      const tensors: Record<string, Float32Array> = local ? { params: s.params, m: s.m, v: s.v, u: s.u } : { params: s.params, m: s.m, v: s.v };
-      const blob = encodeBlob(local ? 'outer_snapshot' : 'snapshot', { ...s.dims, length: s.layout.size }, tensors, { rounds: String(s.version), inner_steps: String(s.innerSteps) });
-      report.snapshot = await this.put(task.snapshot, blob);
-    }
+    if (task.snapshot) report.snapshot = await this.storeState(s, task.snapshot);
     this.prefetched = (await this.opts.client.applied({ ...report, next: this.leaseRequest() })).next ?? null;
     this.emit({ type: 'applied', round: task.round, version: s.version, lr: task.lr, clip: task.clip });
+  }
+
+  /** Stores the state this replica holds, where the one asked first did not (see StoreTask). */
+  private async store(s: StageState, task: StoreTask): Promise<void> {
+    if (s.version !== task.rounds) throw new Error(`asked to store the state after ${task.rounds} rounds, but this replica holds ${s.version}`);
+    const snapshot = await this.storeState(s, task.snapshot);
+    this.prefetched = (await this.opts.client.applied({ round: task.rounds - 1, hash: this.sharedStateDigest(s), snapshot, next: this.leaseRequest() })).next ?? null;
+  }
+
+  /** Uploads the stage's state (weights, moments, step) as a snapshot blob. */
+  private async storeState(s: StageState, upload: Upload): Promise<Uploaded> {
+    this.status('store');
+    const local = s.spec.mode === 'local';
+    const tensors: Record<string, Float32Array> = local ? { params: s.params, m: s.m, v: s.v, u: s.u } : { params: s.params, m: s.m, v: s.v };
+    const blob = encodeBlob(local ? 'outer_snapshot' : 'snapshot', { ...s.dims, length: s.layout.size }, tensors, { rounds: String(s.version), inner_steps: String(s.innerSteps) });
+    return this.put(upload, blob);
   }
 
 }

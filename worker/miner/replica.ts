@@ -20,7 +20,7 @@ import { outerNesterovStep } from '../optim/outer.ts';
 import { BadBlobError, decodeBlob, decodeWire } from './blobs.ts';
 import { type BlobTransport, httpTransport } from './blob-transport.ts';
 
-export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'local' | 'share' | 'reduce' | 'apply' | 'sync' | 'validate' | 'stopping' | 'stopped' | 'finished';
+export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'local' | 'share' | 'reduce' | 'apply' | 'store' | 'sync' | 'validate' | 'stopping' | 'stopped' | 'finished';
 
 /** What a miner tells its host, one message at a time (JSON-safe: it crosses process boundaries). */
 export type MinerEvent =

@@ -27,6 +27,7 @@ const MINER_WORDS: Record<MinerState, string> = {
   share: 'sending its improvements to the others',
   reduce: "combining the others' improvements",
   apply: 'updating its layers',
+  store: 'saving a copy of its layers for the network',
   sync: 'catching up with the latest model',
   validate: "checking another computer's work",
   stopping: 'stopping',

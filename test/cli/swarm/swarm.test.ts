@@ -102,6 +102,34 @@ test('a miner killed mid-round and another joining later: the run still ends equ
   }
 });
 
+test("the replica asked to store a stage's final state is killed as it starts: another stores it, and the run ends exact", { timeout: 300_000 }, async () => {
+  const { dir, cleanup } = await tempDir('tah-swarm-store-');
+  try {
+    const reference = await singleProcessWeights(TINY);
+    // The run is finished once every stage's final state is stored; the other replica of the stage
+    // has often applied the last round already and only waits, so nobody would store it again.
+    let killed = -1;
+    const { swarm, status } = await runCase(TINY, dir, 6, (swarm, m, e) => {
+      if (killed >= 0 || e.event !== 'status' || e.state !== 'store' || e.version !== TINY.rounds) return;
+      killed = m;
+      void swarm.killMiner(m, 'SIGKILL');
+    });
+    assert.equal(status.status, 'finished');
+    assert.ok(killed >= 0, 'a miner was killed as it stored a final state');
+    assertEqualWeights(await compareWithSingle(TINY, dir, status, reference));
+    const db = await openDatabase(`sqlite:${join(dir, 'orchestrator.db')}`);
+    try {
+      const stored = await db.db.selectFrom('snapshots').select(['stage', 'holder']).where('rounds', '=', TINY.rounds).where('status', '=', 'done').execute();
+      assert.equal(stored.length, TINY.stages);
+      assert.ok(stored.every((x) => x.holder !== swarm.miners[killed].hotkey), 'each final state was stored by a replica that lived');
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
 // With 8 KiB parts, every activation, gradient, share slice and snapshot goes up in parts, and
 // uploads in parts are in flight when the orchestrator dies.
 test('the orchestrator killed (SIGKILL) and restarted mid-round, uploads in parts: the run completes, still exact', { timeout: 300_000 }, async () => {
