@@ -18,7 +18,10 @@ export interface Faults {
   reduce?: 'tiny' | 'garbage';
   /** After applying this round, nudge one weight: the replica's state no longer matches its stage's. */
   skewAfter?: number;
-  /** Share this round's gradient sum ×10⁴: a corrupted round that every reducer agrees on. */
+  /**
+   * Share the gradient sum ×10⁴ once, in the first round from this one on where this replica has
+   * samples (a round may give it none): a corrupted round that every reducer agrees on.
+   */
   blowUpShare?: number;
   /** After applying this round, scale every weight ×20 (given to every replica of a stage, their states still agree: a bad update). */
   poisonAfter?: number;

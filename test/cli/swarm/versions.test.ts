@@ -124,7 +124,7 @@ test('tah checkpoint: the operator lists versions, rolls the run back mid-run (i
   }
 });
 
-test('a corrupted round (one replica shares its gradient ×10⁴ in round 6) trips the guard: the run rolls back to the last good version by itself and ends as an undisturbed run would', { timeout: 300_000 }, async () => {
+test('a corrupted round (one replica shares its gradient ×10⁴ from round 6 on, once) trips the guard: the run rolls back to the last good version by itself and ends as an undisturbed run would', { timeout: 300_000 }, async () => {
   const c = { ...TINY, rounds: 9, seed: 11 };
   const { dir, cleanup } = await tempDir('tah-versions-guard-');
   try {
@@ -133,11 +133,14 @@ test('a corrupted round (one replica shares its gradient ×10⁴ in round 6) tri
     assert.equal(status.status, 'finished');
     const tripped = events.find((e) => e.kind === 'guard_tripped');
     assert.ok(tripped, 'the guard tripped');
-    assert.equal(tripped.details.round, 6);
+    // The first round from 6 on where the faulty replica had samples (it usually has in round 6).
+    const round = tripped.details.round as number;
+    assert.ok(round >= 6 && round < c.rounds, `tripped in round ${round}`);
     assert.match(String(tripped.details.reason), /gradient norm .* over 10× the median/);
     const rolled = events.find((e) => e.kind === 'rollback');
     assert.ok(rolled);
-    assert.equal(rolled.details.to, 6, 'back to the stored state after round 5, which the corrupted gradient never reached');
+    // States are stored every 2 rounds: the newest one the corrupted gradient never reached.
+    assert.equal(rolled.details.to, round - (round % 2), `back to the stored state before round ${round}`);
     assert.ok((rolled.details.offenders as string[]).includes(swarm.miners[0].hotkey!), 'the corrupting replica is among the offending round\'s contributors');
     // The round is trained again, cleanly: the same weights (and so the same loss) as without the fault.
     assertEqualWeights(await compareWithSingle(c, dir, status, reference));
