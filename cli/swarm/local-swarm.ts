@@ -37,8 +37,9 @@ export interface LocalSwarmOptions {
   /** Miners and validators move blobs over HTTP as remote ones do, not through the store's directory. */
   blobsOverHttp?: boolean;
   /**
-   * waitFinished gives up when no round has finished for this long, with what was unfinished
-   * (default 180 s: a demo round takes seconds; a swarm that stalls should say so, not hang).
+   * waitFinished gives up when no round has finished for this long (or ten times the slowest
+   * round so far, if longer), saying what was unfinished (default 180 s: a demo round takes
+   * seconds; a swarm that stalls should say so, not hang).
    */
   stallMs?: number;
 }
@@ -215,12 +216,15 @@ export class LocalSwarm {
 
   /**
    * Polls the run until it is finished; `onTick` sees each status. Throws when every miner has
-   * exited, or when no round has finished for `stallMs` (saying what was left unfinished).
+   * exited, or when no round has finished for `stallMs` or ten times the slowest round so far
+   * (saying what was left unfinished).
    */
   async waitFinished(onTick?: (s: RunStatus) => void, pollMs = 500, shouldStop?: () => boolean): Promise<RunStatus> {
-    const stallMs = this.opts.stallMs ?? 180_000;
+    const minStallMs = this.opts.stallMs ?? 180_000;
     let rounds = -1;
     let since = Date.now();
+    // A large model's rounds may take minutes: stalled means ten times the slowest round so far.
+    let slowest = 0;
     for (;;) {
       const s = await this.status();
       onTick?.(s);
@@ -228,8 +232,10 @@ export class LocalSwarm {
       if (this.miners.length > 0 && this.miners.every((m) => m.child.exitCode !== null || m.child.signalCode !== null)) {
         throw new Error(`every miner exited before the run finished: ${this.stderrTail.slice(-5).join(' | ')}`);
       }
-      if (s.rounds_done !== rounds) [rounds, since] = [s.rounds_done, Date.now()];
-      else if (Date.now() - since > stallMs) throw new Error(await this.stallReport(s, stallMs));
+      if (s.rounds_done !== rounds) {
+        if (rounds >= 0) slowest = Math.max(slowest, Date.now() - since);
+        [rounds, since] = [s.rounds_done, Date.now()];
+      } else if (Date.now() - since > Math.max(minStallMs, 10 * slowest)) throw new Error(await this.stallReport(s, Date.now() - since));
       await new Promise((r) => setTimeout(r, pollMs));
     }
   }

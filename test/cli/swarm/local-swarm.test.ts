@@ -43,7 +43,7 @@ test('a run where no round finishes for stallMs ends the wait with what is unfin
     await swarm.start();
     // Nobody to do the work: round 0's samples wait at stage 0.
     await assert.rejects(swarm.waitFinished(undefined, 100), (e: Error) => {
-      assert.match(e.message, /^no round finished in 2 s \(rounds done: 0\)/);
+      assert.match(e.message, /^no round finished in \d+ s \(rounds done: 0\)/);
       assert.match(e.message, /unfinished work \(\d+\):\n {2}r0 stage 0 forward \S+ pending/);
       return true;
     });
