@@ -32,9 +32,11 @@ export interface Faults {
    * as noise of this relative size (scripts/provider-drift.ts measures what devices differ by).
    */
   perturb?: number;
+  /** Waits this many ms before storing the stage's state (a slow disk or link): a window to kill it in. */
+  storeDelayMs?: number;
 }
 
-const USAGE = `expected a comma-separated list of: reduce:tiny, reduce:garbage, skew:ROUND, share:ROUND, poison:ROUND, perturb:RELATIVE, adversary:(${ADVERSARIES.join('|')})`;
+const USAGE = `expected a comma-separated list of: reduce:tiny, reduce:garbage, skew:ROUND, share:ROUND, poison:ROUND, perturb:RELATIVE, store-delay:MS, adversary:(${ADVERSARIES.join('|')})`;
 
 /** Parses a TAH_FAULTS value ('' or undefined: no faults). */
 export function parseFaults(spec: string | undefined): Faults {
@@ -46,6 +48,7 @@ export function parseFaults(spec: string | undefined): Faults {
     else if (what === 'share' && /^\d+$/.test(how ?? '')) faults.blowUpShare = Number(how);
     else if (what === 'poison' && /^\d+$/.test(how ?? '')) faults.poisonAfter = Number(how);
     else if (what === 'perturb' && Number(how) > 0 && Number(how) < 1) faults.perturb = Number(how);
+    else if (what === 'store-delay' && /^\d+$/.test(how ?? '')) faults.storeDelayMs = Number(how);
     else if (what === 'adversary' && (ADVERSARIES as readonly string[]).includes(how ?? '')) faults.adversary = how as Adversary;
     else throw new Error(`TAH_FAULTS: unknown fault '${part}' (${USAGE})`);
   }

@@ -243,6 +243,7 @@ export class Miner extends Replica {
   /** Uploads the stage's state (weights, moments, step) as a snapshot blob. */
   private async storeState(s: StageState, upload: Upload): Promise<Uploaded> {
     this.status('store');
+    if (this.opts.faults?.storeDelayMs) await this.sleep(this.opts.faults.storeDelayMs);
     const local = s.spec.mode === 'local';
     const tensors: Record<string, Float32Array> = local ? { params: s.params, m: s.m, v: s.v, u: s.u } : { params: s.params, m: s.m, v: s.v };
     const blob = encodeBlob(local ? 'outer_snapshot' : 'snapshot', { ...s.dims, length: s.layout.size }, tensors, { rounds: String(s.version), inner_steps: String(s.innerSteps) });

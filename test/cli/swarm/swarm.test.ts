@@ -10,7 +10,7 @@ import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
 import { loadCheckpoint } from '../../../worker/checkpoint/checkpoint.ts';
 import { openDatabase } from '../../../orchestrator/db/open.ts';
 import { jsonLines, runTah, show, tempDir } from '../run-tah.ts';
-import { type SwarmCase, assertEqualWeights, caseConfig, caseSpec, compareWithSingle, killMidRound, singleProcessWeights } from './helpers.ts';
+import { type SwarmCase, assertEqualWeights, caseConfig, caseSpec, compareWithSingle, killMidRound, runCase as runRecorded, singleProcessWeights } from './helpers.ts';
 
 const TINY: SwarmCase = { preset: 'tiny', stages: 3, samples: 4, rows: 2, rounds: 5, seed: 3, lr: 3e-3 };
 
@@ -108,8 +108,9 @@ test("the replica asked to store a stage's final state is killed as it starts: a
     const reference = await singleProcessWeights(TINY);
     // The run is finished once every stage's final state is stored; the other replica of the stage
     // has often applied the last round already and only waits, so nobody would store it again.
+    // Every miner waits 2 s before it stores a state, so the kill lands before the upload.
     let killed = -1;
-    const { swarm, status } = await runCase(TINY, dir, 6, (swarm, m, e) => {
+    const { swarm, status } = await runRecorded(TINY, dir, Array.from({ length: 6 }, () => ({ TAH_FAULTS: 'store-delay:2000' })), (swarm, m, e) => {
       if (killed >= 0 || e.event !== 'status' || e.state !== 'store' || e.version !== TINY.rounds) return;
       killed = m;
       void swarm.killMiner(m, 'SIGKILL');

@@ -19,6 +19,8 @@ const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, v, i) => 
 test('TAH_FAULTS names an adversary; an unknown one is refused with the list', () => {
   for (const mode of ADVERSARIES) assert.equal(parseFaults(`adversary:${mode}`).adversary, mode);
   assert.throws(() => parseFaults('adversary:sneaky'), /unknown fault 'adversary:sneaky'.*adversary:\(random\|scaled/);
+  assert.deepEqual(parseFaults('store-delay:2000, share:6'), { storeDelayMs: 2000, blowUpShare: 6 });
+  assert.throws(() => parseFaults('store-delay:soon'), /unknown fault 'store-delay:soon'/);
 });
 
 test('random: values of the honest scale that carry nothing of it', () => {
