@@ -5,7 +5,8 @@
 // recomputes the cheap element-wise rest.
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { gradients } from '../engine/autodiff.ts';
-import { type FloatType, Graph, type TypedData, type Value } from '../engine/graph.ts';
+import { type FloatType, Graph, type Node, type TypedData, type Value } from '../engine/graph.ts';
+import type { GraphView } from '../engine/onnx.ts';
 import { CompiledGraph, type SessionOptions } from '../engine/session.ts';
 import type { ModelConfig } from './config.ts';
 import { buildStage, stageNeedsTokens, stageWidth } from './llama.ts';
@@ -90,23 +91,56 @@ export function buildStageGraph(config: ModelConfig, span: StageSpan, batch: num
 }
 
 /**
- * Forward values that the backward nodes read, of the operators `keep` admits: what forward hands
- * to backward. Backward recomputes whatever else it needs from them.
+ * Forward values that backward is handed: of the forward values the backward nodes read, those
+ * `keep` admits, and for the others, walking back through the forward nodes that compute them,
+ * the first values `keep` admits. Backward recomputes the rest from them, so in 'products' mode no
+ * matrix product is computed twice even when backward reads only a reshape or a sum of one.
  */
 function keptActivations(sg: StageGraph, keep: (op: string) => boolean): Value[] {
   const { g, forwardNodes } = sg;
-  const producer = new Map<number, string>();
-  for (let i = 0; i < forwardNodes; i++) for (const o of g.nodes[i].outputs) producer.set(o.id, g.nodes[i].op);
+  const producer = new Map<number, Node>();
+  for (let i = 0; i < forwardNodes; i++) for (const o of g.nodes[i].outputs) producer.set(o.id, g.nodes[i]);
+  // Constants and graph inputs are available to the backward graph anyway.
   for (const c of g.constants) producer.delete(c.value.id);
   const kept = new Map<number, Value>();
-  // Constants and graph inputs are available to the backward graph anyway.
-  for (let i = forwardNodes; i < g.nodes.length; i++) {
-    for (const x of g.nodes[i].inputs) {
-      const op = producer.get(x.id);
-      if (op !== undefined && keep(op)) kept.set(x.id, x);
-    }
+  const seen = new Set<number>();
+  const pending: Value[] = g.nodes.slice(forwardNodes).flatMap((n) => n.inputs);
+  for (let x = pending.pop(); x; x = pending.pop()) {
+    if (seen.has(x.id)) continue;
+    seen.add(x.id);
+    const node = producer.get(x.id);
+    if (!node) continue;
+    if (keep(node.op)) kept.set(x.id, x);
+    else pending.push(...node.inputs);
   }
   return [...kept.values()];
+}
+
+/** The stage's graph and the two parts of it that forward and backward run. */
+export function stageViews(config: ModelConfig, span: StageSpan, batch: number, mode: ActivationMode, floatType: FloatType): { g: Graph; layout: ParamLayout; forward: GraphView; backward: GraphView; keptNames: string[] } {
+  const sg = buildStageGraph(config, span, batch, floatType);
+  const { g } = sg;
+  const head = sg.loss ? { name: 'loss', v: sg.loss } : { name: 'output', v: sg.output! };
+  const backwardOuts: [string, Value][] = [
+    ['grad.decay', sg.gradDecay],
+    ['grad.nodecay', sg.gradNoDecay],
+    ['grad_sumsq', sg.gradSumSq],
+    ...(sg.gradInput ? ([['grad_input', sg.gradInput]] as [string, Value][]) : []),
+    ...(sg.loss ? ([['loss', sg.loss]] as [string, Value][]) : []),
+  ];
+  const ins = g.inputs;
+  const named = (vs: Value[]): [string, Value][] => vs.map((v) => [v.name!, v]);
+  const fwdInputs = named(ins.filter((v) => v.name !== 'grad_output' && (sg.loss || v.name !== 'targets')));
+  const kept = mode === 'recompute' ? [] : keptActivations(sg, mode === 'keep' ? () => true : (op) => PRODUCTS.has(op));
+  const keptNames = kept.map((_, i) => `kept.${i}`);
+  const handed = kept.map((v, i): [string, Value] => [keptNames[i], v]);
+  return {
+    g,
+    layout: sg.layout,
+    forward: { inputs: fwdInputs, outputs: [[head.name, head.v], ...handed] },
+    backward: { inputs: [...named(ins), ...handed], outputs: backwardOuts },
+    keptNames,
+  };
 }
 
 export interface StageOptions extends SessionOptions {
@@ -130,26 +164,11 @@ export class Stage {
   ) {}
 
   static async create(config: ModelConfig, span: StageSpan, opts: StageOptions = {}): Promise<Stage> {
-    const batch = opts.batch ?? config.batch_size;
-    const sg = buildStageGraph(config, span, batch, opts.floatType ?? 'float32');
-    const { g } = sg;
     const mode = opts.activations ?? 'recompute';
-    const head = sg.loss ? { name: 'loss', v: sg.loss } : { name: 'output', v: sg.output! };
-    const backwardOuts: [string, Value][] = [
-      ['grad.decay', sg.gradDecay],
-      ['grad.nodecay', sg.gradNoDecay],
-      ['grad_sumsq', sg.gradSumSq],
-      ...(sg.gradInput ? ([['grad_input', sg.gradInput]] as [string, Value][]) : []),
-      ...(sg.loss ? ([['loss', sg.loss]] as [string, Value][]) : []),
-    ];
-    const ins = g.inputs;
-    const named = (vs: Value[]): [string, Value][] => vs.map((v) => [v.name!, v]);
-    const fwdInputs = named(ins.filter((v) => v.name !== 'grad_output' && (sg.loss || v.name !== 'targets')));
-    const kept = mode === 'recompute' ? [] : keptActivations(sg, mode === 'keep' ? () => true : (op) => PRODUCTS.has(op));
-    const keptNames = kept.map((_, i) => `kept.${i}`);
-    const fwd = await CompiledGraph.create(g, { ...opts, inputs: fwdInputs, outputs: [[head.name, head.v], ...kept.map((v, i): [string, Value] => [keptNames[i], v])] });
-    const bwd = await CompiledGraph.create(g, { ...opts, inputs: [...named(ins), ...kept.map((v, i): [string, Value] => [keptNames[i], v])], outputs: backwardOuts });
-    return new Stage(config, span, sg.layout, mode, fwd, bwd, keptNames);
+    const { g, layout, forward, backward, keptNames } = stageViews(config, span, opts.batch ?? config.batch_size, mode, opts.floatType ?? 'float32');
+    const fwd = await CompiledGraph.create(g, { ...opts, ...forward });
+    const bwd = await CompiledGraph.create(g, { ...opts, ...backward });
+    return new Stage(config, span, layout, mode, fwd, bwd, keptNames);
   }
 
   /** Whether forward and backward need the sample's token ids (`tokens`): the stage decodes a bottleneck. */

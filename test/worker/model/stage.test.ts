@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import { type StageSpan, wholeModel } from '../../../worker/checkpoint/checkpoint.ts';
 import { type ModelConfig, loadPreset, parseModelConfig, withBottlenecks } from '../../../worker/model/config.ts';
 import { type FloatArray, ParamLayout, initParams } from '../../../worker/model/params.ts';
-import { type ActivationMode, type Saved, Stage } from '../../../worker/model/stage.ts';
+import onnxProto from 'onnx-proto';
+import { toOnnx } from '../../../worker/engine/onnx.ts';
+import { type ActivationMode, type Saved, Stage, stageViews } from '../../../worker/model/stage.ts';
 import { rng } from '../../helpers/gradcheck.ts';
 
 // The tiny preset with a short sequence keeps the float64 finite-difference sweep quick.
@@ -179,4 +181,20 @@ test("a forward written into an earlier sample's saved buffers gives that sample
   assert.deepEqual(reused.grads, fresh.grads);
   assert.deepEqual(reused.gradInput, fresh.gradInput);
   await stage.dispose();
+});
+
+test("in 'products' mode backward computes no matrix product twice: as many as when it is handed every activation", () => {
+  const middle = split([1, 3])[1];
+  const products = (mode: ActivationMode, part: 'forward' | 'backward'): number => {
+    const v = stageViews(config, middle, config.batch_size, mode, 'float32');
+    const model = onnxProto.onnx.ModelProto.decode(toOnnx(v.g, v[part]));
+    return model.graph!.node!.filter((n) => n.opType === 'MatMul' || n.opType === 'Gemm').length;
+  };
+  const forward = products('products', 'forward');
+  const keep = products('keep', 'backward');
+  assert.ok(forward > 0 && keep > forward, `forward ${forward}, backward ${keep} matrix products`);
+  assert.equal(products('products', 'backward'), keep);
+  // Recomputing runs the forward's products again inside backward (all but those whose outputs
+  // only feed the residual stream).
+  assert.ok(products('recompute', 'backward') > keep + forward / 2);
 });
