@@ -680,22 +680,26 @@ export class Coordinator {
 
   /** Miners inside lease() (asking or waiting for work), by stage. */
   private readonly asking = new Map<number, number>();
-  /** Miners waiting for work (long poll), by stage; woken when their stage's queue or the round changes. */
-  private waiters = new Set<{ stage: number; wake: () => void }>();
-  private wake(stage?: number): void {
-    for (const w of [...this.waiters]) if (stage === undefined || w.stage === stage) w.wake();
+  /**
+   * Miners and validators waiting for a task (long poll), by stage. Miners are woken when their
+   * stage's queue or a phase changes; validators only by what can give them a task (a reduced round,
+   * a check drawn or put back, a rollback, a stored state), not by every work item that moves: a
+   * round moves dozens of items, and each wake re-runs the waiter's queries.
+   */
+  private waiters = new Set<{ stage: number; validator: boolean; wake: () => void }>();
+  private wake(stage?: number, validators = stage === undefined): void {
+    for (const w of [...this.waiters]) if ((stage === undefined || w.stage === stage) && (validators || !w.validator)) w.wake();
   }
-  private waitForChange(stage: number, ms: number): Promise<void> {
+  /** Resolves when woken (true) or after `ms` (false). */
+  private waitForChange(stage: number, ms: number, validator = false): Promise<boolean> {
     return new Promise((resolve) => {
-      const w = {
-        stage,
-        wake: (): void => {
-          clearTimeout(timer);
-          this.waiters.delete(w);
-          resolve();
-        },
+      const done = (woken: boolean): void => {
+        clearTimeout(timer);
+        this.waiters.delete(w);
+        resolve(woken);
       };
-      const timer = setTimeout(w.wake, ms);
+      const w = { stage, validator, wake: () => done(true) };
+      const timer = setTimeout(() => done(false), ms);
       this.waiters.add(w);
     });
   }
@@ -743,7 +747,8 @@ export class Coordinator {
       if (task) return { lease: task, finished: false, retry_after_ms: 0 };
       const left = deadline - this.now();
       if (left <= 0) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
-      await this.waitForChange(p.stage!, Math.min(left, 5000));
+      // Waited out unwoken: nothing to look at again (the next request does).
+      if (!(await this.waitForChange(p.stage!, Math.min(left, 5000))) && left <= 5000) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
       // It may have been dropped or moved while it waited.
       p = await this.participant(hotkey);
       if (p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
@@ -1520,7 +1525,10 @@ export class Coordinator {
   private async advance(spec: RunSpec): Promise<void> {
     const spent: string[] = [];
     let tripped: ({ round: number } & GuardVerdict) | null = null;
+    // Validators wait for reduced rounds, not for the phases of stages.
+    let reduced = false;
     const moved = await withTransaction(this.db, async (trx) => {
+      reduced = false;
       const round = await trx
         .selectFrom('rounds')
         .selectAll()
@@ -1637,6 +1645,7 @@ export class Coordinator {
           .execute();
         if (spec.rounds === undefined || r + 1 < spec.rounds) await this.enqueueRound(trx, spec, r + 1);
         await this.log(trx, 'round_reduced', null, spec.id, { round: r, grad_norm: Math.sqrt(gradSumSq) });
+        reduced = true;
         // The round's activations and gradients are never read again (a redo happens within its round).
         const blobs = await trx.selectFrom('work_items').select('output_key').where('run_id', '=', spec.id).where('round', '=', r).where('direction', 'in', ['forward', 'backward']).where('output_key', '!=', '').execute();
         spent.push(...blobs.map((b) => b.output_key));
@@ -1644,7 +1653,7 @@ export class Coordinator {
       }
       return changed;
     });
-    if (moved) this.wake();
+    if (moved) this.wake(undefined, reduced);
     await this.deleteUnkept(spec.id, spent);
     if (moved) {
       await this.expireChecks(spec);
@@ -1735,7 +1744,7 @@ export class Coordinator {
       .insertInto('checks')
       .values({ run_id: spec.id, round, stage: item.stage, miner, target: share ? 'share' : 'item', subject: item.id, detail_json: JSON.stringify(detail), keys_json: JSON.stringify(keys), status: 'pending', lease_id: null, leased_to: null, lease_expires: null, created_at: this.now(), decided_at: null, validator: null, error: null, loss_diff: null, reason: null, signature: null })
       .execute();
-    this.wake(item.stage);
+    this.wake(item.stage, true);
   }
 
   /** A work item as a validator re-runs it: its inputs' keys and (when `withOutput`) what it sent on. */
@@ -1773,7 +1782,7 @@ export class Coordinator {
       if (task) return { lease: task, finished: false, retry_after_ms: 0 };
       const left = deadline - this.now();
       if (left <= 0) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
-      await this.waitForChange(p.stage!, Math.min(left, 5000));
+      if (!(await this.waitForChange(p.stage!, Math.min(left, 5000), true)) && left <= 5000) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
       p = await this.participant(hotkey);
     }
   }
@@ -1874,7 +1883,7 @@ export class Coordinator {
         await trx.updateTable('participants').set({ resync: 1 }).where('hotkey', '=', hotkey).execute();
         await this.log(trx, 'check_abstained', hotkey, spec.id, { check: Number(row.id), reason: reason.slice(0, 500) });
       });
-      this.wake(row.stage);
+      this.wake(row.stage, true);
       return { status: 'accepted' };
     }
     const failed = req.outcome === 'fail';

@@ -101,6 +101,8 @@ export abstract class Replica {
   protected readonly own = new Map<string, Uint8Array>();
   /** The next task, when the last report brought it along (one request a task instead of two). */
   protected prefetched: LeaseResponse | null = null;
+  /** When a lease answer last came: the orchestrator counted this replica as seen when it asked. */
+  private answeredAt = -Infinity;
   protected readonly started: number;
   protected readonly now: () => number;
   protected readonly sleep: (ms: number) => Promise<void>;
@@ -232,9 +234,13 @@ export abstract class Replica {
       this.emit({ type: 'assigned', run_id: assignment.run_id, stage: stageIndex, stage_count: assignment.stage_count, layers: assignment.layers!, params: layout.size });
     }
     clearInterval(this.heartbeat);
+    const every = assignment.heartbeat_interval_s * 1000;
     this.heartbeat = setInterval(() => {
+      // A lease request counts as a heartbeat: one answered within half the interval makes this
+      // one redundant (a busy miner would otherwise add one request for every few it makes).
+      if (this.now() - this.answeredAt < every / 2) return;
       client.heartbeat().catch((e: Error) => this.emit({ type: 'error', message: `heartbeat: ${e.message}`, recoverable: true }));
-    }, assignment.heartbeat_interval_s * 1000);
+    }, every);
     this.heartbeat.unref();
   }
 
@@ -243,6 +249,7 @@ export abstract class Replica {
     const s = this.state!;
     const res = this.prefetched ?? (await this.next(this.leaseRequest()));
     this.prefetched = null;
+    this.answeredAt = this.now();
     if (res.finished) return true;
     const task = res.lease;
     if (!task) {
