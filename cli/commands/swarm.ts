@@ -88,7 +88,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .option('--bottleneck <dim>', 'compress stage boundaries: a bottleneck of this many channels after every stage but the last (docs/COMPRESSION.md)', int(1))
     .addOption(new Option('--codec <codec>', 'how activations (and, unless --backward-codec, their gradients) cross stage boundaries').choices(CODECS).default('f32'))
     .addOption(new Option('--backward-codec <codec>', 'how gradients cross stage boundaries (default: --codec)').choices(CODECS))
-    .option('--eval-batches <n>', 'held-out batches for the final loss', int(1), 32)
+    .option('--eval-batches <n>', 'held-out batches for the final loss', int(1), 16)
     .option('--blobs-over-http', "miners move tensors over HTTP as remote miners do, not through the local store's directory")
     .option('--no-baseline', 'skip measuring single-process throughput')
     .option('--json', 'one JSON object per line')
