@@ -9,6 +9,14 @@ import { test } from 'node:test';
 import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
 import { loadCheckpoint } from '../../../worker/checkpoint/checkpoint.ts';
 import { openDatabase } from '../../../orchestrator/db/open.ts';
+import { evenStages } from '../../../orchestrator/runs.ts';
+import { loadBrownCorpus } from '../../../worker/data/brown.ts';
+import { buildDataset, heldoutBatches } from '../../../worker/data/dataset.ts';
+import { byteTokenizer } from '../../../worker/data/tokenizer.ts';
+import { loadPreset } from '../../../worker/model/config.ts';
+import { ParamLayout } from '../../../worker/model/params.ts';
+import { DEFAULT_ADAMW } from '../../../worker/optim/adamw.ts';
+import { PipelineTrainer, stageSpans } from '../../../worker/train/pipeline.ts';
 import { jsonLines, runTah, show, tempDir } from '../run-tah.ts';
 import { type SwarmCase, assertEqualWeights, caseConfig, caseSpec, compareWithSingle, killMidRound, runCase as runRecorded, singleProcessWeights } from './helpers.ts';
 
@@ -32,6 +40,25 @@ test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the w
     assert.equal(checks.failed, 0);
     assert.equal(lines.filter((l) => l.event === 'round').length, 5);
     assert.match(await readFile(summary.report as string, 'utf8'), /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+
+    // The reported held-out loss is the stages' (evaluated here through the pipeline, two sequences
+    // a micro-batch, on the default 16 held-out batches), though the command may compute it in one graph.
+    const config = { ...loadPreset('tiny'), batch_size: 8 };
+    const model = await loadCheckpoint(summary.checkpoint as string);
+    const spans = stageSpans(evenStages(config.n_layers, 3));
+    const stageParams = spans.map((span) => {
+      const layout = new ParamLayout(config, span);
+      const flat = new Float32Array(layout.size);
+      for (const e of layout.entries) flat.set(model.weights.get(e.name)!.data, e.offset);
+      return flat;
+    });
+    const pipeline = await PipelineTrainer.create({ config, stages: evenStages(config.n_layers, 3), optim: DEFAULT_ADAMW, rows: 2, threads: 1 });
+    try {
+      const expected = await pipeline.heldoutLoss(stageParams, heldoutBatches(buildDataset(loadBrownCorpus(), byteTokenizer), { batchSize: 8, seqLen: config.seq_len, maxBatches: 16 }));
+      assert.ok(Math.abs((summary.heldout_loss as number) - expected) <= 1e-5 * expected, `held-out ${summary.heldout_loss as number} vs. the stages' ${expected}`);
+    } finally {
+      await pipeline.dispose();
+    }
 
     const train = await runTah(['train', '--preset', 'tiny', '--steps', '5', '--batch', '8', '--seed', '3', '--lr', '3e-3', '--eval-batches', '1', '--checkpoint', join(dir, 'single.safetensors'), '--json'], { cwd: dir });
     assert.equal(train.code, 0, show(train));
