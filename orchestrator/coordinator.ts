@@ -690,6 +690,10 @@ export class Coordinator {
   private wake(stage?: number, validators = stage === undefined): void {
     for (const w of [...this.waiters]) if ((stage === undefined || w.stage === stage) && (validators || !w.validator)) w.wake();
   }
+  /** A lease answer with no task: ask again after the idle interval. */
+  private noTaskYet(): LeaseResponse {
+    return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
+  }
   /** Resolves when woken (true) or after `ms` (false). */
   private waitForChange(stage: number, ms: number, validator = false): Promise<boolean> {
     return new Promise((resolve) => {
@@ -746,9 +750,8 @@ export class Coordinator {
       if (task === 'finished') return { lease: null, finished: true, retry_after_ms: 0 };
       if (task) return { lease: task, finished: false, retry_after_ms: 0 };
       const left = deadline - this.now();
-      if (left <= 0) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
-      // Waited out unwoken: nothing to look at again (the next request does).
-      if (!(await this.waitForChange(p.stage!, Math.min(left, 5000))) && left <= 5000) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
+      // Nothing yet, and none woke it before the deadline: nothing to look at again (the next request does).
+      if (left <= 0 || (!(await this.waitForChange(p.stage!, Math.min(left, 5000))) && left <= 5000)) return this.noTaskYet();
       // It may have been dropped or moved while it waited.
       p = await this.participant(hotkey);
       if (p.stage === null) throw new ApiError('forbidden', 'only miners with a stage lease work');
@@ -1781,8 +1784,7 @@ export class Coordinator {
       if (task === 'finished') return { lease: null, finished: true, retry_after_ms: 0 };
       if (task) return { lease: task, finished: false, retry_after_ms: 0 };
       const left = deadline - this.now();
-      if (left <= 0) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
-      if (!(await this.waitForChange(p.stage!, Math.min(left, 5000), true)) && left <= 5000) return { lease: null, finished: false, retry_after_ms: this.opts.idleRetryMs ?? 1000 };
+      if (left <= 0 || (!(await this.waitForChange(p.stage!, Math.min(left, 5000), true)) && left <= 5000)) return this.noTaskYet();
       p = await this.participant(hotkey);
     }
   }
