@@ -51,7 +51,7 @@ export interface SwarmFlags {
   bottleneck?: number;
   codec: CodecName;
   backwardCodec?: CodecName;
-  evalBatches: number;
+  evalBatches?: number;
   baseline: boolean;
   blobsOverHttp?: boolean;
   json?: boolean;
@@ -88,7 +88,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
     .option('--bottleneck <dim>', 'compress stage boundaries: a bottleneck of this many channels after every stage but the last (docs/COMPRESSION.md)', int(1))
     .addOption(new Option('--codec <codec>', 'how activations (and, unless --backward-codec, their gradients) cross stage boundaries').choices(CODECS).default('f32'))
     .addOption(new Option('--backward-codec <codec>', 'how gradients cross stage boundaries (default: --codec)').choices(CODECS))
-    .option('--eval-batches <n>', 'held-out batches for the final loss', int(1), 16)
+    .option('--eval-batches <n>', `held-out batches of the global batch for the final loss (default: ${EVAL_SEQUENCES} sequences' worth)`, int(1))
     .option('--blobs-over-http', "miners move tensors over HTTP as remote miners do, not through the local store's directory")
     .option('--no-baseline', 'skip measuring single-process throughput')
     .option('--json', 'one JSON object per line')
@@ -96,16 +96,20 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
 }
 
 /**
- * A round is one optimizer step over the whole swarm, and each round costs a fixed amount of work
- * and latency (the pipeline fills and drains, the all-reduce, every replica's and validator's
- * step), so the swarm's default global batch is larger than one process's: more tokens per round
- * amortise it. Measured on demo (3 × 2 miners, 2 cores): batch 64 6,460 tokens/s, batch 128 7,840.
- * Larger still learns too little per token at this model's learning rate: batch 256 for 125
- * rounds (the same 4.1 M tokens as 250 of 128, which reach held-out 1.78) ended at 2.26.
+ * A round is one optimizer step over the whole swarm, and each round costs some fixed work and
+ * latency (the pipeline fills and drains, the all-reduce, every replica's and validator's step), so
+ * the swarm's default global batch is larger than one process's. It is no larger than that because
+ * this model's learning is limited by steps, not tokens: measured on demo, one process at 4e-3,
+ * batch 64 and batch 128 reach the same training loss at the same step (2.34 at step 80), and 170
+ * rounds of 128 reach held-out 2.08 where 200 reach 1.94. On 2 cores (3 × 2 miners and 3
+ * validators) a round of 64 takes half the time of a round of 128 (2.5 against 5.1 s, 25 rounds
+ * each), so the same tokens per second buy twice the steps. Batch 256 for 125 rounds ended at 2.26.
  */
-export const BATCH_FACTOR = 16;
-/** Default rounds per preset: what reaches a useful loss with the default batch, demo in 10 to 13 minutes on 2 cores. */
-const DEFAULT_ROUNDS: Record<string, number> = { tiny: 100, small: 200, demo: 200 };
+export const BATCH_FACTOR = 8;
+/** Held-out sequences for the final loss, spread over the held-out text, whatever the batch (16 batches of 128 gave 1.9425 on a checkpoint where 32 gave 1.9431). */
+const EVAL_SEQUENCES = 2048;
+/** Default rounds per preset: what reaches a useful loss with the default batch, demo in about 8 to 12 minutes on 2 cores. */
+const DEFAULT_ROUNDS: Record<string, number> = { tiny: 100, small: 200, demo: 250 };
 /**
  * A local swarm's miners are all this computer's owner's, so its validators re-run a small share
  * of the work and put no newcomer on probation; a public run's defaults (5%, and most of a
@@ -321,7 +325,7 @@ export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void
   const checkpoint = join(dir, 'model.safetensors');
   await saveCheckpoint(checkpoint, toCheckpoint(layout, state, rounds, { source: 'tah swarm', rounds: String(rounds) }));
   const dataset = buildDataset(loadBrownCorpus(), byteTokenizer);
-  const evalSet = heldoutBatches(dataset, { batchSize: config.batch_size, seqLen: config.seq_len, maxBatches: flags.evalBatches });
+  const evalSet = heldoutBatches(dataset, { batchSize: config.batch_size, seqLen: config.seq_len, maxBatches: flags.evalBatches ?? Math.ceil(EVAL_SEQUENCES / config.batch_size) });
   let heldout: number;
   if (compression.bottleneck_dim === undefined && compression.forward === 'f32' && compression.backward === 'f32') {
     // Nothing changes across the stage boundaries: the whole model in one graph computes the
