@@ -25,7 +25,7 @@ const TINY: SwarmCase = { preset: 'tiny', stages: 3, samples: 4, rows: 2, rounds
 test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the weights of tah train on the same batches', { timeout: 240_000 }, async () => {
   const { dir, cleanup } = await tempDir('tah-swarm-');
   try {
-    const swarm = await runTah(['swarm', '--preset', 'tiny', '--stages', '3', '--replicas', '2', '--rounds', '5', '--batch', '8', '--seed', '3', '--lr', '3e-3', '--check-rate', '1', '--no-baseline', '--dir', join(dir, 'swarm'), '--json'], { cwd: dir, timeoutMs: 200_000 });
+    const swarm = await runTah(['swarm', '--preset', 'tiny', '--stages', '3', '--replicas', '2', '--rounds', '5', '--batch', '8', '--seed', '3', '--lr', '3e-3', '--check-rate', '1', '--eval-batches', '16', '--no-baseline', '--dir', join(dir, 'swarm'), '--json'], { cwd: dir, timeoutMs: 200_000 });
     assert.equal(swarm.code, 0, show(swarm));
     const lines = jsonLines(swarm.stdout);
     const summary = lines.at(-1)!;
@@ -42,7 +42,7 @@ test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the w
     assert.match(await readFile(summary.report as string, 'utf8'), /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
 
     // The reported held-out loss is the stages' (evaluated here through the pipeline, two sequences
-    // a micro-batch, on the default 16 held-out batches), though the command may compute it in one graph.
+    // a micro-batch, on the 16 held-out batches asked for), though the command may compute it in one graph.
     const config = { ...loadPreset('tiny'), batch_size: 8 };
     const model = await loadCheckpoint(summary.checkpoint as string);
     const spans = stageSpans(evenStages(config.n_layers, 3));
