@@ -1,6 +1,8 @@
 // The orchestrator's client: every request signed with the caller's hotkey, every response
 // checked against the protocol's schemas, typed errors, and retries with backoff for what is
 // worth retrying (network failures, 429, 503), so miners ride out restarts of the orchestrator.
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { z } from 'zod';
 import {
   API_PREFIX,
@@ -71,8 +73,6 @@ export interface ClientOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   timeoutMs?: number;
-  /** Injected for tests; global fetch by default. */
-  fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -114,28 +114,23 @@ export class OrchestratorClient {
     const raw = body === undefined ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(body));
     const headers: Record<string, string> = signRequest(this.opts.keypair, { method, path: full, body: raw }, { now: (this.opts.now ?? Date.now)() });
     if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
+    let res: Answer;
     try {
-      res = await (this.opts.fetch ?? fetch)(`${this.base}${full}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : raw,
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
-      });
+      res = await send(`${this.base}${full}`, method, headers, body === undefined ? undefined : raw, this.opts.timeoutMs ?? 30_000);
     } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-      throw new OrchestratorError('network', `cannot reach the orchestrator at ${this.base} (${cause})`);
+      const cause = (e as { code?: string }).code ?? (e as Error).message;
+      throw new OrchestratorError('network', `cannot reach the orchestrator at ${this.base} (${cause === 'ABORT_ERR' ? 'no answer in time' : cause})`);
     }
-    const text = await res.text();
+    const text = res.text;
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
       throw new OrchestratorError('bad_response', `orchestrator answered ${method} ${full} with ${res.status} and a body that is not JSON`, res.status);
     }
-    if (!res.ok) {
+    if (res.status < 200 || res.status >= 300) {
       const err = ErrorBodySchema.safeParse(json);
-      const retryAfter = Number(res.headers.get('retry-after'));
+      const retryAfter = Number(res.retryAfter);
       const retryAfterMs = Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined;
       if (err.success) throw new OrchestratorError(err.data.error.code, err.data.error.message, res.status, retryAfterMs);
       throw new OrchestratorError(res.status >= 500 ? 'internal' : 'bad_response', `orchestrator answered ${method} ${full} with ${res.status}`, res.status, retryAfterMs);
@@ -232,4 +227,34 @@ export class OrchestratorClient {
   createRun(spec: unknown): Promise<Run> {
     return this.request('POST', '/admin/runs', RunSchema, spec);
   }
+}
+
+interface Answer {
+  status: number;
+  text: string;
+  retryAfter: string | null;
+}
+
+/**
+ * One HTTP exchange with Node's own client, not fetch: a miner sends dozens of small requests a
+ * round, and fetch costs about four times the CPU per request (measured: 1.0 against 0.26 ms for
+ * a signed JSON POST on loopback). The global agent keeps connections alive.
+ */
+function send(url: string, method: string, headers: Record<string, string>, body: Uint8Array | undefined, timeoutMs: number): Promise<Answer> {
+  const target = new URL(url);
+  const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(target, { method, headers: body ? { ...headers, 'content-length': String(body.byteLength) } : headers, signal: AbortSignal.timeout(timeoutMs) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const retryAfter = res.headers['retry-after'];
+        resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), retryAfter: typeof retryAfter === 'string' ? retryAfter : null });
+      });
+      res.on('error', reject);
+      res.on('aborted', () => reject(Object.assign(new Error('the connection closed before the answer ended'), { code: 'ECONNRESET' })));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
