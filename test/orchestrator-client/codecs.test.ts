@@ -3,7 +3,7 @@
 // empty and large tensors, and byte counts that match what is sent.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { CODECS, type CodecName, CodecError, INT4_BLOCK, type Payload, decode, encode, fromBfloat16, fromHalf, payloadBytes, toBfloat16, toHalf } from '../../orchestrator-client/codecs.ts';
+import { CODECS, type CodecName, CodecError, INT4_BLOCK, type Payload, decode, encode, firstNonFinite, fromBfloat16, fromHalf, payloadBytes, toBfloat16, toHalf } from '../../orchestrator-client/codecs.ts';
 
 let seed = 11;
 const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
@@ -153,5 +153,24 @@ describe('decode refuses a malformed payload with a clear error', () => {
     assert.equal(z[0], 0);
     assert.equal(z[3], 0);
     assert.ok(Math.abs(z[2] + 0.7) < 1e-7);
+  });
+});
+
+describe('firstNonFinite', () => {
+  test('finds the first NaN or infinity at any position, and none in finite data', () => {
+    for (const n of [0, 1, 3, 4, 5, 8, 1027]) {
+      const x = tensor(1, n);
+      // Extremes that are finite: the largest float32, the smallest subnormal, negative zero.
+      if (n > 2) [x[0], x[1], x[2]] = [3.4028234663852886e38, -1.401298464324817e-45, -0];
+      assert.equal(firstNonFinite(x), -1, `finite, length ${n}`);
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        for (const at of new Set([0, 1, 2, 3, n >> 1, n - 2, n - 1].filter((i) => i >= 0 && i < n))) {
+          const y = x.slice();
+          y[at] = bad;
+          if (at + 2 < n) y[n - 1] = NaN; // a later one must not be the answer
+          assert.equal(firstNonFinite(y), at, `${bad} at ${at} of ${n}`);
+        }
+      }
+    }
   });
 });
