@@ -53,7 +53,7 @@ import { type WeightSetter, toU16Weights } from './chain.ts';
 import { type EpochWork, checkProbability, scoreEpoch, workCost } from './rewards.ts';
 import { type GuardVerdict, type RoundFigures, judgeRound } from './guard.ts';
 import { ApiError } from './http.ts';
-import { checkRunSpec, splitRange } from './runs.ts';
+import { checkRunSpec, sliceCount, splitRange } from './runs.ts';
 import { type BlobStore, MultipartError } from './storage/blob-store.ts';
 
 /** Decides whether a hotkey may take part in a run (the seam for a chain-backed metagraph). */
@@ -1372,7 +1372,7 @@ export class Coordinator {
 
   /** Share items for a stage's contributors: each uploads its buffer (`what`) in C slices. */
   private async startShare(trx: Transaction<Database>, spec: RunSpec, r: number, s: number, attempt: number, contributors: string[], what: 'grad' | 'delta'): Promise<void> {
-    const slices = splitRange(this.model(spec).stageParams[s], contributors.length);
+    const slices = splitRange(this.model(spec).stageParams[s], sliceCount(contributors.length));
     for (const h of contributors) {
       const keys = slices.map((_, j) => this.roundKey(spec.id, r, s, attempt, `share-${h}-${j}`));
       await trx.insertInto('work_items').values({ ...this.itemRow(spec.id, `r${r}-s0`, s, 'share', null, h, r), id: this.shareId(spec.id, r, s, attempt, h), detail_json: JSON.stringify({ slices, keys, what } satisfies ShareDetail) }).execute();
@@ -1397,12 +1397,17 @@ export class Coordinator {
   }
 
   /**
-   * Who reduces each slice: contributor perm[j] and, for the second copy, a random derangement
-   * of perm (each replica reduces two slices; no slice twice by one miner). A lone contributor's
-   * partner is a live miner of another stage, when there is one.
+   * Who reduces each slice. An even number C of contributors cuts the stage into C/2 slices, and a
+   * random permutation pairs them up: slice j goes to perm[j] and perm[C/2 + j], so each replica
+   * reduces one slice of 2/C. An odd number cuts C slices: copy 0 of slice j goes to perm[j], copy
+   * 1 to a random derangement of perm, so each replica reduces two slices of 1/C. The bytes are the
+   * same either way; the even plan takes one task a replica instead of two. No slice is reduced
+   * twice by one miner. A lone contributor's partner is a live miner of another stage, when there
+   * is one.
    */
   private async reducerPlan(trx: Kysely<Database>, spec: RunSpec, contributors: string[], slices: number): Promise<string[][]> {
     const first = shuffled(contributors);
+    if (contributors.length >= 2 && slices * 2 === contributors.length) return Array.from({ length: slices }, (_, j) => [first[j], first[slices + j]]);
     if (contributors.length >= 2) {
       let second = shuffled(first);
       while (second.some((h, j) => h === first[j])) second = shuffled(first);
@@ -2169,3 +2174,4 @@ function epochRow(e: { run_id: string; epoch: number; from_round: number; to_rou
 function rewardRow(r: { epoch: number; hotkey: string; work: number; passed: number; failed: number; liveness: number; score: number; share: number; reason: string | null }): Reward {
   return { epoch: Number(r.epoch), hotkey: r.hotkey, work: Number(r.work), passed: Number(r.passed), failed: Number(r.failed), liveness: Number(r.liveness), score: Number(r.score), share: Number(r.share), reason: r.reason };
 }
+

@@ -47,3 +47,11 @@ export function splitRange(n: number, k: number): [number, number][] {
   for (let i = 0; i < k; i++) out.push([Math.floor((i * n) / k), Math.floor(((i + 1) * n) / k)]);
   return out;
 }
+
+/**
+ * Slices of a stage's all-reduce among C contributors: C/2 when C is even (each slice reduced by
+ * one pair of replicas, so each replica reduces one slice), otherwise C (each replica reduces two).
+ */
+export function sliceCount(contributors: number): number {
+  return contributors >= 2 && contributors % 2 === 0 ? contributors / 2 : contributors;
+}

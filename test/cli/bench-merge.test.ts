@@ -21,8 +21,9 @@ test('bench merge --json: per miner, a round moves 3 to 4 stage sizes, not C −
   const results = last.results as { replicas: number; ratio: number; naive_ratio: number; stage_bytes: number }[];
   assert.deepEqual(results.map((m) => m.replicas), [2, 4]);
   for (const m of results) {
-    // Share up 1; two reductions, each down C − 1 shares of 1/C (its own is read locally) and up
-    // 1/C; apply down the slices it did not reduce itself, (C − 2)/C: 4 − 2/C in all, plus
+    // Share up 1; reduce 2/C of the stage (C even: one slice of 2/C; odd: two of 1/C), down C − 1
+    // shares of it (its own is read locally) and up 2/C; apply down the slices it did not reduce
+    // itself, (C − 2)/C: 4 − 2/C in all, plus
     // safetensors headers (C, the replicas that had samples in a round, may be fewer than the
     // replicas: a fast one takes more).
     assert.ok(m.ratio > 2.9 && m.ratio < 4.1, `replicas ${m.replicas}: ${m.ratio} stage sizes, expected 3 to 4`);

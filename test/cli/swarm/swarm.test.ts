@@ -40,6 +40,21 @@ test('tah swarm --preset tiny --stages 3 --replicas 2 --rounds 5 ends with the w
     assert.equal(checks.failed, 0);
     assert.equal(lines.filter((l) => l.event === 'round').length, 5);
     assert.match(await readFile(summary.report as string, 'utf8'), /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    // Two replicas make one pair: each stage is one slice, reduced once by each of them.
+    const db = await openDatabase(`sqlite:${join(dir, 'swarm', 'orchestrator.db')}`);
+    try {
+      const reduced = await db.db.selectFrom('work_items').select(['round', 'stage', 'completed_by', 'detail_json']).where('direction', '=', 'reduce').where('status', '=', 'done').execute();
+      assert.equal(reduced.length, 5 * 3 * 2, `reductions: ${reduced.length}`);
+      for (const r of reduced) assert.equal((JSON.parse(r.detail_json) as { slice: number }).slice, 0);
+      for (let round = 0; round < 5; round++) {
+        for (let stage = 0; stage < 3; stage++) {
+          const by = reduced.filter((r) => Number(r.round) === round && r.stage === stage).map((r) => r.completed_by);
+          assert.equal(new Set(by).size, 2, `round ${round} stage ${stage}: reduced by ${by.join(', ')}`);
+        }
+      }
+    } finally {
+      await db.close();
+    }
 
     // The reported held-out loss is the stages' (evaluated here through the pipeline, two sequences
     // a micro-batch, on the 16 held-out batches asked for), though the command may compute it in one graph.
