@@ -5,6 +5,7 @@
 import { quantizedMerge } from '../orchestrator-client/blobs.ts';
 import { type CheckedItem, type LeaseRequest, type LeaseResponse, type Task, type ValidateTask, verdictMessage } from '../orchestrator-client/protocol.ts';
 import { BadBlobError, decodeBlob, decodeWire, encodeWire } from '../worker/miner/blobs.ts';
+import { addInto } from '../worker/miner/flat.ts';
 import { Replica, type ReplicaOptions, type StageState, fromBlob } from '../worker/miner/replica.ts';
 import { type Findings, judge, relativeError } from './compare.ts';
 
@@ -96,7 +97,7 @@ export class Validator extends Replica {
     const sum = new Float32Array(s.layout.size);
     for (const item of task.items) {
       await this.rerun(s, item);
-      for (let i = 0; i < sum.length; i++) sum[i] += s.scratch[i];
+      addInto(sum, s.scratch);
     }
     const q8 = quantizedMerge(s.spec);
     let error = 0;

@@ -8,6 +8,7 @@ import type { AppliedRequest, ApplyTask, BlobRef, CompleteRequest, Lease, LeaseR
 import { pseudoGradient } from '../optim/outer.ts';
 import { BadBlobError, encodeBlob, encodeWire } from './blobs.ts';
 import { AdversaryState, type Faults, perturb, spoilReduction } from './faults.ts';
+import { addInto, meanInto, scaleInPlace, sumOfSquares } from './flat.ts';
 import { Replica, type ReplicaOptions, type StageState, fromBlob } from './replica.ts';
 
 export type { MinerEvent, MinerState } from './replica.ts';
@@ -174,16 +175,11 @@ export class Miner extends Replica {
     const sum = new Float32Array(dims.length);
     // In the task's order, in float32: every replica that reduces this slice gets the same bits.
     const q8 = quantizedMerge(s.spec);
-    for (const input of task.inputs) {
-      const part = fromBlob(await this.download(input, q8 ? 'share_q8' : 'share', dims));
-      for (let i = 0; i < sum.length; i++) sum[i] += part[i];
-    }
-    for (let i = 0; i < sum.length; i++) sum[i] *= task.scale;
+    for (const input of task.inputs) addInto(sum, fromBlob(await this.download(input, q8 ? 'share_q8' : 'share', dims)));
+    scaleInPlace(sum, task.scale);
     if (this.opts.faults?.reduce) spoilReduction(sum, this.opts.faults.reduce);
     const quantized = q8 ? quantizeInt8(sum) : null;
-    const result = quantized ? dequantizeInt8(quantized.q, quantized.scale) : sum;
-    let sumsq = 0;
-    for (let i = 0; i < result.length; i++) sumsq += result[i] * result[i];
+    const sumsq = sumOfSquares(quantized ? dequantizeInt8(quantized.q, quantized.scale) : sum);
     const blob = quantized ? encodeBlob('reduced_q8', dims, quantized) : encodeBlob('reduced', dims, { grad: sum });
     const output = await this.put(task.upload, blob);
     this.own.set(task.upload.key, blob);
@@ -196,11 +192,7 @@ export class Miner extends Replica {
     this.status('local');
     const n = Math.max(1, s.samples);
     const grad = s.scratch;
-    let sumsq = 0;
-    for (let i = 0; i < grad.length; i++) {
-      grad[i] = s.gradSum[i] / n;
-      sumsq += grad[i] * grad[i];
-    }
+    const sumsq = meanInto(grad, s.gradSum, n);
     const clip = task.clip_norm > 0 ? Math.min(1, task.clip_norm / (Math.sqrt(sumsq) + 1e-6)) : 1;
     const next = { params: new Float32Array(s.layout.size), m: new Float32Array(s.layout.size), v: new Float32Array(s.layout.size) };
     s.innerSteps += 1;

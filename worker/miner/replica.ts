@@ -19,6 +19,7 @@ import { StageOptimizer } from '../optim/optimizer.ts';
 import { outerNesterovStep } from '../optim/outer.ts';
 import { BadBlobError, decodeBlob, decodeWire } from './blobs.ts';
 import { type BlobTransport, httpTransport } from './blob-transport.ts';
+import { addInto } from './flat.ts';
 
 export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'local' | 'share' | 'reduce' | 'apply' | 'store' | 'sync' | 'validate' | 'stopping' | 'stopped' | 'finished';
 
@@ -323,8 +324,7 @@ export abstract class Replica {
   }
 
   protected addScratch(s: StageState): void {
-    const { gradSum, scratch } = s;
-    for (let i = 0; i < gradSum.length; i++) gradSum[i] += scratch[i];
+    addInto(s.gradSum, s.scratch);
     s.samples += 1;
   }
 
