@@ -3,7 +3,7 @@
 // round's optimizer step — until the run ends or the host stops it. The stage, the loop and the
 // events are a Replica's (replica.ts), shared with validators, so the same loop runs under
 // `tah miner`, the local swarm and the desktop app's utility process.
-import { blobDataDigest, dequantizeInt8, quantizeInt8, quantizedMerge } from '../../orchestrator-client/blobs.ts';
+import { dequantizeInt8, quantizeInt8, quantizedMerge } from '../../orchestrator-client/blobs.ts';
 import type { AppliedRequest, ApplyTask, BlobRef, CompleteRequest, Lease, LeaseRequest, LeaseResponse, LocalTask, ReduceTask, ShareTask, StoreTask, SyncTask, Task, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { pseudoGradient } from '../optim/outer.ts';
 import { BadBlobError, encodeBlob, encodeWire } from './blobs.ts';
@@ -184,7 +184,7 @@ export class Miner extends Replica {
     const output = await this.put(task.upload, blob);
     this.own.set(task.upload.key, blob);
     // The digest of the blob's data: the float32 sum itself, or its int8 blocks and scales.
-    await this.report({ lease_id: task.id, output, sumsq, digest: blobDataDigest(blob)! });
+    await this.report({ lease_id: task.id, output, sumsq, digest: this.dataDigest(blob)! });
   }
 
   /** Local mode: an inner AdamW step on this replica's own mean gradient, clipped by its own norm. */

@@ -100,6 +100,8 @@ export abstract class Replica {
    * bytes instead of fetching them back. With two replicas that halves a round's merge downloads.
    */
   protected readonly own = new Map<string, Uint8Array>();
+  /** Digests of blob data already computed, by the bytes (an own reduced slice is digested once, not three times). */
+  private readonly digests = new WeakMap<Uint8Array, string | null>();
   /** The next task, when the last report brought it along (one request a task instead of two). */
   protected prefetched: LeaseResponse | null = null;
   /** When a lease answer last came: the orchestrator counted this replica as seen when it asked. */
@@ -376,11 +378,11 @@ export abstract class Replica {
     const kind = quantizedMerge(s.spec) ? 'reduced_q8' : 'reduced';
     // A copy this miner reduced itself is used when it is the agreed one; if it is not, the vote has
     // judged it already, so only the others are fetched and checked.
-    const mine = blobs.find((b) => this.own.has(b.key) && blobDataDigest(this.own.get(b.key)!) === digest);
+    const mine = blobs.find((b) => this.own.has(b.key) && this.dataDigest(this.own.get(b.key)!) === digest);
     for (const blob of mine ? [mine] : blobs.filter((b) => !this.own.has(b.key))) {
       try {
         const bytes = await this.fetch(blob);
-        if (blobDataDigest(bytes) === digest) return fromBlob(decodeBlob(blob.key, bytes, kind, { ...s.dims, length: range[1] - range[0] }).tensors);
+        if (this.dataDigest(bytes) === digest) return fromBlob(decodeBlob(blob.key, bytes, kind, { ...s.dims, length: range[1] - range[0] }).tensors);
         bad.push({ key: blob.key, reason: `its content does not have the agreed digest ${digest.slice(0, 12)}…` });
       } catch (e) {
         if (!(e instanceof BadBlobError)) throw e;
@@ -388,6 +390,13 @@ export abstract class Replica {
       }
     }
     throw new Error(`no copy of the reduced slice [${range[0]}, ${range[1]}) has the agreed content`);
+  }
+
+  /** blobDataDigest, computed once for the same bytes. */
+  protected dataDigest(bytes: Uint8Array): string | null {
+    let d = this.digests.get(bytes);
+    if (d === undefined) this.digests.set(bytes, (d = blobDataDigest(bytes)));
+    return d;
   }
 
   /** Loads a stored state (or makes the initial one) in place of replaying older rounds. */
