@@ -108,7 +108,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
 export const BATCH_FACTOR = 8;
 /** Held-out sequences for the final loss, spread over the held-out text, whatever the batch (16 batches of 128 gave 1.9425 on a checkpoint where 32 gave 1.9431). */
 const EVAL_SEQUENCES = 2048;
-/** Default rounds per preset: what reaches a useful loss with the default batch (demo: held-out 1.85 in 14 minutes on the slowest 2-core day measured). */
+/** Default rounds per preset: what reaches a useful loss with the default batch (demo: held-out 1.85 in 10 to 14 minutes on 2 cores, depending on the day). */
 const DEFAULT_ROUNDS: Record<string, number> = { tiny: 100, small: 200, demo: 250 };
 /**
  * A local swarm's miners are all this computer's owner's, so its validators re-run a small share
