@@ -1370,7 +1370,7 @@ export class Coordinator {
     return `${runId}.r${round}.${stage}.a${attempt}.share.${hotkey}`;
   }
 
-  /** Share items for a stage's contributors: each uploads its buffer (`what`) in C slices. */
+  /** Share items for a stage's contributors: each uploads its buffer (`what`) in sliceCount(C) slices. */
   private async startShare(trx: Transaction<Database>, spec: RunSpec, r: number, s: number, attempt: number, contributors: string[], what: 'grad' | 'delta'): Promise<void> {
     const slices = splitRange(this.model(spec).stageParams[s], sliceCount(contributors.length));
     for (const h of contributors) {
@@ -2174,4 +2174,3 @@ function epochRow(e: { run_id: string; epoch: number; from_round: number; to_rou
 function rewardRow(r: { epoch: number; hotkey: string; work: number; passed: number; failed: number; liveness: number; score: number; share: number; reason: string | null }): Reward {
   return { epoch: Number(r.epoch), hotkey: r.hotkey, work: Number(r.work), passed: Number(r.passed), failed: Number(r.failed), liveness: Number(r.liveness), score: Number(r.score), share: Number(r.share), reason: r.reason };
 }
-
