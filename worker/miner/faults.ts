@@ -2,6 +2,7 @@
 // Off unless asked for: `tah miner` reads TAH_FAULTS (e.g. TAH_FAULTS=reduce:tiny) and its hidden
 // --adversary flag. Each fault makes the miner lie consistently, as a cheater would: its upload,
 // digest and sums all describe the wrong result.
+import { sumOfSquares } from './flat.ts';
 
 /**
  * Ways a miner may cheat at its work items (the activations and gradients it sends on):
@@ -72,9 +73,7 @@ function gaussian(): number {
 }
 
 function norm(x: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  return Math.sqrt(s);
+  return Math.sqrt(sumOfSquares(x));
 }
 
 /**
