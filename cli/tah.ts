@@ -127,5 +127,6 @@ program
 (await import('./commands/app.ts')).registerAppCommand(program, guarded);
 (await import('./commands/swarm.ts')).registerSwarmCommand(program, guarded);
 (await import('./commands/checkpoint.ts')).registerCheckpointCommand(program, guarded);
+(await import('./commands/setup.ts')).registerSetupCommand(program, guarded);
 stopWithHost();
 await program.parseAsync(process.argv);

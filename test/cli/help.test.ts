@@ -10,10 +10,10 @@ before(async () => {
 });
 after(() => cleanup());
 
-test('tah --help lists the train, bench and export commands', async () => {
+test('tah --help lists the train, bench, export and setup commands', async () => {
   const r = await runTah(['--help'], { cwd: dir });
   assert.equal(r.code, 0, show(r));
-  for (const command of ['train', 'bench', 'export']) {
+  for (const command of ['train', 'bench', 'export', 'setup']) {
     assert.match(r.stdout, new RegExp(`^\\s+${command}\\b`, 'm'), `help does not list ${command}:\n${r.stdout}`);
   }
 });
@@ -27,4 +27,14 @@ test('tah train --help shows --preset, --steps, --lr, --device and --json', asyn
   }
   // The device option names its choices.
   assert.match(r.stdout, /--device[^]*cpu[^]*cuda/);
+});
+
+test('tah setup --help lists cuda, which takes --json', async () => {
+  const r = await runTah(['setup', '--help'], { cwd: dir });
+  assert.equal(r.code, 0, show(r));
+  assert.match(r.stdout, /^\s+cuda\b.*CUDA 12 provider/m);
+  const cuda = await runTah(['setup', 'cuda', '--help'], { cwd: dir });
+  assert.equal(cuda.code, 0, show(cuda));
+  assert.match(cuda.stdout, /Usage: tah setup cuda/);
+  assert.match(cuda.stdout, /^\s+--json\b/m);
 });
