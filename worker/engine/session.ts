@@ -2,10 +2,10 @@
 // every step; feeds and preallocated outputs are plain typed arrays owned by the caller, so the
 // flat parameter buffers are read and written in place.
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import ort from 'onnxruntime-node';
+import { CUDA_PROVIDER_LIB, SETUP_CUDA, binaryDir, cudaPlatform, cudaPlatformProblem, hasNvidiaDriver, onnxruntimeNodeDir } from './cuda.ts';
 import { type DType, Graph, type TypedData, numel } from './graph.ts';
 import { type GraphView, defaultView, toOnnx } from './onnx.ts';
 
@@ -18,6 +18,8 @@ export interface DeviceWorld {
   arch: string;
   /** Execution providers this onnxruntime-node build offers (bundled or installed). */
   providers: Set<Provider>;
+  /** NVIDIA's driver is loaded here (worker/engine/cuda.ts), so the CUDA provider would be worth installing. */
+  nvidiaGpu: boolean;
 }
 
 export interface DeviceChoice {
@@ -32,18 +34,15 @@ export function parseDevice(s: string): DeviceRequest {
   return s as DeviceRequest;
 }
 
-/** What this machine's onnxruntime-node offers. The CUDA provider ships separately (its postinstall). */
+/** What this machine's onnxruntime-node offers. The CUDA provider ships separately (`tah setup cuda`). */
 export function probeDevices(): DeviceWorld {
   const providers = new Set<Provider>(['cpu']);
   const listed = new Set(ort.listSupportedBackends().map((b) => b.name));
   if (listed.has('coreml')) providers.add('coreml');
   if (listed.has('webgpu')) providers.add('webgpu');
-  if (listed.has('cuda')) {
-    const binding = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
-    const dir = join(binding, '..', 'bin', 'napi-v6', process.platform, process.arch);
-    if (existsSync(join(dir, 'libonnxruntime_providers_cuda.so'))) providers.add('cuda');
-  }
-  return { platform: process.platform, arch: process.arch, providers };
+  if (listed.has('cuda') && existsSync(join(binaryDir(onnxruntimeNodeDir(), process.platform, process.arch), CUDA_PROVIDER_LIB))) providers.add('cuda');
+  const nvidiaGpu = cudaPlatform(process.platform, process.arch) && hasNvidiaDriver();
+  return { platform: process.platform, arch: process.arch, providers, nvidiaGpu };
 }
 
 /**
@@ -56,7 +55,7 @@ export function chooseDevice(requested: DeviceRequest, world: DeviceWorld): Devi
     if (!world.providers.has(requested)) {
       const why: Record<Provider, string> = {
         cpu: '',
-        cuda: world.platform === 'linux' && world.arch === 'x64' ? 'its provider library is not installed (reinstall onnxruntime-node without ONNXRUNTIME_NODE_INSTALL=skip, with CUDA 12 present)' : `onnxruntime-node offers CUDA on Linux x64 only, this is ${world.platform} ${world.arch}`,
+        cuda: cudaPlatform(world.platform, world.arch) ? `its provider library is not installed (run ${SETUP_CUDA}; it needs CUDA 12 and cuDNN 9)` : cudaPlatformProblem(world.platform, world.arch),
         coreml: `onnxruntime-node offers CoreML on macOS only, this is ${world.platform} ${world.arch}`,
         webgpu: `this onnxruntime-node build for ${world.platform} ${world.arch} has no WebGPU provider`,
       };
@@ -66,9 +65,13 @@ export function chooseDevice(requested: DeviceRequest, world: DeviceWorld): Devi
   }
   if (world.providers.has('cuda')) return { requested, provider: 'cuda', note: 'device auto: using CUDA' };
   const found = [...world.providers].filter((p) => p !== 'cpu');
-  const note = found.length
-    ? `device auto: using CPU (found ${found.join(', ')}: not used by default for training graphs; pass --device to try one)`
-    : `device auto: using CPU (no CUDA provider installed${world.platform === 'darwin' ? '' : '; CoreML needs macOS'})`;
+  // An NVIDIA GPU without the provider is one command away from training on it: say that first.
+  const note =
+    world.nvidiaGpu && cudaPlatform(world.platform, world.arch)
+      ? `device auto: using CPU (NVIDIA GPU found, but not ONNX Runtime's CUDA provider: run ${SETUP_CUDA})`
+      : found.length
+        ? `device auto: using CPU (found ${found.join(', ')}: not used by default for training graphs; pass --device to try one)`
+        : `device auto: using CPU (no CUDA provider installed${world.platform === 'darwin' ? '' : '; CoreML needs macOS'})`;
   return { requested, provider: 'cpu', note };
 }
 

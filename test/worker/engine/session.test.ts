@@ -7,7 +7,9 @@ const world = (platform: NodeJS.Platform, arch: string, ...providers: ('cuda' | 
   platform,
   arch,
   providers: new Set(['cpu', ...providers]),
+  nvidiaGpu: false,
 });
+const withNvidia = (w: DeviceWorld): DeviceWorld => ({ ...w, nvidiaGpu: true });
 
 test('device choice: auto takes CUDA where installed, else CPU with a reason', () => {
   assert.equal(chooseDevice('auto', world('linux', 'x64', 'cuda', 'webgpu')).provider, 'cuda');
@@ -20,9 +22,21 @@ test('device choice: auto takes CUDA where installed, else CPU with a reason', (
 
 test('device choice: an explicit device this machine lacks is an error that says why', () => {
   assert.throws(() => chooseDevice('cuda', world('darwin', 'arm64', 'coreml')), /device cuda is not available: onnxruntime-node offers CUDA on Linux x64 only, this is darwin arm64/);
-  assert.throws(() => chooseDevice('cuda', world('linux', 'x64')), /its provider library is not installed/);
+  assert.throws(() => chooseDevice('cuda', world('linux', 'x64')), /its provider library is not installed \(run npx tah setup cuda; it needs CUDA 12 and cuDNN 9\)/);
+  assert.throws(() => chooseDevice('cuda', withNvidia(world('linux', 'x64'))), /not installed \(run npx tah setup cuda/);
   assert.throws(() => chooseDevice('coreml', world('linux', 'x64')), /CoreML on macOS only/);
   assert.throws(() => parseDevice('tpu'), /unknown device 'tpu' \(choose one of auto, cpu, cuda, coreml, webgpu\)/);
+});
+
+test('device choice: auto on an NVIDIA GPU without the CUDA provider uses CPU and says to run tah setup cuda', () => {
+  const cpu = chooseDevice('auto', withNvidia(world('linux', 'x64', 'webgpu')));
+  assert.equal(cpu.provider, 'cpu');
+  assert.equal(cpu.note, "device auto: using CPU (NVIDIA GPU found, but not ONNX Runtime's CUDA provider: run npx tah setup cuda)");
+  // With the provider installed the GPU is used; without a GPU nothing suggests the setup.
+  assert.equal(chooseDevice('auto', withNvidia(world('linux', 'x64', 'cuda'))).provider, 'cuda');
+  assert.doesNotMatch(chooseDevice('auto', world('linux', 'x64')).note!, /setup cuda/);
+  // Where onnxruntime-node has no CUDA provider at all, an NVIDIA GPU changes nothing.
+  assert.doesNotMatch(chooseDevice('auto', withNvidia(world('linux', 'arm64'))).note!, /setup cuda/);
 });
 
 test('this machine always offers CPU', () => {
