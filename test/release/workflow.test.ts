@@ -49,7 +49,8 @@ interface Workflow {
 const source = await readFile(WORKFLOW, 'utf8');
 const workflow = loadYaml(source) as Workflow;
 const releasing = await readFile(join(ROOT, 'RELEASING.md'), 'utf8');
-const scripts = (JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; allowScripts?: Record<string, boolean> };
+const scripts = pkg.scripts;
 
 /** The validator's errors, one line each (a oneOf's failure carries each branch's errors). */
 function describe(errors: ValidationError[]): string[] {
@@ -220,7 +221,9 @@ test('a Linux and a macOS arm64 job: checkout, Node 20 with the npm cache, npm c
   assert.match(linux, /--linux AppImage deb\b/);
   assert.match(mac, /--mac dmg zip\b/);
   assert.match(mac, /--arm64\b/);
-  // The Linux app ships ONNX Runtime's CPU provider only: no CUDA download during npm ci.
+  // The Linux app ships ONNX Runtime's CPU provider only: no CUDA download during npm ci, by
+  // package.json's allowScripts where npm reads it, and by the installer's own switch where it does not (npm 10).
+  assert.equal(pkg.allowScripts?.['onnxruntime-node'], false, "package.json's allowScripts denies onnxruntime-node's install script");
   assert.equal(job('linux').env?.ONNXRUNTIME_NODE_INSTALL, 'skip');
   // The job that holds the AWS key runs no install scripts.
   assert.ok(job('release').steps.flatMap(runLines).includes('npm ci --ignore-scripts --no-audit --no-fund'));
