@@ -32,17 +32,25 @@ export interface SetupWorld {
   spawn: SpawnFn;
 }
 
-/** The installer's flag for the CUDA 12 provider (onnxruntime-node script/install-utils.js, parseInstallFlag). */
-export const INSTALL_FLAG = 'cuda12';
+/**
+ * The installer's switch (script/install-utils.js, parseInstallFlag), as a flag and as the
+ * environment variable it reads first. Bare, it forces the installation of what this platform
+ * needs from outside the package, which on Linux x64 is the CUDA 12 provider and nothing else
+ * (install-metadata.js). The named form `=cuda12` is not used: onnxruntime-node 1.30 parses it
+ * as no switch at all, and without one the installer exits at once when npm (npx) started it
+ * from the project, or when the files are there already.
+ */
+export const INSTALL_ARG = '--onnxruntime-node-install';
+const INSTALL_ENV = 'true';
 
 /**
  * The installer's environment. Its ONNXRUNTIME_NODE_INSTALL wins over the command-line flag, so a
- * leftover `skip` would make it exit at once without installing: it is set to the same value.
+ * leftover `skip` would make it exit at once without installing: it is set to the flag's meaning.
  * The installer's proxy support (global-agent) reads GLOBAL_AGENT_HTTPS_PROXY only; the usual
  * HTTPS_PROXY and NO_PROXY are passed on under those names unless they are set.
  */
 export function installerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...env, ONNXRUNTIME_NODE_INSTALL: INSTALL_FLAG };
+  const out: NodeJS.ProcessEnv = { ...env, ONNXRUNTIME_NODE_INSTALL: INSTALL_ENV };
   for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']) {
     const value = env[name] ?? env[name.toLowerCase()];
     if (value && !env[`GLOBAL_AGENT_${name}`]) out[`GLOBAL_AGENT_${name}`] = value;
@@ -92,7 +100,7 @@ export async function setupCuda(world: SetupWorld, out: Output): Promise<SetupRe
   const dir = binaryDir(world.packageDir, world.platform, world.arch);
   const before = snapshot(dir);
   out.note(`Installing ONNX Runtime's CUDA 12 provider with onnxruntime-node's installer (downloads a few hundred MB from api.nuget.org)…`);
-  const r = await world.spawn(world.node, ['script/install.js', `--onnxruntime-node-install=${INSTALL_FLAG}`], {
+  const r = await world.spawn(world.node, ['script/install.js', INSTALL_ARG], {
     cwd: world.packageDir,
     env: installerEnv(world.env),
     onLine: (line) => {

@@ -2,10 +2,12 @@
 // would into a temporary package folder, or fails the way the real one does.
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type SetupWorld, type SpawnFn, type Spawned, installerEnv, installerFailure, setupCuda, spawnLines } from '../../cli/commands/setup.ts';
+import { type SetupWorld, type SpawnFn, type Spawned, INSTALL_ARG, installerEnv, installerFailure, setupCuda, spawnLines } from '../../cli/commands/setup.ts';
 import type { Output } from '../../cli/output.ts';
+import { onnxruntimeNodeDir } from '../../worker/engine/cuda.ts';
 import { tempDir } from './run-tah.ts';
 
 /** An Output that keeps what it was told. */
@@ -77,7 +79,7 @@ async function packageDir(): Promise<{ pkg: string; bin: string }> {
 
 const world = (pkg: string, spawn: SpawnFn, over: Partial<SetupWorld> = {}): SetupWorld => ({ platform: 'linux', arch: 'x64', packageDir: pkg, env: {}, node: '/opt/node/bin/node', spawn, ...over });
 
-test("runs onnxruntime-node's installer for CUDA 12 from the package's folder, and says in one line what it wrote", async () => {
+test("runs onnxruntime-node's installer, forced, from the package's folder, and says in one line what it wrote", async () => {
   const { pkg, bin } = await packageDir();
   const calls: Call[] = [];
   const lines = ['Downloading https://api.nuget.org/v3-flatcontainer/microsoft.ml.onnxruntime.gpu.linux/1.30.0/microsoft.ml.onnxruntime.gpu.linux.1.30.0.nupkg', 'Extracting runtimes/linux-x64/native/libonnxruntime_providers_cuda.so to …'];
@@ -89,10 +91,10 @@ test("runs onnxruntime-node's installer for CUDA 12 from the package's folder, a
 
   assert.equal(calls.length, 1);
   assert.equal(calls[0].command, '/opt/node/bin/node');
-  assert.deepEqual(calls[0].args, ['script/install.js', '--onnxruntime-node-install=cuda12']);
+  assert.deepEqual(calls[0].args, ['script/install.js', '--onnxruntime-node-install']);
   assert.equal(calls[0].cwd, pkg);
   // A leftover skip in the environment would win over the flag.
-  assert.equal(calls[0].env.ONNXRUNTIME_NODE_INSTALL, 'cuda12');
+  assert.equal(calls[0].env.ONNXRUNTIME_NODE_INSTALL, 'true');
   assert.equal(calls[0].env.PATH, '/usr/bin');
   // The installer's progress is shown as it comes.
   for (const l of lines) assert.ok(out.notes.includes(l), `shown: ${l}`);
@@ -156,9 +158,25 @@ test('the usual proxy variables reach the installer under the names it reads', (
   assert.equal(env.GLOBAL_AGENT_HTTPS_PROXY, 'http://proxy:3128');
   assert.equal(env.GLOBAL_AGENT_NO_PROXY, 'localhost');
   assert.equal(env.GLOBAL_AGENT_HTTP_PROXY, undefined);
-  assert.equal(env.ONNXRUNTIME_NODE_INSTALL, 'cuda12');
+  assert.equal(env.ONNXRUNTIME_NODE_INSTALL, 'true');
   // Its own variable, when set, is left as it is.
   assert.equal(installerEnv({ HTTPS_PROXY: 'http://a', GLOBAL_AGENT_HTTPS_PROXY: 'http://b' }).GLOBAL_AGENT_HTTPS_PROXY, 'http://b');
+});
+
+test("the installed onnxruntime-node reads the switch as 'force the installation', whatever npm and a leftover skip say", async () => {
+  // Its own parser, run as the installer would be: from the package's folder, with the flag, and
+  // with what npx puts in the environment (it makes the installer exit at once unless forced).
+  const env = installerEnv({ ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', npm_config_onnxruntime_node_install: 'skip', npm_config_local_prefix: root, npm_package_json: join(root, 'package.json') });
+  const lines: string[] = [];
+  const code = "console.log(JSON.stringify(require('./script/install-utils.js').parseInstallFlag() ?? null))";
+  const r = await spawnLines(process.execPath, ['-e', code, '--', INSTALL_ARG], { cwd: onnxruntimeNodeDir(), env, onLine: (l) => void lines.push(l) });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(lines, ['true']);
+  // The metadata: on Linux x64, what a forced installation fetches is the CUDA 12 provider only.
+  const require = createRequire(import.meta.url);
+  const metadata = require(join(onnxruntimeNodeDir(), 'script', 'install-metadata.js')) as { requirements: Record<string, string[]>; manifests: Record<string, Record<string, unknown>> };
+  assert.deepEqual(metadata.requirements['linux/x64'], ['cuda12']);
+  assert.ok(Object.keys(metadata.manifests['linux/x64:cuda12']).includes('./libonnxruntime_providers_cuda.so'));
 });
 
 test('the real spawn hands over stdout line by line and keeps stderr and the exit code', async () => {
