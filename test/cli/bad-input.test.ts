@@ -84,7 +84,7 @@ test('--device banana is not a device', async (t) => {
 test('--device cuda where CUDA is not available says so and why', async (t) => {
   const world = probeDevices();
   if (world.providers.has('cuda')) return t.skip('the CUDA provider is installed on this machine');
-  const why = world.platform === 'linux' && world.arch === 'x64' ? /provider library is not installed/ : /CUDA on Linux x64 only/;
+  const why = world.platform === 'linux' && world.arch === 'x64' ? /provider library is not installed \(run npx tah setup cuda/ : /CUDA on Linux x64 only/;
   const { run, cwd } = await fails(t, ['train', '--device', 'cuda', '--steps', '1', '--json'], /device cuda is not available: \S/);
   assert.match(run.stderr, why);
   assert.equal(jsonLines(run.stdout).filter((l) => l.event === 'step').length, 0, 'no training');
