@@ -1,55 +1,45 @@
-// The orchestrator's client: every request signed with the caller's hotkey, every response
-// checked against the protocol's schemas, typed errors, and retries with backoff for what is
-// worth retrying (network failures, 429, 503), so miners ride out restarts of the orchestrator.
+// The orchestrator's client: its calls built from the route table (routes.ts), every request
+// signed with the caller's hotkey, every response checked against the route's schema, typed
+// errors, and retries with backoff for what is worth retrying (network failures, 429, 503), so
+// miners ride out restarts of the orchestrator.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { z } from 'zod';
 import {
   API_PREFIX,
+  type AppliedRequest,
+  type AppliedResponseSchema,
   type Assignment,
-  AssignmentSchema,
   type Attribution,
-  type Flag,
-  AttributionSchema,
-  FlagsResponseSchema,
-  type RollbackRequest,
-  type RollbackResponse,
-  RollbackResponseSchema,
-  type StoredVersion,
-  StoredVersionSchema,
-  type VersionsResponse,
-  VersionsResponseSchema,
   type CompleteRequest,
-  CompleteResponseSchema,
+  type CompleteResponseSchema,
+  type Dashboard,
+  type EpochsResponse,
   ErrorBodySchema,
   type ErrorCode,
+  type Flag,
   type Health,
-  HealthSchema,
-  AppliedResponseSchema,
-  type AppliedRequest,
-  HeartbeatResponseSchema,
-  LeaveResponseSchema,
+  type HeartbeatResponseSchema,
   type LeaseRequest,
   type LeaseResponse,
-  RejectResponseSchema,
-  type RunStatus,
-  RunStatusSchema,
-  LeaseResponseSchema,
-  type Pathway,
-  PathwaySchema,
-  type RegisterRequest,
-  ReleaseResponseSchema,
-  type Run,
-  RunSchema,
-  type Dashboard,
-  DashboardSchema,
-  type EpochsResponse,
-  EpochsResponseSchema,
+  type LeaveResponseSchema,
   type MinerRewards,
-  MinerRewardsSchema,
+  type Pathway,
+  type RefusalRequest,
+  type RefusalResponseSchema,
+  type RegisterRequest,
+  type RejectResponseSchema,
+  type ReleaseResponseSchema,
+  type RollbackRequest,
+  type RollbackResponse,
+  type Run,
+  type RunStatus,
+  type StoredVersion,
   type VerdictRequest,
-  VerdictResponseSchema,
+  type VerdictResponseSchema,
+  type VersionsResponse,
 } from './protocol.ts';
+import { type ApiRouteName, type BodyInputOf, type ParamsInputOf, type ResponseOf, ROUTES, type RouteDef, routePath } from './routes.ts';
 import { type Keypair, signMessage, signRequest } from './signing.ts';
 
 export class OrchestratorError extends Error {
@@ -94,8 +84,20 @@ export class OrchestratorClient {
     return signMessage(this.opts.keypair, message);
   }
 
-  /** One signed request, retried with backoff where a retry can help. */
-  async request<S extends z.ZodType>(method: 'GET' | 'POST', path: string, schema: S, body?: unknown): Promise<z.output<S>> {
+  /** One signed request to `${API_PREFIX}${path}`, retried with backoff where a retry can help. */
+  request<S extends z.ZodType>(method: 'GET' | 'POST', path: string, schema: S, body?: unknown): Promise<z.output<S>> {
+    return this.send(method, `${API_PREFIX}${path}`, schema, body);
+  }
+
+  /** A route of the table (routes.ts): its method, its path with `params` filled in, its schemas. */
+  call<K extends ApiRouteName>(name: K, args: { params?: ParamsInputOf<K>; query?: Record<string, string | number | undefined>; body?: BodyInputOf<K> } = {}): Promise<ResponseOf<K>> {
+    const route: RouteDef = ROUTES[name];
+    const query = new URLSearchParams(Object.entries(args.query ?? {}).flatMap(([k, v]): [string, string][] => (v === undefined ? [] : [[k, String(v)]]))).toString();
+    const path = routePath(route.path, args.params as Record<string, string | number> | undefined) + (query ? `?${query}` : '');
+    return this.send(route.method as 'GET' | 'POST', path, route.response!, args.body) as Promise<ResponseOf<K>>;
+  }
+
+  private async send<S extends z.ZodType>(method: 'GET' | 'POST', path: string, schema: S, body?: unknown): Promise<z.output<S>> {
     const attempts = this.opts.attempts ?? 6;
     const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     for (let attempt = 1; ; attempt++) {
@@ -109,8 +111,7 @@ export class OrchestratorClient {
     }
   }
 
-  private async once<S extends z.ZodType>(method: string, path: string, schema: S, body?: unknown): Promise<z.output<S>> {
-    const full = `${API_PREFIX}${path}`;
+  private async once<S extends z.ZodType>(method: string, full: string, schema: S, body?: unknown): Promise<z.output<S>> {
     const raw = body === undefined ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(body));
     const headers: Record<string, string> = signRequest(this.opts.keypair, { method, path: full, body: raw }, { now: (this.opts.now ?? Date.now)() });
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -142,90 +143,96 @@ export class OrchestratorClient {
 
   /** Whether the orchestrator is up, its version and (with a local store) the store's id. */
   health(): Promise<Health> {
-    return this.request('GET', '/health', HealthSchema);
+    return this.call('health');
   }
   register(req: RegisterRequest): Promise<Assignment> {
-    return this.request('POST', '/participants/register', AssignmentSchema, req);
+    return this.call('register', { body: req });
   }
   heartbeat(): Promise<z.output<typeof HeartbeatResponseSchema>> {
-    return this.request('POST', '/participants/heartbeat', HeartbeatResponseSchema, {});
+    return this.call('heartbeat', { body: {} });
   }
   /** Stops taking part: what this miner held is re-issued at once. */
   leave(): Promise<z.output<typeof LeaveResponseSchema>> {
-    return this.request('POST', '/participants/leave', LeaveResponseSchema, {});
+    return this.call('leave', { body: {} });
   }
   move(stage?: number): Promise<Assignment> {
-    return this.request('POST', '/participants/move', AssignmentSchema, stage === undefined ? {} : { stage });
+    return this.call('move', { body: stage === undefined ? {} : { stage } });
   }
   /** The next task for a miner holding `version` rounds; waits up to wait_ms for one to appear. */
   lease(req: LeaseRequest = {}): Promise<LeaseResponse> {
-    return this.request('POST', '/leases/next', LeaseResponseSchema, req);
+    return this.call('leaseNext', { body: req });
   }
-  /** Refuses a lease whose input (another miner's upload) failed validation; `reason` names the key. */
-  reject(leaseId: string, reason: string): Promise<z.output<typeof RejectResponseSchema>> {
-    return this.request('POST', '/leases/reject', RejectResponseSchema, { lease_id: leaseId, reason: reason.slice(0, 2000) });
+  /**
+   * Refuses a lease whose input (another miner's upload) failed validation: `key` names the input,
+   * `sha256` the digest its bytes had when they were not what was accepted.
+   */
+  reject(leaseId: string, reason: string, blob: { key?: string; sha256?: string } = {}): Promise<z.output<typeof RejectResponseSchema>> {
+    return this.call('reject', { body: { lease_id: leaseId, reason: reason.slice(0, 2000), ...blob } });
+  }
+  /** Reports a blob read outside a lease whose bytes are not what was accepted (see RefusalRequestSchema). */
+  refusal(req: RefusalRequest): Promise<z.output<typeof RefusalResponseSchema>> {
+    return this.call('refusal', { body: { ...req, reason: req.reason.slice(0, 2000) } });
   }
   applied(req: AppliedRequest): Promise<z.output<typeof AppliedResponseSchema>> {
-    return this.request('POST', '/rounds/applied', AppliedResponseSchema, req);
+    return this.call('applied', { body: req });
   }
   runStatus(runId: string): Promise<RunStatus> {
-    return this.request('GET', `/runs/${encodeURIComponent(runId)}/status`, RunStatusSchema);
+    return this.call('runStatus', { params: { run: runId } });
   }
   /** Every version of a run: the stages' agreed hashes and whether they are stored. */
   versions(runId: string): Promise<VersionsResponse> {
-    return this.request('GET', `/runs/${encodeURIComponent(runId)}/versions`, VersionsResponseSchema);
+    return this.call('versions', { params: { run: runId } });
   }
   /** A stored version's stage states (operator). */
   storedVersion(runId: string, rounds: number): Promise<StoredVersion> {
-    return this.request('GET', `/admin/runs/${encodeURIComponent(runId)}/versions/${rounds}`, StoredVersionSchema);
+    return this.call('storedVersion', { params: { run: runId, rounds: String(rounds) } });
   }
   /** Takes a run back to a stored version (operator). */
   rollback(runId: string, req: RollbackRequest): Promise<RollbackResponse> {
-    return this.request('POST', `/admin/runs/${encodeURIComponent(runId)}/rollback`, RollbackResponseSchema, req);
+    return this.call('rollback', { params: { run: runId }, body: req });
   }
   /** Each miner's effect on the loss of the samples it computed (CLASP), over rounds [from, to]. */
   attribution(runId: string, range: { from?: number; to?: number } = {}): Promise<Attribution> {
-    const q = new URLSearchParams(Object.entries(range).filter(([, v]) => v !== undefined).map(([k, v]): [string, string] => [k, String(v)])).toString();
-    return this.request('GET', `/runs/${encodeURIComponent(runId)}/attribution${q ? `?${q}` : ''}`, AttributionSchema);
+    return this.call('attribution', { params: { run: runId }, query: range });
   }
   /** Everyone caught doing wrong in a run, with the evidence. */
   async flags(runId: string): Promise<Flag[]> {
-    return (await this.request('GET', `/runs/${encodeURIComponent(runId)}/flags`, FlagsResponseSchema)).flags;
+    return (await this.call('flags', { params: { run: runId } })).flags;
   }
   /** A validator's next task: a check of its stage's round, a step to apply, or a stored state to load. */
   nextCheck(req: LeaseRequest = {}): Promise<LeaseResponse> {
-    return this.request('POST', '/checks/next', LeaseResponseSchema, req);
+    return this.call('checkNext', { body: req });
   }
   /** A validator's signed verdict on a check it leased. */
   verdict(req: VerdictRequest): Promise<z.output<typeof VerdictResponseSchema>> {
-    return this.request('POST', '/checks/verdict', VerdictResponseSchema, req);
+    return this.call('verdict', { body: req });
   }
   /** The closed reward epochs of a run, each with its largest shares (public). */
   epochs(runId: string): Promise<EpochsResponse> {
-    return this.request('GET', `/runs/${encodeURIComponent(runId)}/epochs`, EpochsResponseSchema);
+    return this.call('epochs', { params: { run: runId } });
   }
   /** A run at a glance (public): the run given, or the orchestrator's newest. */
   dashboard(runId?: string): Promise<Dashboard> {
-    return this.request('GET', runId === undefined ? '/dashboard' : `/runs/${encodeURIComponent(runId)}/dashboard`, DashboardSchema);
+    return runId === undefined ? this.call('dashboard') : this.call('runDashboard', { params: { run: runId } });
   }
   /** A miner's reward history: its line in every closed epoch, its pending work, its flags. */
   rewards(runId: string, hotkey: string): Promise<MinerRewards> {
-    return this.request('GET', `/runs/${encodeURIComponent(runId)}/rewards/${encodeURIComponent(hotkey)}`, MinerRewardsSchema);
+    return this.call('rewards', { params: { run: runId, hotkey } });
   }
   complete(req: CompleteRequest): Promise<z.output<typeof CompleteResponseSchema>> {
-    return this.request('POST', '/leases/complete', CompleteResponseSchema, req);
+    return this.call('complete', { body: req });
   }
   release(leaseId: string): Promise<z.output<typeof ReleaseResponseSchema>> {
-    return this.request('POST', '/leases/release', ReleaseResponseSchema, { lease_id: leaseId });
+    return this.call('release', { body: { lease_id: leaseId } });
   }
   pathway(runId: string, sampleId: string): Promise<Pathway> {
-    return this.request('GET', `/runs/${encodeURIComponent(runId)}/samples/${encodeURIComponent(sampleId)}`, PathwaySchema);
+    return this.call('pathway', { params: { run: runId, sample: sampleId } });
   }
   run(runId: string): Promise<Run> {
-    return this.request('GET', `/runs/${encodeURIComponent(runId)}`, RunSchema);
+    return this.call('run', { params: { run: runId } });
   }
   createRun(spec: unknown): Promise<Run> {
-    return this.request('POST', '/admin/runs', RunSchema, spec);
+    return this.call('createRun', { body: spec });
   }
 }
 

@@ -64,7 +64,14 @@ export const AUTH_HEADERS = {
 
 // ---- shared pieces ----
 
-const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
+/**
+ * The one grammar of every id that becomes part of a request path or a storage key (run ids,
+ * sample ids, lease ids): 1 to 128 letters, digits, '.', '_' and '-', starting with a letter or
+ * a digit. So no id is '.' or '..', holds a separator or a control character, or reads as a flag.
+ */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const IdSchema = z.string().regex(ID_PATTERN, 'an id: 1 to 128 letters, digits, ".", "_" and "-", starting with a letter or digit');
+const id = IdSchema;
 export const Ss58Schema = z.string().min(40).max(60).regex(/^[1-9A-HJ-NP-Za-km-z]+$/, 'an SS58 address');
 const count = z.number().int().nonnegative();
 const positive = z.number().int().positive();
@@ -275,9 +282,14 @@ export const SampleRefSchema = z.object({ seed: count, step: count, batch_size: 
 export type SampleRef = z.infer<typeof SampleRefSchema>;
 
 /** SHA-256, 64 lowercase hex digits. */
-const DigestSchema = z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256 digest: 64 lowercase hex digits');
+export const DigestSchema = z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256 digest: 64 lowercase hex digits');
 
-const BlobRefSchema = z.object({ key: z.string(), url: z.string(), bytes: count });
+/**
+ * A blob to read: where, how large, and the SHA-256 of its bytes as they were when its upload was
+ * accepted. A reader refuses content with another digest (an uploader can still write through an
+ * S3 URL after its upload was accepted; nothing downstream may use what nobody checked).
+ */
+const BlobRefSchema = z.object({ key: z.string(), url: z.string(), bytes: count, sha256: DigestSchema });
 export type BlobRef = z.infer<typeof BlobRefSchema>;
 /**
  * Where to upload one blob: one PUT to `url`, or, for blobs that may be large, parts of
@@ -474,11 +486,13 @@ export const LeaseResponseSchema = z.object({
 });
 export type LeaseResponse = z.infer<typeof LeaseResponseSchema>;
 
-/** What was uploaded; for an upload in parts, which upload and every part's number and ETag. */
+/** What was uploaded: the blob's size and SHA-256; for an upload in parts, which upload and every part's number and ETag. */
 export const UploadedSchema = z
   .object({
     key: z.string().min(1).max(512),
     bytes: count,
+    /** SHA-256 of the whole blob: recorded on acceptance and handed to every reader. */
+    sha256: DigestSchema,
     multipart: z
       .object({
         upload_id: z.string().min(1).max(1024),
@@ -520,8 +534,14 @@ export const CompleteResponseSchema = z.object({
 
 export const ReleaseRequestSchema = z.object({ lease_id: id }).strict();
 
-/** A leased item whose input (another miner's upload) failed validation: refused, re-issued. */
-export const RejectRequestSchema = z.object({ lease_id: id, reason: z.string().min(1).max(2000) }).strict();
+/**
+ * A leased item whose input (another miner's upload) failed validation: refused, re-issued. `key`
+ * names the input; `sha256` is the digest its content had when that is what failed (not the one
+ * accepted), which the orchestrator checks against the stored blob before blaming anyone.
+ */
+export const RejectRequestSchema = z
+  .object({ lease_id: id, reason: z.string().min(1).max(2000), key: z.string().min(1).max(512).optional(), sha256: DigestSchema.optional() })
+  .strict();
 export const RejectResponseSchema = z.object({ status: z.literal('rejected') });
 
 /** A replica applied a round's step (and, when asked, stored the stage's state). */
@@ -531,8 +551,8 @@ export const AppliedRequestSchema = z
     snapshot: UploadedSchema.optional(),
     /** stateDigest (blobs.ts) of the stage's state after the step: weights, AdamW moments and step. */
     hash: DigestSchema.optional(),
-    /** Copies of reduced slices whose content was not what their digest said. */
-    bad_blobs: z.array(z.object({ key: z.string().min(1).max(512), reason: z.string().min(1).max(2000) }).strict()).max(4096).optional(),
+    /** Copies of reduced slices whose content was not what their digest said (sha256: the digest their bytes had, when that is what failed). */
+    bad_blobs: z.array(z.object({ key: z.string().min(1).max(512), reason: z.string().min(1).max(2000), sha256: DigestSchema.optional() }).strict()).max(4096).optional(),
     /** A miner: lease the next task in the same request, as with a completion. */
     next: LeaseRequestSchema.optional(),
   })
@@ -637,6 +657,16 @@ export const FlagSchema = z.object({
 export type Flag = z.infer<typeof FlagSchema>;
 export const FlagsResponseSchema = z.object({ flags: z.array(FlagSchema) });
 export const ReleaseResponseSchema = z.object({ status: z.literal('released') });
+
+/**
+ * A reader outside a work lease (a replica loading a stored state, a validator) found a blob whose
+ * bytes do not have the digest accepted for it. The orchestrator hashes the stored blob itself:
+ * 'confirmed' flags its producer and re-issues what it made; 'unconfirmed' (the stored blob is as
+ * accepted) blames nobody.
+ */
+export const RefusalRequestSchema = z.object({ key: z.string().min(1).max(512), sha256: DigestSchema, reason: z.string().min(1).max(2000) }).strict();
+export type RefusalRequest = z.infer<typeof RefusalRequestSchema>;
+export const RefusalResponseSchema = z.object({ status: z.enum(['confirmed', 'unconfirmed']) });
 
 // ---- samples and pathways ----
 

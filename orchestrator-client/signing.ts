@@ -1,7 +1,7 @@
 // Signed requests: every request to the orchestrator carries the sender's sr25519 hotkey (the
 // Bittensor key type, named by its SS58 address), a timestamp, a nonce and a signature over a
 // canonical form of the request. Shared by the client (which signs) and the server (which
-// verifies, remembering nonces in a NonceCache).
+// verifies, remembering nonces in a NonceCache in front of the durable record it keeps).
 //
 // What is signed, as UTF-8, fields joined by "\n":
 //   tah-request-v1
@@ -42,7 +42,7 @@ export type RequestHeaders = Record<string, string | string[] | undefined>;
 
 export type AuthErrorCode = Extract<ErrorCode, 'unauthorized' | 'stale_request' | 'replayed_request' | 'rate_limited'>;
 
-export type VerifyResult = { ok: true; hotkey: string } | { ok: false; code: AuthErrorCode; message: string };
+export type VerifyResult = { ok: true; hotkey: string; nonce: string; expiresAt: number } | { ok: false; code: AuthErrorCode; message: string };
 
 // ---- initialisation ----
 
@@ -212,10 +212,11 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 100_000 ? 1 
 
 /**
  * Checks a signed request: the four headers are present and well formed, the timestamp is within
- * `windowMs` of `now` either way and not before `seen.rejectBefore`, the nonce was not used by this
- * hotkey within the window, and the signature is the hotkey's over exactly this method, path,
- * body, timestamp and nonce. Only a request that passes every check records its nonce, so a forged
- * request cannot use up someone's nonce.
+ * `windowMs` of `now` either way, the nonce was not used by this hotkey within the window (as far
+ * as `seen` knows: the server also claims it in its durable record), and the signature is the
+ * hotkey's over exactly this method, path, body, timestamp and nonce. Only a request that passes
+ * every check records its nonce, so a forged request cannot use up someone's nonce. An accepted
+ * request answers the nonce's expiry: the server remembers it that long.
  */
 export function verifyRequest(
   request: RequestParts & { headers: RequestHeaders },
@@ -250,7 +251,6 @@ export function verifyRequest(
   if (timestamp > now + windowMs) {
     return fail('stale_request', `request timestamp is ${seconds(timestamp - now)} in the future, more than the ${seconds(windowMs)} allowed: check this computer's clock`);
   }
-  if (timestamp < seen.rejectsBefore) return fail('stale_request', 'request signed before the server started: sign it again');
   if (seen.has(values.hotkey, values.nonce)) return fail('replayed_request', 'this nonce was already used by this hotkey: every request needs a fresh nonce');
   // Refuse before the costly check when a flood has filled the cache.
   if (!seen.hasRoom(now)) return fail('rate_limited', seen.fullMessage());
@@ -260,8 +260,9 @@ export function verifyRequest(
   if (!sr25519Verify(signature, message, publicKey)) {
     return fail('unauthorized', `signature does not match this request and hotkey (method, path, body, timestamp, nonce and ${AUTH_HEADERS.hotkey} are signed)`);
   }
-  if (!seen.add(values.hotkey, values.nonce, timestamp + windowMs, now)) return fail('rate_limited', seen.fullMessage());
-  return { ok: true, hotkey: values.hotkey };
+  const expiresAt = timestamp + windowMs;
+  if (!seen.add(values.hotkey, values.nonce, expiresAt, now)) return fail('rate_limited', seen.fullMessage());
+  return { ok: true, hotkey: values.hotkey, nonce: values.nonce.toLowerCase(), expiresAt };
 }
 
 // ---- replay protection ----
@@ -273,22 +274,14 @@ export function verifyRequest(
  * forgotten; when every entry is still needed, new requests are refused (rate_limited) until
  * some expire, rather than weakening replay protection.
  *
- * In memory only. Restarts are covered by `rejectBefore(startTime)` instead of storing nonces: a
- * request signed before this process started may have been accepted by the previous one, whose
- * nonces are gone, so it is refused as stale; a request signed after the start can only have been
- * accepted by this process, which remembers its nonce. The cost is that a request signed just
- * before a restart is refused and must be signed again. One gap remains, from clock skew: a signer
- * whose clock runs d ms ahead of the server's stamps a request sent just before the restart with
- * a time after it, so such a request (sent in the last d ms, d at most the window) could be
- * replayed once to the new process. `rejectBefore(startTime + windowMs)` closes it exactly, at the
- * price of refusing every request for one window after a restart. (Several servers behind one
- * address would need a shared store.)
+ * In memory only: a fast first answer to replays within this process and a bound under floods.
+ * What survives a restart, and is shared by several servers on one database, is the server's
+ * durable record of claimed nonces (orchestrator/nonces.ts), which it consults after this.
  */
 export class NonceCache {
   readonly maxEntries: number;
   /** key → the time (ms) after which it may be forgotten; in insertion order. */
   readonly #entries = new Map<string, number>();
-  #rejectBefore = Number.NEGATIVE_INFINITY;
   /** No entry expires before this time (a lower bound); a full cache need not be swept earlier. */
   #earliestExpiry = Number.POSITIVE_INFINITY;
 
@@ -305,15 +298,6 @@ export class NonceCache {
 
   get size(): number {
     return this.#entries.size;
-  }
-
-  /** Requests timestamped before `ms` are refused (see the class comment). */
-  rejectBefore(ms: number): void {
-    this.#rejectBefore = ms;
-  }
-
-  get rejectsBefore(): number {
-    return this.#rejectBefore;
   }
 
   has(hotkey: string, nonce: string): boolean {

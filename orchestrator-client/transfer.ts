@@ -1,6 +1,7 @@
 // What a miner does with the URLs the orchestrator signs: upload one blob (in parts, several at
 // a time, for large ones), download one blob (in ranged parts, several at a time, for large ones),
 // with one-line errors that carry the server's own message.
+import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ErrorBodySchema, type Upload, type Uploaded } from './protocol.ts';
@@ -28,16 +29,19 @@ export interface UploadOptions extends TransferOptions {
   attempts?: number;
 }
 
+/** The SHA-256 of a blob's bytes, as the completion reports it and every reader checks it. */
+export const blobSha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
 /**
  * Uploads `data` where `upload` says: one PUT, or parts of `part_bytes` in parallel. Returns what
- * the completion must report.
+ * the completion must report (its size and digest too).
  */
 export async function uploadBlob(upload: Upload, data: Uint8Array, opts: UploadOptions = {}): Promise<Uploaded> {
   if (data.byteLength > upload.max_bytes) throw new Error(`upload to ${upload.key}: ${data.byteLength} bytes is more than the ${upload.max_bytes} allowed`);
   const mp = upload.multipart;
   if (!mp) {
     await uploadToUrl(upload.url, data, opts);
-    return { key: upload.key, bytes: data.byteLength };
+    return { key: upload.key, bytes: data.byteLength, sha256: blobSha256(data) };
   }
   const count = Math.max(1, Math.ceil(data.byteLength / mp.part_bytes));
   if (count > mp.part_urls.length) throw new Error(`upload to ${upload.key}: ${count} parts needed, ${mp.part_urls.length} URLs given`);
@@ -61,7 +65,7 @@ export async function uploadBlob(upload: Upload, data: Uint8Array, opts: UploadO
     }
   };
   await Promise.all(Array.from({ length: Math.min(count, Math.max(1, Math.floor(opts.concurrency ?? 4))) }, worker));
-  return { key: upload.key, bytes: data.byteLength, multipart: { upload_id: mp.upload_id, parts } };
+  return { key: upload.key, bytes: data.byteLength, sha256: blobSha256(data), multipart: { upload_id: mp.upload_id, parts } };
 }
 
 /** A failed transfer; `retryable` for network errors and 5xx answers. */

@@ -47,6 +47,8 @@ import { chooseMove, chooseStage, type StageLoad } from './assignment.ts';
 import { isPostgres } from './db/migrations.ts';
 import type { Database, ItemKind, NewWorkItem, ParticipantRow, WorkItemRow } from './db/schema.ts';
 import { newLeaseId } from './db/work-items.ts';
+import { acceptedBlob, blobRefs, forgetAccepted, recordAccepted, sha256Hex, storedDigest } from './accepted-blobs.ts';
+import { writeRefusal } from './write-grants.ts';
 import { anyAvailableItem, pickAvailableItem, withTransaction } from './db/open.ts';
 import { type PathwaySample, clasp } from './clasp.ts';
 import { type WeightSetter, toU16Weights } from './chain.ts';
@@ -110,6 +112,8 @@ interface ReduceDetail {
   copy: number;
   /** How many different reducers must agree: 2, or 1 when nobody else can reduce. */
   quorum: number;
+  /** The stage's share attempt the inputs belong to (older rows: read from the item id). */
+  attempt?: number;
   /** Filled in at completion: tensorDigest of the result. */
   digest?: string;
 }
@@ -496,9 +500,15 @@ export class Coordinator {
     return this.assignment(hotkey, req.role, spec, stage);
   }
 
-  private async participant(hotkey: string) {
+  /** The hotkey's registration while it is active, or null (for the routes' access check). */
+  async activeParticipant(hotkey: string): Promise<ParticipantRow | null> {
     const p = await this.db.selectFrom('participants').selectAll().where('hotkey', '=', hotkey).executeTakeFirst();
-    if (!p || p.status !== 'active') throw new ApiError('not_registered', `hotkey ${hotkey} is not registered (register again)`);
+    return p && p.status === 'active' ? p : null;
+  }
+
+  private async participant(hotkey: string): Promise<ParticipantRow> {
+    const p = await this.activeParticipant(hotkey);
+    if (!p) throw new ApiError('not_registered', `hotkey ${hotkey} is not registered (register again)`);
     return p;
   }
 
@@ -605,6 +615,13 @@ export class Coordinator {
     return `runs/${runId}/rounds/${round}/stage-${stage}/a${attempt}/${name}.safetensors`;
   }
 
+  /** Where a reduce lease uploads its copy of the slice (a key per lease, as for sample work). */
+  private reducedKey(runId: string, item: Pick<Item, 'id' | 'round' | 'stage' | 'detail_json'>, leaseId: string): string {
+    const d = JSON.parse(item.detail_json) as ReduceDetail;
+    const attempt = d.attempt ?? Number(/\.a(\d+)\.reduce\./.exec(item.id)?.[1] ?? 0);
+    return this.roundKey(runId, Number(item.round), item.stage, attempt, `reduced-${d.slice}-${d.copy}-${leaseId}`);
+  }
+
   /** The run's model as the miners build it: parameter count per stage, blob dimensions. */
   private model(spec: RunSpec): { config: ModelConfig; stageParams: number[] } {
     const known = this.models.get(spec.id);
@@ -622,8 +639,12 @@ export class Coordinator {
     return runBlobDims(spec, this.model(spec).config, length);
   }
 
-  /** Refuses an upload whose size or safetensors header is not what `kind` must be. */
-  private async checkUpload(key: string, reported: Uploaded | undefined, expectedKey: string, kind: BlobKind, dims: BlobDims): Promise<number> {
+  /**
+   * Refuses an upload whose size or safetensors header is not what `kind` must be. What passes is
+   * sealed first (the store takes no more writes to the key), so what was checked is what stays;
+   * its size and reported digest are what the caller records as accepted.
+   */
+  private async checkUpload(key: string, reported: Uploaded | undefined, expectedKey: string, kind: BlobKind, dims: BlobDims): Promise<{ bytes: number; sha256: string }> {
     if (!reported) throw new ApiError('bad_request', `this work item must upload its ${kind} to ${expectedKey} first`);
     if (reported.key !== expectedKey) throw new ApiError('forbidden', `this lease may only write ${expectedKey}, not ${reported.key}`);
     if (reported.multipart) {
@@ -635,32 +656,43 @@ export class Coordinator {
         throw err;
       }
     }
+    if (!(await this.store.seal(key))) throw new ApiError('bad_request', `nothing was uploaded to ${key}`);
     const info = await this.store.head(key);
-    if (!info) throw new ApiError('bad_request', `nothing was uploaded to ${key}`);
-    if (info.bytes !== reported.bytes) throw new ApiError('bad_request', `${key} holds ${info.bytes} bytes, the completion says ${reported.bytes}`);
-    const head = await this.store.getRange(key, 0, 8 + MAX_BLOB_HEADER_BYTES);
-    const problem = checkBlobHeader(head, info.bytes, blobTensors(kind, dims));
+    const problem =
+      info === null ? 'nothing is stored there' : info.bytes !== reported.bytes ? `it holds ${info.bytes} bytes, the completion says ${reported.bytes}` : checkBlobHeader(await this.store.getRange(key, 0, 8 + MAX_BLOB_HEADER_BYTES), info.bytes, blobTensors(kind, dims));
     if (problem) {
-      // A refused upload is removed, so nothing downstream can ever read it.
+      // A refused upload is removed (its seal with it): nothing downstream can ever read it, and the lease may upload again.
       await this.store.delete(key);
       throw new ApiError('bad_request', `upload refused: ${key} is not a valid ${kind} blob: ${problem}`, { key, kind });
     }
-    return info.bytes;
+    return { bytes: info!.bytes, sha256: reported.sha256 };
   }
 
-  private async blobRef(key: string, spec: RunSpec, bytes?: number): Promise<BlobRef> {
-    const size = bytes ?? (await this.store.head(key))?.bytes ?? 0;
-    return { key, url: await this.store.presign('get', key, { expiresInS: spec.lease_ttl_s * 2 }), bytes: size };
+  /** Readers' references to accepted blobs: each with its URL, size and accepted digest. */
+  private blobRefs(keys: string[], spec: RunSpec): Promise<BlobRef[]> {
+    return blobRefs(this.db, this.store, spec.id, keys, { expiresInS: spec.lease_ttl_s * 2, now: this.now() });
   }
 
-  /** Where to upload `key`: one PUT, or parts when the blob may be larger than the store's part size. */
-  private async upload(key: string, spec: RunSpec, maxBytes = spec.max_blob_bytes): Promise<Upload> {
+  private async blobRef(key: string, spec: RunSpec): Promise<BlobRef> {
+    return (await this.blobRefs([key], spec))[0];
+  }
+
+  /**
+   * Where to upload `key`: one PUT, or parts when the blob may be larger than the store's part
+   * size. `grant` (the lease's id) scopes the URL: it stops working when the lease ends.
+   */
+  private async upload(key: string, spec: RunSpec, maxBytes: number, grant: string): Promise<Upload> {
     const expiresInS = spec.lease_ttl_s * 2;
     if (maxBytes > this.store.partBytes) {
-      const plan = await this.store.startMultipart(key, { expiresInS, maxBytes });
+      const plan = await this.store.startMultipart(key, { expiresInS, maxBytes, grant });
       return { key, url: '', max_bytes: maxBytes, multipart: { upload_id: plan.uploadId, part_bytes: plan.partBytes, part_urls: plan.urls } };
     }
-    return { key, url: await this.store.presign('put', key, { expiresInS, maxBytes }), max_bytes: maxBytes };
+    return { key, url: await this.store.presign('put', key, { expiresInS, maxBytes, grant }), max_bytes: maxBytes };
+  }
+
+  /** Why the local store may not take an upload to `key` under `grant` now (write-grants.ts), or null. */
+  writeRefusal(key: string, grant: string | undefined): Promise<string | null> {
+    return writeRefusal(this.db, key, grant);
   }
 
   private sampleRef(spec: RunSpec, round: number, index: number): SampleRef {
@@ -777,8 +809,10 @@ export class Coordinator {
     if (!(await anyAvailableItem(this.db, { runId: spec.id, stage, hotkey, now: this.now(), ttlMs }))) return null;
     const picked = await withTransaction(this.db, async (trx) => {
       const item = await pickAvailableItem(trx, { runId: spec.id, stage, hotkey, now: this.now(), ttlMs });
-      if (!item || item.direction === 'share' || item.direction === 'reduce' || item.direction === 'redo' || item.direction === 'local') return item;
-      const outputKey = this.keyFor(item, item.lease_id!);
+      if (!item || item.direction === 'share' || item.direction === 'redo' || item.direction === 'local') return item;
+      // Each lease writes a key of its own: a holder the work passed from can never write over
+      // the next holder's upload (an S3 URL cannot be revoked), nor be blamed for it.
+      const outputKey = item.direction === 'reduce' ? this.reducedKey(spec.id, item, item.lease_id!) : this.keyFor(item, item.lease_id!);
       await trx.updateTable('work_items').set({ output_key: outputKey }).where('id', '=', item.id).execute();
       return { ...item, output_key: outputKey };
     });
@@ -790,7 +824,7 @@ export class Coordinator {
     }
     if (picked.direction === 'share') {
       const d = JSON.parse(picked.detail_json) as ShareDetail;
-      return { kind: 'share', ...base, what: d.what ?? 'grad', slices: await Promise.all(d.slices.map(async (range, j) => ({ range, upload: await this.upload(d.keys[j], spec, blobBytes(blobTensors(mergeKinds(spec).share, { ...this.dims(spec), length: range[1] - range[0] }), MAX_BLOB_HEADER_BYTES)) }))) };
+      return { kind: 'share', ...base, what: d.what ?? 'grad', slices: await Promise.all(d.slices.map(async (range, j) => ({ range, upload: await this.upload(d.keys[j], spec, blobBytes(blobTensors(mergeKinds(spec).share, { ...this.dims(spec), length: range[1] - range[0] }), MAX_BLOB_HEADER_BYTES), base.id) }))) };
     }
     if (picked.direction === 'reduce') {
       const d = JSON.parse(picked.detail_json) as ReduceDetail;
@@ -799,8 +833,8 @@ export class Coordinator {
         ...base,
         range: d.range,
         scale: d.scale,
-        inputs: await Promise.all(d.inputs.map((i) => this.blobRef(i.key, spec, i.bytes))),
-        upload: await this.upload(picked.output_key, spec, blobBytes(blobTensors(mergeKinds(spec).reduced, { ...this.dims(spec), length: d.range[1] - d.range[0] }), MAX_BLOB_HEADER_BYTES)),
+        inputs: await this.blobRefs(d.inputs.map((i) => i.key), spec),
+        upload: await this.upload(picked.output_key, spec, blobBytes(blobTensors(mergeKinds(spec).reduced, { ...this.dims(spec), length: d.range[1] - d.range[0] }), MAX_BLOB_HEADER_BYTES), base.id),
       };
     }
     return this.workLease(picked, spec, base);
@@ -831,7 +865,7 @@ export class Coordinator {
     const outputKind =
       picked.direction === 'redo' ? 'none' : picked.direction === 'forward' ? (stage < last ? 'activation' : stage > 0 ? 'gradient' : 'none') : stage > 0 ? 'gradient' : 'none';
     const output: Lease['output'] =
-      outputKind === 'none' ? { kind: 'none', key: '', url: '', max_bytes: 0 } : { kind: outputKind, ...(await this.upload(picked.output_key, spec, blobBytes(blobTensors(outputKind, this.dims(spec)), MAX_BLOB_HEADER_BYTES))) };
+      outputKind === 'none' ? { kind: 'none', key: '', url: '', max_bytes: 0 } : { kind: outputKind, ...(await this.upload(picked.output_key, spec, blobBytes(blobTensors(outputKind, this.dims(spec)), MAX_BLOB_HEADER_BYTES), base.id)) };
     return {
       kind: 'work',
       ...base,
@@ -873,7 +907,7 @@ export class Coordinator {
     const slices = await Promise.all(
       [...bySlice.values()]
         .sort((a, b) => a.range[0] - b.range[0])
-        .map(async (e) => ({ range: e.range, digest: e.digest, blobs: await Promise.all(e.copies.map((c) => this.blobRef(c.output_key, spec, Number(c.output_bytes)))) })),
+        .map(async (e) => ({ range: e.range, digest: e.digest, blobs: await this.blobRefs(e.copies.map((c) => c.output_key), spec) })),
     );
     const snapshot = storesState ? await this.snapshotDuty(hotkey, stage, spec, version + 1) : null;
     return { kind: 'apply', step, run_id: spec.id, round: version, stage, lr: Number(round.lr), clip: Number(round.clip), slices, ...(snapshot ? { snapshot } : {}) };
@@ -883,17 +917,23 @@ export class Coordinator {
   private async snapshotDuty(hotkey: string, stage: number, spec: RunSpec, rounds: number): Promise<Upload | null> {
     if (!snapshotDue(spec, rounds)) return null;
     const now = this.now();
-    const key = `runs/${spec.id}/snapshots/stage-${stage}/${rounds}.safetensors`;
     const taken = await withTransaction(this.db, async (trx) => {
       const row = await trx.selectFrom('snapshots').selectAll().where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', rounds).executeTakeFirst();
-      if (row && (row.status === 'done' || (row.holder !== hotkey && now - Number(row.assigned_at) < spec.lease_ttl_s * 1000))) return false;
-      if (row) await trx.updateTable('snapshots').set({ holder: hotkey, assigned_at: now }).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', rounds).execute();
-      else await trx.insertInto('snapshots').values({ run_id: spec.id, stage, rounds, key, bytes: null, status: 'assigned', holder: hotkey, assigned_at: now }).execute();
-      return true;
+      if (row && (row.status === 'done' || (row.holder !== hotkey && now - Number(row.assigned_at) < spec.lease_ttl_s * 1000))) return null;
+      // A new holder gets a key and a write grant of its own (the one before can write neither).
+      if (row?.holder === hotkey && row.lease_id) {
+        await trx.updateTable('snapshots').set({ assigned_at: now }).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', rounds).execute();
+        return { key: row.key, grant: row.lease_id };
+      }
+      const grant = newLeaseId();
+      const key = `runs/${spec.id}/snapshots/stage-${stage}/${rounds}-${grant}.safetensors`;
+      if (row) await trx.updateTable('snapshots').set({ holder: hotkey, assigned_at: now, key, lease_id: grant }).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '=', rounds).execute();
+      else await trx.insertInto('snapshots').values({ run_id: spec.id, stage, rounds, key, bytes: null, status: 'assigned', holder: hotkey, assigned_at: now, lease_id: grant }).execute();
+      return { key, grant };
     });
     if (!taken) return null;
     const length = this.model(spec).stageParams[stage];
-    return this.upload(key, spec, blobBytes(blobTensors(snapshotKind(spec), { ...this.dims(spec), length }), MAX_BLOB_HEADER_BYTES));
+    return this.upload(taken.key, spec, blobBytes(blobTensors(snapshotKind(spec), { ...this.dims(spec), length }), MAX_BLOB_HEADER_BYTES), taken.grant);
   }
 
   async applied(hotkey: string, req: AppliedRequest): Promise<{ status: 'ok' | 'duplicate'; resync: boolean }> {
@@ -911,11 +951,16 @@ export class Coordinator {
     // Asked once, but given to another replica since (this one took longer than its lease time).
     if (row.holder !== hotkey) throw new ApiError('conflict', `stage ${p.stage}'s state after round ${req.round} is stored by another replica now`);
     if (resync) throw new ApiError('conflict', `this miner's state after round ${req.round} is not the stage's (hash ${req.hash!.slice(0, 12)}…): not stored`);
-    const bytes = await this.checkUpload(row.key, req.snapshot, row.key, snapshotKind(spec), this.dims(spec, this.model(spec).stageParams[p.stage]));
-    await withTransaction(this.db, async (trx) => {
-      await trx.updateTable('snapshots').set({ status: 'done', bytes, hash: req.hash ?? null }).where('run_id', '=', spec.id).where('stage', '=', p.stage!).where('rounds', '=', rounds).execute();
+    const { bytes, sha256 } = await this.checkUpload(row.key, req.snapshot, row.key, snapshotKind(spec), this.dims(spec, this.model(spec).stageParams[p.stage]));
+    const stored = await withTransaction(this.db, async (trx) => {
+      // Conditional on the duty still being this replica's: it may have passed on meanwhile.
+      const r = await trx.updateTable('snapshots').set({ status: 'done', bytes, hash: req.hash ?? null }).where('run_id', '=', spec.id).where('stage', '=', p.stage!).where('rounds', '=', rounds).where('holder', '=', hotkey).where('status', '=', 'assigned').executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) return false;
+      await recordAccepted(trx, { key: row.key, run_id: spec.id, sha256, bytes, producer: hotkey }, this.now());
       await this.log(trx, 'snapshot', hotkey, spec.id, { stage: p.stage, rounds, bytes });
+      return true;
     });
+    if (!stored) throw new ApiError('conflict', `stage ${p.stage}'s state after round ${req.round} is stored by another replica now`);
     await this.collectGarbage(spec, p.stage, rounds);
     if (spec.rounds !== undefined && rounds === spec.rounds) await this.maybeFinish(spec);
     this.wake();
@@ -942,13 +987,17 @@ export class Coordinator {
     const d = JSON.parse(item.detail_json) as ReduceDetail;
     const stored = await this.store.get(item.output_key).catch(() => null);
     const digest = stored === null ? null : blobDataDigest(stored);
-    if (digest === d.digest) {
+    // Not what was accepted (the whole blob's SHA-256), or accepted but not what was reported (its data's digest).
+    const accepted = await acceptedBlob(this.db, item.output_key);
+    const sha256 = stored === null ? null : sha256Hex(stored);
+    const changed = accepted !== null && sha256 !== accepted.sha256;
+    if (!changed && digest === d.digest) {
       await this.log(this.db, 'bad_blob_unconfirmed', reporter, spec.id, { key: bad.key, reason: bad.reason.slice(0, 500) });
       return;
     }
     await withTransaction(this.db, async (trx) => {
       await trx.updateTable('work_items').set({ status: 'lost' }).where('id', '=', item.id).execute();
-      await this.flag(trx, spec.id, item.completed_by!, 'bad_blob', round, stage, { key: bad.key, reported_digest: d.digest, stored_digest: digest, found_by: reporter, reason: bad.reason.slice(0, 500) });
+      await this.flag(trx, spec.id, item.completed_by!, 'bad_blob', round, stage, { key: bad.key, reported_digest: d.digest, stored_digest: digest, ...(changed ? { accepted_sha256: accepted.sha256, stored_sha256: sha256 } : {}), found_by: reporter, reason: bad.reason.slice(0, 500) });
       await this.exclude(trx, spec, item.completed_by!);
     });
   }
@@ -1011,7 +1060,7 @@ export class Coordinator {
   }
 
   private async syncTask(spec: RunSpec, stage: number, snap: { rounds: number; key: string; bytes: number | null; hash: string | null }): Promise<Task> {
-    return { kind: 'sync', run_id: spec.id, stage, rounds: Number(snap.rounds), blob: await this.blobRef(snap.key, spec, Number(snap.bytes)), hash: snap.hash };
+    return { kind: 'sync', run_id: spec.id, stage, rounds: Number(snap.rounds), blob: await this.blobRef(snap.key, spec), hash: snap.hash };
   }
 
   /** Every version of a run: per stage the agreed hash, how many agree and differ, and whether it is stored. */
@@ -1045,7 +1094,7 @@ export class Coordinator {
       preset: spec.preset,
       stages: await Promise.all(spec.stages.map(async (layers, stage) => {
         const x = snaps.find((y) => y.stage === stage)!;
-        return { stage, layers, hash: x.hash, blob: await this.blobRef(x.key, spec, Number(x.bytes)) };
+        return { stage, layers, hash: x.hash, blob: await this.blobRef(x.key, spec) };
       })),
     };
   }
@@ -1100,7 +1149,7 @@ export class Coordinator {
       // A reduction that lost (status 'lost') is evidence against its reducer: kept.
       .where('status', '!=', 'lost')
       .execute();
-    const keys = old.flatMap((i) => (i.direction === 'reduce' ? [i.output_key] : (JSON.parse(i.detail_json) as ShareDetail).keys));
+    const keys = old.flatMap((i) => (i.direction === 'reduce' ? (i.output_key ? [i.output_key] : []) : (JSON.parse(i.detail_json) as ShareDetail).keys));
     // Stored states: the newest keep_versions, and those at multiples of long_term_every, stay.
     const older = await this.db.selectFrom('snapshots').select(['key', 'rounds', 'status']).where('run_id', '=', spec.id).where('stage', '=', stage).where('rounds', '<', rounds).orderBy('rounds', 'desc').execute();
     const kept = older.filter((x) => x.status === 'done').slice(0, spec.keep_versions - 1);
@@ -1129,25 +1178,41 @@ export class Coordinator {
     let bytes: number | null = null;
     let detail: string | undefined;
     let sumsq: number | null = null;
+    /** Every blob the completion uploaded, as checked: recorded when the completion is applied. */
+    const accepted: { key: string; bytes: number; sha256: string }[] = [];
     if (item.direction === 'local') {
       // An inner step taken on the miner's own copy: nothing is uploaded.
     } else if (item.direction === 'share') {
       const d = JSON.parse(item.detail_json) as ShareDetail;
       if (req.outputs?.length !== d.keys.length) throw new ApiError('bad_request', `a share must report its ${d.keys.length} slices`);
       const sizes: number[] = [];
-      for (const [j, key] of d.keys.entries()) sizes.push(await this.checkUpload(key, req.outputs[j], key, mergeKinds(spec).share, this.dims(spec, d.slices[j][1] - d.slices[j][0])));
+      try {
+        for (const [j, key] of d.keys.entries()) {
+          const got = await this.checkUpload(key, req.outputs[j], key, mergeKinds(spec).share, this.dims(spec, d.slices[j][1] - d.slices[j][0]));
+          sizes.push(got.bytes);
+          accepted.push({ key, ...got });
+        }
+      } catch (e) {
+        // One slice refused: the share is sent again whole, so the slices checked before go too.
+        for (const b of accepted) await this.store.delete(b.key);
+        throw e;
+      }
       detail = JSON.stringify({ ...d, bytes: sizes });
     } else if (item.direction === 'reduce') {
       const d = JSON.parse(item.detail_json) as ReduceDetail;
       if (req.sumsq === undefined || req.digest === undefined) throw new ApiError('bad_request', 'a reduce task must report the sum of squares and the digest of its slice');
-      bytes = await this.checkUpload(item.output_key, req.output, item.output_key, mergeKinds(spec).reduced, this.dims(spec, d.range[1] - d.range[0]));
+      const got = await this.checkUpload(item.output_key, req.output, item.output_key, mergeKinds(spec).reduced, this.dims(spec, d.range[1] - d.range[0]));
+      accepted.push({ key: item.output_key, ...got });
+      bytes = got.bytes;
       sumsq = req.sumsq;
       detail = JSON.stringify({ ...d, digest: req.digest } satisfies ReduceDetail);
     } else {
       const wantsOutput = item.direction !== 'redo' && (item.direction === 'forward' ? item.stage < last || item.stage > 0 : item.stage > 0);
       if (wantsOutput) {
         const kind = item.direction === 'forward' && item.stage < last ? 'activation' : 'gradient';
-        bytes = await this.checkUpload(item.output_key, req.output, item.output_key, kind, this.dims(spec));
+        const got = await this.checkUpload(item.output_key, req.output, item.output_key, kind, this.dims(spec));
+        accepted.push({ key: item.output_key, ...got });
+        bytes = got.bytes;
       }
     }
     const reportsLoss = item.direction === 'forward' && item.stage === last;
@@ -1162,6 +1227,7 @@ export class Coordinator {
         .where('status', '=', 'leased')
         .executeTakeFirst();
       if (Number(done.numUpdatedRows) === 0) return 'duplicate' as const;
+      for (const blob of accepted) await recordAccepted(trx, { ...blob, run_id: item.run_id, producer: hotkey }, now);
       if (item.direction === 'share' || item.direction === 'reduce' || item.direction === 'redo' || item.direction === 'local') return 'accepted' as const;
       if (reportsLoss) await trx.updateTable('samples').set({ loss: req.loss! }).where('run_id', '=', item.run_id).where('id', '=', item.sample_id).execute();
       const forwardMiner = async (stage: number): Promise<string | null> =>
@@ -1218,20 +1284,36 @@ export class Coordinator {
    * recorded, its work is offered again to anyone else, and its gradient sum for the round, which
    * may hold the same garbage, is not used: what it covered is re-issued too.
    */
-  async reject(hotkey: string, leaseId: string, reason: string): Promise<void> {
+  async reject(hotkey: string, req: { lease_id: string; reason: string; key?: string; sha256?: string }): Promise<void> {
+    const { lease_id: leaseId, reason } = req;
     await this.participant(hotkey);
     const item = await this.db.selectFrom('work_items').selectAll().where('lease_id', '=', leaseId).where('leased_to', '=', hotkey).where('status', '=', 'leased').executeTakeFirst();
     if (!item) throw new ApiError('not_found', `no lease ${leaseId} held by ${hotkey}`);
     const spec = await this.spec(item.run_id);
+    // A claim that an input is not what was accepted is checked against the stored blob first.
+    const changed = req.key !== undefined && req.sha256 !== undefined ? await this.changedBlob(req.key) : null;
+    if (changed?.confirmed === false) {
+      await withTransaction(this.db, async (trx) => {
+        await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null, not_hotkey: hotkey }).where('id', '=', item.id).execute();
+        await this.log(trx, 'bad_blob_unconfirmed', hotkey, spec.id, { key: req.key, reported: req.sha256, reason: reason.slice(0, 500) });
+      });
+      this.wake(item.stage);
+      return;
+    }
+    const evidence = (key: string | undefined): Record<string, unknown> => ({ key, reason: reason.slice(0, 500), found_by: hotkey, ...(changed?.confirmed ? { accepted_sha256: changed.accepted, stored_sha256: changed.stored } : {}) });
+    const flagKind = changed?.confirmed ? 'bad_blob' : 'bad_upload';
+    /** Named by the request, or else by the reason's text (older miners). */
+    const names = (key: string): boolean => (req.key !== undefined ? req.key === key : reason.includes(key));
+    let spentKey: string | null = null;
     await withTransaction(this.db, async (trx) => {
       if (item.direction === 'reduce') {
         // A reducer found a bad share: that replica's whole contribution goes.
         const d = JSON.parse(item.detail_json) as ReduceDetail;
-        const bad = d.inputs.find((i) => reason.includes(i.key)) ?? null;
+        const bad = d.inputs.find((i) => names(i.key)) ?? null;
         const culprit = bad?.hotkey ?? null;
         await this.log(trx, 'bad_upload', culprit, spec.id, { by: hotkey, item: item.id, reason: reason.slice(0, 500) });
         if (culprit) {
-          await this.flag(trx, spec.id, culprit, 'bad_upload', Number(item.round), item.stage, { key: bad!.key, reason: reason.slice(0, 500), found_by: hotkey });
+          await this.flag(trx, spec.id, culprit, flagKind, Number(item.round), item.stage, evidence(bad!.key));
           await this.expel(trx, spec, culprit, item.stage, Number(item.round));
         } else {
           await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null }).where('id', '=', item.id).execute();
@@ -1241,7 +1323,7 @@ export class Coordinator {
       }
       // Which upload is bad: the reason names its key (the lease's input or forward input).
       const candidates = [item.input_key, await this.stageInputKey(trx, item)].filter((k): k is string => k !== null);
-      const badKey = candidates.find((k) => reason.includes(k)) ?? candidates[0];
+      const badKey = candidates.find(names) ?? candidates[0];
       const producer = badKey ? await trx.selectFrom('work_items').selectAll().where('output_key', '=', badKey).where('status', '=', 'done').executeTakeFirst() : undefined;
       await this.log(trx, 'bad_upload', producer?.completed_by ?? null, spec.id, { by: hotkey, item: item.id, key: badKey, reason: reason.slice(0, 500) });
       if (!producer) {
@@ -1257,12 +1339,64 @@ export class Coordinator {
         .set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null, completed_by: null, completed_at: null, output_bytes: null, required_hotkey: null, not_hotkey: producer.completed_by })
         .where('id', '=', producer.id)
         .execute();
-      await this.store.delete(badKey!).catch(() => {});
-      if (producer.completed_by) await this.flag(trx, spec.id, producer.completed_by, 'bad_upload', Number(producer.round), producer.stage, { key: badKey, reason: reason.slice(0, 500), found_by: hotkey });
+      spentKey = badKey!;
+      if (producer.completed_by) await this.flag(trx, spec.id, producer.completed_by, flagKind, Number(producer.round), producer.stage, evidence(badKey));
       if (producer.completed_by) await this.expel(trx, spec, producer.completed_by, producer.stage, Number(producer.round));
     });
+    // The refused blob goes once the transaction that re-issued its work is committed.
+    if (spentKey !== null) {
+      await this.store.delete(spentKey).catch(() => {});
+      await forgetAccepted(this.db, [spentKey]);
+    }
     await this.advance(spec);
     this.wake();
+  }
+
+  /**
+   * Whether the blob under `key` differs from what was accepted: the orchestrator hashes what the
+   * store holds itself, so a reader's claim can blame nobody who is not at fault.
+   */
+  private async changedBlob(key: string): Promise<{ confirmed: boolean; accepted: string | null; stored: string | null; producer: string | null }> {
+    const accepted = await acceptedBlob(this.db, key);
+    if (!accepted) return { confirmed: false, accepted: null, stored: null, producer: null };
+    const stored = await storedDigest(this.store, key);
+    return { confirmed: stored !== accepted.sha256, accepted: accepted.sha256, stored, producer: accepted.producer || null };
+  }
+
+  /**
+   * A reader outside a work lease (a replica loading a stored state, a validator re-running a
+   * check) found a blob not as accepted. Confirmed: its producer is flagged and excluded, a stored
+   * state is no longer offered, a reduced copy no longer used, and the checks that read it are
+   * void (what they would judge was changed).
+   */
+  async refusal(hotkey: string, req: { key: string; sha256: string; reason: string }): Promise<'confirmed' | 'unconfirmed'> {
+    const p = await this.participant(hotkey);
+    const spec = await this.spec(p.run_id);
+    const changed = await this.changedBlob(req.key);
+    const accepted = await acceptedBlob(this.db, req.key);
+    if (!changed.confirmed || !accepted || accepted.run_id !== spec.id) {
+      await this.log(this.db, 'bad_blob_unconfirmed', hotkey, spec.id, { key: req.key, reported: req.sha256, reason: req.reason.slice(0, 500) });
+      return 'unconfirmed';
+    }
+    const snapshot = await this.db.selectFrom('snapshots').select(['stage', 'rounds']).where('run_id', '=', spec.id).where('key', '=', req.key).executeTakeFirst();
+    const item = await this.db.selectFrom('work_items').select(['id', 'round', 'stage', 'direction']).where('run_id', '=', spec.id).where('output_key', '=', req.key).executeTakeFirst();
+    const round = snapshot ? Number(snapshot.rounds) - 1 : item ? Number(item.round) : null;
+    const stage = snapshot?.stage ?? item?.stage ?? null;
+    await withTransaction(this.db, async (trx) => {
+      if (snapshot) await trx.deleteFrom('snapshots').where('run_id', '=', spec.id).where('stage', '=', snapshot.stage).where('rounds', '=', snapshot.rounds).execute();
+      if (item?.direction === 'reduce') await trx.updateTable('work_items').set({ status: 'lost' }).where('id', '=', item.id).execute();
+      const open = await trx.selectFrom('checks').select(['id', 'keys_json']).where('run_id', '=', spec.id).where('status', 'in', ['pending', 'leased']).execute();
+      const void_ = open.filter((c) => (JSON.parse(c.keys_json) as string[]).includes(req.key)).map((c) => c.id);
+      if (void_.length) await trx.updateTable('checks').set({ status: 'expired', reason: `blob ${req.key} was changed after it was accepted` }).where('id', 'in', void_).execute();
+      if (accepted.producer) {
+        await this.flag(trx, spec.id, accepted.producer, 'bad_blob', round, stage, { key: req.key, accepted_sha256: changed.accepted, stored_sha256: changed.stored, found_by: hotkey, reason: req.reason.slice(0, 500) });
+        await this.exclude(trx, spec, accepted.producer);
+      }
+    });
+    await this.deleteUnkept(spec.id, this.restartSpent.splice(0));
+    await this.advance(spec);
+    this.wake();
+    return 'confirmed';
   }
 
   /**
@@ -1417,11 +1551,12 @@ export class Coordinator {
     return Array.from({ length: slices }, () => (partner ? [contributors[0], partner] : [contributors[0]]));
   }
 
+  /** A copy of a slice's reduction; its output key is set when it is leased (reducedKey). */
   private async insertReduceCopy(trx: Kysely<Database>, spec: RunSpec, round: number, stage: number, attempt: number, d: ReduceDetail, reducer: string | null): Promise<void> {
     const row = this.itemRow(spec.id, `r${round}-s0`, stage, 'reduce', null, reducer, round);
     await trx
       .insertInto('work_items')
-      .values({ ...row, id: `${spec.id}.r${round}.${stage}.a${attempt}.reduce.${d.slice}.${d.copy}`, output_key: this.roundKey(spec.id, round, stage, attempt, `reduced-${d.slice}-${d.copy}`), detail_json: JSON.stringify(d) })
+      .values({ ...row, id: `${spec.id}.r${round}.${stage}.a${attempt}.reduce.${d.slice}.${d.copy}`, detail_json: JSON.stringify({ ...d, attempt } satisfies ReduceDetail) })
       .execute();
   }
 
@@ -1930,12 +2065,14 @@ export class Coordinator {
     return { status: 'accepted' };
   }
 
-  /** Deletes blobs no longer needed, except those an open check reads or a failed one keeps as evidence. */
+  /** Deletes blobs no longer needed (and their records), except those an open check reads or a failed one keeps as evidence. */
   private async deleteUnkept(runId: string, keys: string[]): Promise<void> {
     if (keys.length === 0) return;
     const rows = await this.db.selectFrom('checks').select('keys_json').where('run_id', '=', runId).where('status', 'in', ['pending', 'leased', 'failed']).execute();
     const kept = new Set(rows.flatMap((r) => JSON.parse(r.keys_json) as string[]));
-    for (const key of keys) if (!kept.has(key)) await this.store.delete(key).catch(() => {});
+    const gone = keys.filter((key) => key !== '' && !kept.has(key));
+    for (const key of gone) await this.store.delete(key).catch(() => {});
+    await forgetAccepted(this.db, gone);
   }
 
   /** Checks whose round was reduced more than keep_rounds ago without a validator: dropped, blobs freed. */

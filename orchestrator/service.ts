@@ -1,11 +1,13 @@
 // Puts the orchestrator together: database, blob store, coordinator and HTTP server, plus the
-// reaper that releases the work of miners that stopped sending heartbeats.
+// reaper that releases the work of miners that stopped sending heartbeats and forgets the
+// nonces of requests whose window has passed.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { sql } from 'kysely';
 import { Coordinator, type MetagraphAdmission } from './coordinator.ts';
 import { type Db, openDatabase, redactUrl } from './db/open.ts';
+import { databaseNonces } from './nonces.ts';
 import { buildServer } from './server.ts';
 import { LocalBlobStore, registerLocalBlobRoutes } from './storage/local.ts';
 import { openBlobStore } from './storage/open.ts';
@@ -54,8 +56,12 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
   try {
     const store = await openBlobStore(opts.storage, { secret: opts.storage.startsWith('local:') ? await localSecret(database) : undefined, now: opts.now, partBytes: opts.partBytes });
     const coordinator = new Coordinator({ db: database.db, store, now: opts.now, metagraph: opts.metagraph });
+    // The local store asks the coordinator whether an upload's lease still stands.
+    if (store instanceof LocalBlobStore) store.setWriteGate((key, grant) => coordinator.writeRefusal(key, grant));
+    const nonces = databaseNonces(database.db);
     const app = await buildServer({
       coordinator,
+      nonces,
       operator: opts.operator,
       now: opts.now,
       logger: opts.logger,
@@ -86,6 +92,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
 
     const reaper = setInterval(() => {
       coordinator.reap().catch((e) => app.log.error({ err: e }, 'reaping silent miners failed'));
+      nonces.sweep((opts.now ?? Date.now)()).catch((e) => app.log.error({ err: e }, 'forgetting expired nonces failed'));
     }, opts.reapIntervalMs ?? 5000);
     reaper.unref();
     return {

@@ -4,7 +4,7 @@
 // docs/VALIDATION.md explains the sampling and the tolerances.
 import { quantizedMerge } from '../orchestrator-client/blobs.ts';
 import { type CheckedItem, type LeaseRequest, type LeaseResponse, type Task, type ValidateTask, verdictMessage } from '../orchestrator-client/protocol.ts';
-import { BadBlobError, decodeBlob, decodeWire, encodeWire } from '../worker/miner/blobs.ts';
+import { BadBlobError, ChangedBlobError, decodeBlob, decodeWire, encodeWire } from '../worker/miner/blobs.ts';
 import { addInto } from '../worker/miner/flat.ts';
 import { Replica, type ReplicaOptions, type StageState, fromBlob } from '../worker/miner/replica.ts';
 import { type Findings, judge, relativeError } from './compare.ts';
@@ -53,6 +53,12 @@ export class Validator extends Replica {
       try {
         findings = task.target === 'item' ? await this.checkItem(s, task) : await this.checkShare(s, task);
       } catch (e) {
+        if (e instanceof ChangedBlobError) {
+          // Not the bytes that were accepted (and used): nothing to judge. The orchestrator checks the
+          // blob, blames its producer and voids the check; the lease lapses if it finds nothing.
+          await this.refuse(e);
+          return;
+        }
         if (!(e instanceof BadBlobError)) throw e;
         findings = { error: 1e30, problems: [`its upload is unusable: ${e.message}`] };
       }

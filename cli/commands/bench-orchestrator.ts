@@ -14,7 +14,7 @@ import { OrchestratorClient, OrchestratorError } from '../../orchestrator-client
 import type { Hardware, Lease } from '../../orchestrator-client/protocol.ts';
 import { type Keypair, keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import { evenStages } from '../../orchestrator/runs.ts';
-import { uploadToUrl } from '../../orchestrator-client/transfer.ts';
+import { blobSha256, uploadToUrl } from '../../orchestrator-client/transfer.ts';
 import { encodeSafetensors } from '../../worker/checkpoint/safetensors.ts';
 import { PRESET_NAMES, loadPreset } from '../../worker/model/config.ts';
 import type { Output } from '../output.ts';
@@ -343,6 +343,7 @@ export async function benchOrchestratorCommand(flags: BenchOrchestratorFlags, ou
     const config = loadPreset(preset);
     const blob = (name: string): Uint8Array => encodeSafetensors({ [name]: { dtype: 'F32', shape: [config.seq_len, config.d_model], data: new Float32Array(config.seq_len * config.d_model).fill(0.5) } });
     const payloads = { activation: blob('activation'), gradient: blob('gradient') };
+    const digests = { activation: blobSha256(payloads.activation), gradient: blobSha256(payloads.gradient) };
     const queue = new ReadyQueue();
     for (let i = 0; i < minerCount; i++) queue.push(i);
     const t0 = performance.now();
@@ -400,7 +401,7 @@ export async function benchOrchestratorCommand(flags: BenchOrchestratorFlags, ou
           continue;
         }
         try {
-          let output: { key: string; bytes: number } | undefined;
+          let output: { key: string; bytes: number; sha256: string } | undefined;
           let uploadMs: number | undefined;
           if (lease.output.kind !== 'none') {
             const payload = payloads[lease.output.kind];
@@ -409,7 +410,7 @@ export async function benchOrchestratorCommand(flags: BenchOrchestratorFlags, ou
             const u1 = performance.now();
             count(false, u1);
             uploadMs = u1 - u0;
-            output = { key: lease.output.key, bytes: payload.length };
+            output = { key: lease.output.key, bytes: payload.length, sha256: digests[lease.output.kind] };
           }
           const c = performance.now();
           const lastStage = lease.direction === 'forward' && lease.stage === stages - 1;

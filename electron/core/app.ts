@@ -4,7 +4,7 @@
 // the worker process in line with it. Its world comes in as arguments (settings and wallet
 // stores, power source, process spawner, dialogs), so it runs the same under Electron and Node.
 import { randomBytes } from 'node:crypto';
-import { type Dashboard, HealthSchema, type MinerRewards } from '../../orchestrator-client/protocol.ts';
+import type { Dashboard, MinerRewards } from '../../orchestrator-client/protocol.ts';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import type { MinerMessage } from '../../worker/miner/host.ts';
@@ -391,7 +391,7 @@ export class AppController {
     const keypair = keypairFromSeed(seed);
     const client = new OrchestratorClient({ baseUrl: s.orchestratorUrl, keypair, attempts: 1, timeoutMs: this.world.healthTimeoutMs ?? 5_000 });
     try {
-      await client.request('GET', '/health', HealthSchema);
+      await client.health();
     } catch (e) {
       throw new Error(`Cannot reach the orchestrator at ${s.orchestratorUrl} (${(e as Error).message.replace(/^cannot reach the orchestrator at \S+ /, '').replace(/^\((.*)\)$/, '$1')}). Check the address in Settings and the internet connection.`, { cause: e });
     }

@@ -318,6 +318,51 @@ const ledger: Migration = {
     if (isPostgres(db)) await sql`drop function if exists tah_append_only()`.execute(db);
   },
 };
+/**
+ * Replay protection that survives restarts and is shared by every orchestrator process on the
+ * database: the nonce of each accepted signed request, kept until its timestamp leaves the window.
+ */
+const requestNonces: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema
+      .createTable('request_nonces')
+      .addColumn('hotkey', 'text', (c) => c.notNull())
+      .addColumn('nonce', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint('request_nonces_pk', ['hotkey', 'nonce'])
+      .execute();
+    await db.schema.createIndex('request_nonces_by_expiry').on('request_nonces').column('expires_at').execute();
+  },
+  async down(db: Kysely<any>) {
+    await db.schema.dropTable('request_nonces').execute();
+  },
+};
+/**
+ * What was accepted cannot change: every accepted blob's SHA-256 (handed to its readers with each
+ * URL), and a write grant per snapshot assignment, so that a replica whose duty passed to another
+ * can no longer write.
+ */
+const blobDigests: Migration = {
+  async up(db: Kysely<any>) {
+    await db.schema
+      .createTable('blobs')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('run_id', 'text', (c) => c.notNull().references('runs.id').onDelete('cascade'))
+      .addColumn('sha256', 'text', (c) => c.notNull())
+      .addColumn('bytes', 'bigint', (c) => c.notNull())
+      .addColumn('producer', 'text', (c) => c.notNull())
+      .addColumn('accepted_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.alterTable('snapshots').addColumn('lease_id', 'text').execute();
+    // Refusals name a blob by key: its producer is found by the item that output it.
+    await db.schema.createIndex('work_items_by_output').on('work_items').column('output_key').execute();
+  },
+  async down(db: Kysely<any>) {
+    await db.schema.dropIndex('work_items_by_output').execute();
+    await db.schema.alterTable('snapshots').dropColumn('lease_id').execute();
+    await db.schema.dropTable('blobs').execute();
+  },
+};
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Every migration, by name; names sort in the order they run. */
@@ -328,6 +373,8 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '0004_flags': flags,
   '0005_versions': versions,
   '0006_ledger': ledger,
+  '0007_request_nonces': requestNonces,
+  '0008_blob_digests': blobDigests,
 });
 
 export const migrationProvider: MigrationProvider = {

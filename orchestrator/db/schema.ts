@@ -156,6 +156,8 @@ export interface SnapshotsTable {
   assigned_at: number;
   /** stateDigest of the stored state, as its uploader reported it. */
   hash: string | null;
+  /** The holder's write grant: its upload URL works only while this assignment stands. */
+  lease_id: WithDefault<string | null>;
 }
 
 export interface VersionsTable {
@@ -221,6 +223,24 @@ export interface RewardsTable {
   reason: string | null;
 }
 
+/** The nonce of an accepted signed request, remembered until its timestamp leaves the window. */
+export interface RequestNoncesTable {
+  hotkey: string;
+  /** Lower-case hex. */
+  nonce: string;
+  expires_at: number;
+}
+
+/** An accepted upload: the SHA-256 its readers check, and who wrote it. */
+export interface BlobsTable {
+  key: string;
+  run_id: string;
+  sha256: string;
+  bytes: number;
+  producer: string;
+  accepted_at: number;
+}
+
 export interface KvTable {
   key: string;
   value: string;
@@ -241,6 +261,8 @@ export interface Database {
   checks: ChecksTable;
   epochs: EpochsTable;
   rewards: RewardsTable;
+  request_nonces: RequestNoncesTable;
+  blobs: BlobsTable;
 }
 
 export type RunRow = Selectable<RunsTable>;

@@ -15,6 +15,12 @@ export interface PresignOptions {
    * The local store treats it as maxBytes.
    */
   exactBytes?: number;
+  /**
+   * For 'put': the write grant (a lease's id) the URL belongs to. The local store signs it into
+   * the URL and asks its write gate whether the grant still stands before it takes a body; S3
+   * cannot revoke a URL and ignores it (readers check the accepted digest instead).
+   */
+  grant?: string;
 }
 
 export interface BlobInfo {
@@ -49,8 +55,8 @@ export interface BlobStore {
   readonly partBytes: number;
   /** A URL that allows `op` on `key` only, until it expires. */
   presign(op: BlobOp, key: string, opts: PresignOptions): Promise<string>;
-  /** Begins an upload in parts of a blob of at most `maxBytes`, with a URL for each part. */
-  startMultipart(key: string, opts: { expiresInS: number; maxBytes: number }): Promise<MultipartPlan>;
+  /** Begins an upload in parts of a blob of at most `maxBytes`, with a URL for each part (`grant`: as for presign). */
+  startMultipart(key: string, opts: { expiresInS: number; maxBytes: number; grant?: string }): Promise<MultipartPlan>;
   /**
    * Joins the parts into the blob (atomically: readers see no blob or the whole one). Throws
    * MultipartError when the parts are not what the plan asked for or the upload is unknown.
@@ -65,6 +71,13 @@ export interface BlobStore {
   getRange(key: string, start: number, end: number): Promise<Uint8Array>;
   put(key: string, data: Uint8Array): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * The upload under `key` is being accepted: no later write may change it (until it is deleted).
+   * The local store refuses every later write and answers false when nothing is stored (nothing
+   * sealed); S3 cannot (a presigned URL stays valid until it expires) and answers true, so there
+   * the digest recorded on acceptance is what protects readers.
+   */
+  seal(key: string): Promise<boolean>;
 }
 
 /** Keys are relative paths of safe segments: letters, digits, '.', '_', '-' separated by '/'. */

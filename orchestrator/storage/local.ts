@@ -3,9 +3,15 @@
 // key, the expiry and, for uploads, the size limit), so the directory itself is never exposed.
 //
 //   GET|HEAD /v1/blobs/KEY?op=get&exp=MS&sig=HEX          the blob (a single byte range allowed)
-//   PUT      /v1/blobs/KEY?op=put&exp=MS&max=BYTES&sig=HEX  stores the body, at most BYTES long
-//   PUT      /v1/blobs/KEY?op=part&exp=MS&max=BYTES&upload=ID&part=N&sig=HEX
+//   PUT      /v1/blobs/KEY?op=put&exp=MS&max=BYTES[&grant=G]&sig=HEX  stores the body, at most BYTES long
+//   PUT      /v1/blobs/KEY?op=part&exp=MS&max=BYTES&upload=ID&part=N[&grant=G]&sig=HEX
 //                                                          part N of upload ID (answers its ETag)
+//
+// What was accepted cannot change: the orchestrator seals a key when it accepts the upload
+// (seal), after which no write to it is kept, whatever URL it comes with. An upload URL may name a
+// write grant (the lease it belongs to); the store then asks its write gate, before it takes the
+// body and again before it keeps it, whether the grant still stands, so a lease's URLs stop
+// working once it is completed, released or handed to someone else.
 //
 // Uploads stream into a temporary file in the store's directory and are renamed into place only
 // when complete and within the limit; an oversized or aborted upload leaves nothing behind.
@@ -19,12 +25,13 @@
 // orchestrator's store and not another.
 import { createHash, createHmac, randomBytes, timingSafeEqual, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { API_PREFIX, HTTP_STATUS, type ErrorCode } from '../../orchestrator-client/protocol.ts';
+import { ApiError } from '../http.ts';
 import { BLOB_KEY, BlobNotFoundError, checkKey, MultipartError, planParts, type BlobInfo, type BlobOp, type BlobStore, type CompletedPart, type MultipartPlan, type PresignOptions } from './blob-store.ts';
 
 /** Where the blob routes live on the orchestrator's server. */
@@ -48,7 +55,26 @@ interface MultipartMeta {
   max_bytes: number;
   /** When its part URLs expire (ms since the epoch). */
   expires: number;
+  /** The write grant its URLs name, if any. */
+  grant?: string;
 }
+
+/**
+ * Whether an upload to `key` under `grant` may be taken now: null when it may, else why not
+ * (the orchestrator's answer: orchestrator/write-grants.ts).
+ */
+export type WriteGate = (key: string, grant: string | undefined) => Promise<string | null>;
+
+/** A write the store will not keep: the key is sealed, or its grant no longer stands. */
+export class WriteRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WriteRefusedError';
+  }
+}
+
+/** A write grant as it may appear in a URL: a lease id (the protocol's id grammar). */
+const GRANT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export interface LocalBlobStoreOptions {
   /** The directory holding the blobs (created when missing). */
@@ -88,6 +114,8 @@ export interface BlobUrlGrant {
   /** For 'part': which upload, which part. */
   uploadId?: string;
   partNumber?: number;
+  /** For 'put' and 'part': the write grant the URL names. */
+  writeGrant?: string;
 }
 
 export class LocalBlobStore implements BlobStore {
@@ -100,6 +128,11 @@ export class LocalBlobStore implements BlobStore {
   private readonly role: 'owner' | 'guest';
   private ready: Promise<void> | null = null;
   private storeId: string | null = null;
+  private gate: WriteGate | null = null;
+  /** Keys sealed by this process (a sealed file is also made read-only, which outlives it). */
+  private readonly sealed = new Set<string>();
+  /** Per-key queues: a seal and a commit of the same key never interleave. */
+  private readonly locks = new Map<string, Promise<void>>();
 
   constructor(opts: LocalBlobStoreOptions) {
     if (!opts.dir) throw new Error('LocalBlobStore: dir is required');
@@ -130,6 +163,54 @@ export class LocalBlobStore implements BlobStore {
 
   get baseUrl(): string | null {
     return this.base;
+  }
+
+  /** Who decides whether an upload under a grant is still taken (the orchestrator's write grants). */
+  setWriteGate(gate: WriteGate): void {
+    this.gate = gate;
+  }
+
+  /** Why an upload to `key` under `grant` is not taken now, or null (sealed keys never are). */
+  async writeRefusal(key: string, grant: string | undefined): Promise<string | null> {
+    if (await this.isSealed(key)) return `${key} was accepted already: it cannot be written again`;
+    return this.gate ? this.gate(key, grant) : null;
+  }
+
+  /** Refuses every later write to `key` (its upload is being accepted); false when nothing is stored there. */
+  async seal(key: string): Promise<boolean> {
+    const path = this.pathOf(key);
+    return this.locked(key, async () => {
+      try {
+        await chmod(path, 0o444);
+      } catch (err) {
+        if (isMissing(err)) return false;
+        throw err;
+      }
+      this.sealed.add(key);
+      return true;
+    });
+  }
+
+  private async isSealed(key: string): Promise<boolean> {
+    if (this.sealed.has(key)) return true;
+    // Sealed by another process (or before a restart): the file was made read-only.
+    const st = await stat(this.pathOf(key)).catch(() => null);
+    return st !== null && st.isFile() && (st.mode & 0o200) === 0;
+  }
+
+  private async locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const chain = before.then(() => mine);
+    this.locks.set(key, chain);
+    await before;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.locks.get(key) === chain) this.locks.delete(key);
+    }
   }
 
   /**
@@ -191,7 +272,7 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  async startMultipart(key: string, opts: { expiresInS: number; maxBytes: number }): Promise<MultipartPlan> {
+  async startMultipart(key: string, opts: { expiresInS: number; maxBytes: number; grant?: string }): Promise<MultipartPlan> {
     checkKey(key);
     if (this.base === null) throw new Error('LocalBlobStore: no baseUrl set (call setBaseUrl once the server listens)');
     if (!(Number.isFinite(opts.expiresInS) && opts.expiresInS > 0)) throw new Error(`presign: expiresInS must be positive, got ${opts.expiresInS}`);
@@ -202,13 +283,15 @@ export class LocalBlobStore implements BlobStore {
     const exp = Math.floor(this.now() + opts.expiresInS * 1000);
     const dir = this.multipartDir(uploadId);
     await mkdir(dir);
-    const meta: MultipartMeta = { key, part_bytes: partBytes, max_bytes: opts.maxBytes, expires: exp };
+    if (opts.grant !== undefined && !GRANT.test(opts.grant)) throw new Error(`startMultipart: invalid grant '${opts.grant.slice(0, 40)}'`);
+    const meta: MultipartMeta = { key, part_bytes: partBytes, max_bytes: opts.maxBytes, expires: exp, ...(opts.grant !== undefined ? { grant: opts.grant } : {}) };
     await writeFile(join(dir, 'meta.json'), JSON.stringify(meta), { flag: 'wx' });
     const urls = Array.from({ length: parts }, (_, i) => {
       const part = String(i + 1);
       const max = String(partBytes);
       const query = new URLSearchParams({ op: 'part', exp: String(exp), max, upload: uploadId, part });
-      query.set('sig', this.sign('part', key, String(exp), max, uploadId, part).toString('hex'));
+      if (opts.grant !== undefined) query.set('grant', opts.grant);
+      query.set('sig', this.sign('part', key, String(exp), max, uploadId, part, ...grantField(opts.grant)).toString('hex'));
       return `${this.base}${LOCAL_BLOB_ROUTE}${key}?${query.toString()}`;
     });
     return { uploadId, partBytes, urls };
@@ -263,7 +346,7 @@ export class LocalBlobStore implements BlobStore {
       }
       await fh.sync();
       await fh.close();
-      await this.commit(tmp, this.pathOf(key));
+      await this.commit(tmp, key, meta.grant);
     } catch (err) {
       await fh.close().catch(() => {});
       await unlink(tmp).catch(() => {});
@@ -291,9 +374,12 @@ export class LocalBlobStore implements BlobStore {
       if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new Error(`presign: maxBytes must be a non-negative integer, got ${maxBytes}`);
       max = String(maxBytes);
     }
+    const grant = op === 'put' ? opts.grant : undefined;
+    if (grant !== undefined && !GRANT.test(grant)) throw new Error(`presign: invalid grant '${grant.slice(0, 40)}'`);
     const query = new URLSearchParams({ op, exp });
     if (op === 'put') query.set('max', max);
-    query.set('sig', this.sign(op, key, exp, max).toString('hex'));
+    if (grant !== undefined) query.set('grant', grant);
+    query.set('sig', this.sign(op, key, exp, max, ...grantField(grant)).toString('hex'));
     return `${this.base}${LOCAL_BLOB_ROUTE}${key}?${query.toString()}`;
   }
 
@@ -312,7 +398,7 @@ export class LocalBlobStore implements BlobStore {
     const params = new Map<string, string>();
     for (const [name, value] of new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1))) {
       if (params.has(name)) return refuse('bad_request', `repeated query parameter '${name.slice(0, 20)}'`);
-      if (!['op', 'exp', 'max', 'sig', 'upload', 'part'].includes(name)) return refuse('bad_request', `unknown query parameter '${name.slice(0, 20)}'`);
+      if (!['op', 'exp', 'max', 'sig', 'upload', 'part', 'grant'].includes(name)) return refuse('bad_request', `unknown query parameter '${name.slice(0, 20)}'`);
       params.set(name, value);
     }
     const op = params.get('op');
@@ -321,7 +407,9 @@ export class LocalBlobStore implements BlobStore {
     const max = params.get('max');
     const upload = params.get('upload');
     const part = params.get('part');
+    const grant = params.get('grant');
     if (op !== 'get' && op !== 'put' && op !== 'part') return refuse('bad_request', "missing or invalid 'op'");
+    if (grant !== undefined && (op === 'get' || !GRANT.test(grant))) return refuse('bad_request', "invalid 'grant'");
     if (exp === undefined || !/^\d{1,15}$/.test(exp)) return refuse('bad_request', "missing or invalid 'exp'");
     if (sig === undefined || !/^[0-9a-f]{64}$/.test(sig)) return refuse('bad_request', "missing or invalid 'sig'");
     if (op !== 'get' ? max === undefined || !/^\d{1,15}$/.test(max) : max !== undefined) return refuse('bad_request', "missing or invalid 'max'");
@@ -330,12 +418,12 @@ export class LocalBlobStore implements BlobStore {
 
     if (method !== 'PUT' && method !== 'GET' && method !== 'HEAD') return refuse('bad_request', `method ${method} is not allowed`);
     if ((method === 'PUT') !== (op !== 'get')) return refuse('forbidden', `this URL allows ${op}, not ${method === 'PUT' ? 'put' : 'get'}`);
-    const signature = op === 'part' ? this.sign(op, key, exp, max ?? '', upload, part) : this.sign(op, key, exp, max ?? '');
+    const signature = op === 'part' ? this.sign(op, key, exp, max ?? '', upload, part, ...grantField(grant)) : this.sign(op, key, exp, max ?? '', ...grantField(grant));
     if (!timingSafeEqual(signature, Buffer.from(sig, 'hex'))) return refuse('forbidden', 'invalid signature');
     if (Number(exp) <= this.now()) return refuse('forbidden', 'this URL has expired');
-    const grant: BlobUrlGrant = { ok: true, op, key, maxBytes: max === undefined ? null : Number(max) };
-    if (op === 'part') Object.assign(grant, { uploadId: upload, partNumber: Number(part) });
-    return grant;
+    const granted: BlobUrlGrant = { ok: true, op, key, maxBytes: max === undefined ? null : Number(max), ...(grant !== undefined ? { writeGrant: grant } : {}) };
+    if (op === 'part') Object.assign(granted, { uploadId: upload, partNumber: Number(part) });
+    return granted;
   }
 
   private sign(op: string, key: string, exp: string, max: string, ...more: (string | undefined)[]): Buffer {
@@ -386,14 +474,15 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
+  /** Stores `data` under `key` directly (this process's own writes, and a guest's): sealed keys refuse it too. */
   async put(key: string, data: Uint8Array): Promise<void> {
-    const path = this.pathOf(key);
+    this.pathOf(key);
     const { fh, tmp } = await this.openTemp();
     try {
       await fh.writeFile(data);
       await fh.sync();
       await fh.close();
-      await this.commit(tmp, path);
+      await this.commit(tmp, key, null);
     } catch (err) {
       await fh.close().catch(() => {});
       await unlink(tmp).catch(() => {});
@@ -401,12 +490,17 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
+  /** Deletes the blob (a sealed one too: the key may then be written again). */
   async delete(key: string): Promise<void> {
-    try {
-      await unlink(this.pathOf(key));
-    } catch (err) {
-      if (!isMissing(err)) throw err;
-    }
+    const path = this.pathOf(key);
+    await this.locked(key, async () => {
+      try {
+        await unlink(path);
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+      this.sealed.delete(key);
+    });
   }
 
   /** Every stored key under `prefix` (a key prefix, e.g. 'run1/'), sorted. */
@@ -437,21 +531,30 @@ export class LocalBlobStore implements BlobStore {
     return { fh: await open(tmp, 'wx', 0o644), tmp };
   }
 
-  /** Moves a complete temporary file into place (atomically: readers see the old blob or the new one). */
-  private async commit(tmp: string, path: string): Promise<void> {
-    await mkdir(dirname(path), { recursive: true });
-    await rename(tmp, path);
+  /**
+   * Moves a complete temporary file into place (atomically: readers see the old blob or the new
+   * one), unless the key is sealed or, for an upload through a URL (`grant` not null), the write
+   * gate no longer takes it. Under the key's lock, so a seal cannot slip in between.
+   */
+  private async commit(tmp: string, key: string, grant: string | undefined | null): Promise<void> {
+    const path = this.pathOf(key);
+    await this.locked(key, async () => {
+      const refusal = grant === null ? ((await this.isSealed(key)) ? `${key} was accepted already: it cannot be written again` : null) : await this.writeRefusal(key, grant);
+      if (refusal !== null) throw new WriteRefusedError(refusal);
+      await mkdir(dirname(path), { recursive: true });
+      await rename(tmp, path);
+    });
   }
 
-  /** Receives an upload: the body goes to a temporary file, renamed into place when complete. */
-  async receive(key: string, body: Readable, maxBytes: number): Promise<number> {
-    const path = this.pathOf(key);
+  /** Receives an upload through a URL naming `grant`: the body goes to a temporary file, renamed into place when complete. */
+  async receive(key: string, body: Readable, maxBytes: number, grant?: string): Promise<number> {
+    this.pathOf(key);
     const { fh, tmp } = await this.openTemp();
     try {
       const bytes = await drain(body, fh, maxBytes);
       await fh.sync();
       await fh.close();
-      await this.commit(tmp, path);
+      await this.commit(tmp, key, grant);
       return bytes;
     } catch (err) {
       await fh.close().catch(() => {});
@@ -508,6 +611,11 @@ function drain(body: Readable, fh: FileHandle, maxBytes: number, hash?: Hash): P
     body.on('close', onClose);
     body.pipe(sink);
   });
+}
+
+/** The grant's field of a URL's signed text: absent for URLs that name none (so their signatures stay as they were). */
+function grantField(grant: string | undefined): string[] {
+  return grant === undefined ? [] : [`grant=${grant}`];
 }
 
 function refuse(code: ErrorCode, message: string): BlobUrlRefusal {
@@ -629,15 +737,19 @@ async function handlePut(store: LocalBlobStore, request: FastifyRequest, reply: 
     reply.header('connection', 'close');
     return sendError(reply, 'payload_too_large', `the body exceeds the limit of ${max} bytes`, { max_bytes: max });
   }
+  // A sealed key, or a grant that no longer stands: refused before a byte of the body is read.
+  const refusal = await store.writeRefusal(grant.key, grant.writeGrant);
+  if (refusal !== null) return sendError(reply.header('connection', 'close'), 'forbidden', refusal);
   const body = (request.body as Readable | undefined) ?? request.raw;
   try {
     if (grant.op === 'part') {
       const etag = await store.receivePart(grant.key, grant.uploadId!, grant.partNumber!, body, max);
       return reply.code(200).header('etag', etag).send({ key: grant.key, part: grant.partNumber, etag });
     }
-    const bytes = await store.receive(grant.key, body, max);
+    const bytes = await store.receive(grant.key, body, max, grant.writeGrant);
     return reply.code(200).send({ key: grant.key, bytes });
   } catch (err) {
+    if (err instanceof WriteRefusedError) return sendError(reply.header('connection', 'close'), 'forbidden', err.message);
     if (err instanceof MultipartError) return sendError(reply.header('connection', 'close'), 'not_found', err.message);
     if (err instanceof TooLargeError) {
       reply.header('connection', 'close');
@@ -663,7 +775,9 @@ export function registerLocalBlobRoutes(app: FastifyInstance, store: LocalBlobSt
     await store.init();
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
-    scope.setErrorHandler((err: FastifyError, request, reply) => {
+    scope.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
+      // Refusals of the server's own hooks (the front door) keep their code.
+      if (err instanceof ApiError) return sendError(reply, err.code, err.message, err.details);
       const status = err.statusCode ?? 500;
       if (status >= 500) {
         request.log.error({ err }, 'blob request failed');
@@ -672,7 +786,8 @@ export function registerLocalBlobRoutes(app: FastifyInstance, store: LocalBlobSt
       return sendError(reply, status === 413 ? 'payload_too_large' : 'bad_request', err.message, undefined, status);
     });
     const url = `${LOCAL_BLOB_ROUTE}*`;
-    scope.route({ method: ['GET', 'HEAD'], url, exposeHeadRoute: false, handler: (request, reply) => handleGet(store, request, reply) });
-    scope.route({ method: 'PUT', url, handler: (request, reply) => handlePut(store, request, reply) });
+    const config = { access: 'blob_url' as const };
+    scope.route({ method: ['GET', 'HEAD'], url, config, exposeHeadRoute: false, handler: (request, reply) => handleGet(store, request, reply) });
+    scope.route({ method: 'PUT', url, config, handler: (request, reply) => handlePut(store, request, reply) });
   });
 }

@@ -108,7 +108,7 @@ export class S3BlobStore implements BlobStore {
    * Content-Length signed; the last is only bounded by the size check on completion. Abandoned
    * uploads are best removed by a bucket lifecycle rule (AbortIncompleteMultipartUpload).
    */
-  async startMultipart(key: string, opts: { expiresInS: number; maxBytes: number }): Promise<MultipartPlan> {
+  async startMultipart(key: string, opts: { expiresInS: number; maxBytes: number; grant?: string }): Promise<MultipartPlan> {
     const Key = this.objectKey(key);
     const expiresIn = this.expiry(opts.expiresInS);
     const { partBytes, parts } = planParts(opts.maxBytes, this.partBytes);
@@ -193,6 +193,12 @@ export class S3BlobStore implements BlobStore {
 
   async delete(key: string): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+  }
+
+  /** S3 cannot revoke the presigned URLs it handed out: readers check the accepted digest instead. */
+  async seal(key: string): Promise<boolean> {
+    checkKey(key);
+    return true;
   }
 
   /** Closes the client's connections. */

@@ -82,8 +82,10 @@ test('an unknown run is a JSON 404; other API calls still need a signature', asy
   assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'not_found');
   const status = await fetch(`${orch.url}/v1/runs/pub/status`);
   assert.equal(status.status, 401);
+  // Access is a route's: a path that is no route is a plain 404 (the API is public knowledge).
   const unknown = await fetch(`${orch.url}/v1/no-such-endpoint`);
-  assert.equal(unknown.status, 401, 'the signature check comes before any API answer');
+  assert.equal(unknown.status, 404);
+  assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'not_found');
 });
 
 test('the built renderer is served read-only at / with a CSP; routes fall back to index.html; nothing outside is reachable', async () => {

@@ -1308,7 +1308,7 @@ async function fuzz(): Promise<FuzzResult> {
   return { requests: verdicts.length, verdicts, bugHits, problems, ms: performance.now() - started };
 }
 
-const describe = (vs: Verdict[], n = 12): string =>
+const describe = (vs: Verdict[], n = Number(process.env.TAH_FUZZ_SHOW ?? 12)): string =>
   vs
     .slice(0, n)
     .map((v) => `  [${v.c.group}] ${v.c.what}: ${v.problem}`)

@@ -11,9 +11,9 @@ import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
-import type { Hardware, Lease } from '../../orchestrator-client/protocol.ts';
+import type { Hardware, Lease, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
-import { uploadToUrl } from '../../orchestrator-client/transfer.ts';
+import { uploadBlob } from '../../orchestrator-client/transfer.ts';
 import { encodeBlob } from '../../worker/miner/blobs.ts';
 
 const TAH = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
@@ -32,13 +32,12 @@ async function work(c: OrchestratorClient): Promise<Lease> {
   return task as Lease;
 }
 
-/** Uploads a well-formed blob of the tiny preset (seq_len 64, d_model 64, one row) to the lease's output; returns its size. */
-async function upload(lease: Lease): Promise<number> {
+/** Uploads a well-formed blob of the tiny preset (seq_len 64, d_model 64, one row) to the lease's output; returns what the completion reports. */
+async function upload(lease: Lease): Promise<Uploaded> {
   const kind = lease.output.kind;
   assert.ok(kind === 'activation' || kind === 'gradient', `lease ${lease.id} has no output`);
   const blob = encodeBlob(kind, { rows: 1, seqLen: 64, dModel: 64, length: 0 }, { [kind]: new Float32Array(64 * 64) });
-  await uploadToUrl(lease.output.url, blob);
-  return blob.length;
+  return uploadBlob(lease.output, blob);
 }
 
 async function freePort(): Promise<number> {
@@ -81,9 +80,9 @@ test('SIGKILL mid-run, restart on the same database: nothing is lost and clients
 
   // Sample 1 goes all the way to the last stage and reports its loss; sample 2 is left leased.
   const f0 = await work(a);
-  await a.complete({ lease_id: f0.id, output: { key: f0.output.key, bytes: await upload(f0) } });
+  await a.complete({ lease_id: f0.id, output: await upload(f0) });
   const f1 = await work(b);
-  await b.complete({ lease_id: f1.id, output: { key: f1.output.key, bytes: await upload(f1) }, loss: 4.5 });
+  await b.complete({ lease_id: f1.id, output: await upload(f1), loss: 4.5 });
   const held = await work(a);
   assert.ok(held.direction === 'backward' && held.sample_id === f0.sample_id);
 

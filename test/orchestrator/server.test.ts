@@ -10,7 +10,7 @@ import { OrchestratorClient, OrchestratorError } from '../../orchestrator-client
 import { type Hardware, type Lease, type LeaseRequest } from '../../orchestrator-client/protocol.ts';
 import { type Keypair, keypairFromSeed, ready, signRequest } from '../../orchestrator-client/signing.ts';
 import { type Orchestrator, startOrchestrator } from '../../orchestrator/service.ts';
-import { downloadFromUrl, uploadToUrl } from '../../orchestrator-client/transfer.ts';
+import { blobSha256, downloadFromUrl, uploadToUrl } from '../../orchestrator-client/transfer.ts';
 import { encodeBlob } from '../../worker/miner/blobs.ts';
 import { postgresMissing, startPostgres } from '../helpers/postgres.ts';
 
@@ -62,11 +62,19 @@ async function work(c: OrchestratorClient, req?: LeaseRequest): Promise<Lease | 
   return task as Lease;
 }
 
+/** What a completion reports for `payload` uploaded to `key`. */
+const uploaded = (key: string, payload: Uint8Array) => ({ key, bytes: payload.length, sha256: blobSha256(payload) });
+
 /** Uploads the blob the lease's output asks for (a valid one unless `payload` is given) and completes it. */
 async function finish(c: OrchestratorClient, lease: Lease, loss?: number, payload?: Uint8Array, next?: LeaseRequest) {
   const out = lease.output.kind === 'none' ? undefined : (payload ?? blob(lease.output.kind));
   if (out) await uploadToUrl(lease.output.url, out);
-  return c.complete({ lease_id: lease.id, ...(out ? { output: { key: lease.output.key, bytes: out.length } } : {}), ...(loss !== undefined ? { loss } : {}), ...(next ? { next } : {}) });
+  return c.complete({ lease_id: lease.id, ...(out ? { output: uploaded(lease.output.key, out) } : {}), ...(loss !== undefined ? { loss } : {}), ...(next ? { next } : {}) });
+}
+
+/** An upload the store refuses (the lease it belongs to no longer stands). */
+async function refusedUpload(url: string, payload: Uint8Array): Promise<void> {
+  await assert.rejects(uploadToUrl(url, payload), (e: Error) => /403/.test(e.message) && /no longer writes/.test(e.message));
 }
 
 for (const target of targets) {
@@ -97,7 +105,7 @@ for (const target of targets) {
       assert.deepEqual(f0.input, { kind: 'sample', ...f0.sample });
       const activation = blob('activation', 1.5);
       assert.deepEqual(await finish(a, f0, undefined, activation), { status: 'accepted' });
-      assert.deepEqual(await a.complete({ lease_id: f0.id, output: { key: f0.output.key, bytes: activation.length } }), { status: 'duplicate' }, 'a second completion is acknowledged, not applied');
+      assert.deepEqual(await a.complete({ lease_id: f0.id, output: uploaded(f0.output.key, activation) }), { status: 'duplicate' }, 'a second completion is acknowledged, not applied');
 
       const f1 = (await work(b))!;
       assert.equal(f1.sample_id, f0.sample_id);
@@ -172,9 +180,12 @@ for (const target of targets) {
       assert.ok(get.status === 403 || get.status === 400, `a PUT URL cannot read (got ${get.status})`);
       const payload = blob('activation');
       await uploadToUrl(lease.output.url, payload);
-      await rejects(c.complete({ lease_id: lease.id, output: { key: 'runs/run1/samples/elsewhere.safetensors', bytes: payload.length } }), 'forbidden', 403);
-      await rejects(c.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: payload.length + 1 } }), 'bad_request', 400);
-      assert.deepEqual(await c.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: payload.length } }), { status: 'accepted' });
+      await rejects(c.complete({ lease_id: lease.id, output: uploaded('runs/run1/samples/elsewhere.safetensors', payload) }), 'forbidden', 403);
+      await rejects(c.complete({ lease_id: lease.id, output: { ...uploaded(lease.output.key, payload), bytes: payload.length + 1 } }), 'bad_request', 400);
+      // A refused upload is removed; the lease (still its holder's) uploads again and completes.
+      await uploadToUrl(lease.output.url, payload);
+      assert.deepEqual(await c.complete({ lease_id: lease.id, output: uploaded(lease.output.key, payload) }), { status: 'accepted' });
+      await assert.rejects(uploadToUrl(lease.output.url, blob('activation', 2)), (e: Error) => /403/.test(e.message), 'an accepted upload cannot be written again');
     });
 
     test('an expired lease is offered to another miner; the first holder can no longer complete it', async () => {
@@ -192,8 +203,8 @@ for (const target of targets) {
       assert.equal(second?.sample_id, first.sample_id);
       assert.equal(second?.direction, first.direction);
       const late = blob('activation');
-      await uploadToUrl(first.output.url, late);
-      await rejects(d.complete({ lease_id: first.id, output: { key: first.output.key, bytes: late.length } }), 'lease_expired', 410);
+      await refusedUpload(first.output.url, late);
+      await rejects(d.complete({ lease_id: first.id, output: uploaded(first.output.key, late) }), 'lease_expired', 410);
       assert.deepEqual(await finish(e, second!), { status: 'accepted' });
     });
 
@@ -205,7 +216,7 @@ for (const target of targets) {
       const payload = blob('activation');
       await uploadToUrl(lease.output.url, payload);
       clock += 120_000;
-      assert.deepEqual(await f.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: payload.length } }), { status: 'accepted' });
+      assert.deepEqual(await f.complete({ lease_id: lease.id, output: uploaded(lease.output.key, payload) }), { status: 'accepted' });
     });
 
     test('a silent miner is reaped and its work goes back to the queue', async () => {
@@ -257,8 +268,8 @@ for (const target of targets) {
       const item = await orch.database.db.selectFrom('work_items').select(['status', 'lease_id', 'leased_to']).where('id', '=', `run1.${held.sample_id}.0.f`).executeTakeFirstOrThrow();
       assert.deepEqual(item, { status: 'pending', lease_id: null, leased_to: null }, 'its lease went back to the queue');
       assert.equal(await requiredHotkey(), null, 'its backward work is anyone’s now');
-      await uploadToUrl(held.output.url, blob('activation'));
-      await rejects(h.complete({ lease_id: held.id, output: { key: held.output.key, bytes: blob('activation').length } }), 'lease_expired', 410);
+      await refusedUpload(held.output.url, blob('activation'));
+      await rejects(h.complete({ lease_id: held.id, output: uploaded(held.output.key, blob('activation')) }), 'lease_expired', 410);
 
       // Another miner of the stage gets the backward (before any forward work), and completes it.
       const bwd = (await work(c))!;
@@ -333,7 +344,7 @@ for (const target of targets) {
       assert.equal(first.direction, 'forward');
       const out = blob('activation');
       await uploadToUrl(first.output.url, out);
-      const done = await n.complete({ lease_id: first.id, output: { key: first.output.key, bytes: out.length }, next: { version: 0 } });
+      const done = await n.complete({ lease_id: first.id, output: uploaded(first.output.key, out), next: { version: 0 } });
       assert.equal(done.status, 'accepted');
       const next = done.next?.lease;
       assert.ok(next?.kind === 'work', `expected a work item with the completion, got ${JSON.stringify(done).slice(0, 300)}`);

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { OrchestratorClient, OrchestratorError } from '../../orchestrator-client/client.ts';
 import type { Hardware, Lease, ShareTask, Task } from '../../orchestrator-client/protocol.ts';
 import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
-import { uploadToUrl } from '../../orchestrator-client/transfer.ts';
+import { blobSha256, uploadToUrl } from '../../orchestrator-client/transfer.ts';
 import { type Orchestrator, startOrchestrator } from '../../orchestrator/service.ts';
 import { LocalBlobStore } from '../../orchestrator/storage/local.ts';
 import { encodeSafetensors } from '../../worker/checkpoint/safetensors.ts';
@@ -66,12 +66,14 @@ async function work(c: OrchestratorClient): Promise<Lease> {
 }
 
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+/** What a completion reports for `payload` uploaded to `key`. */
+const uploaded = (key: string, payload: Uint8Array) => ({ key, bytes: payload.length, sha256: blobSha256(payload) });
 
 /** A completion reporting `payload` at the lease's output is refused with a 400 whose message matches `why`. */
 async function refused(c: OrchestratorClient, lease: Lease, payload: Uint8Array, why: RegExp, extra: { loss?: number } = {}): Promise<void> {
   await uploadToUrl(lease.output.url, payload);
   assert.ok(await store.head(lease.output.key), 'the upload arrived');
-  await assert.rejects(c.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: payload.length }, ...extra }), (e: unknown) => {
+  await assert.rejects(c.complete({ lease_id: lease.id, output: uploaded(lease.output.key, payload), ...extra }), (e: unknown) => {
     assert.ok(e instanceof OrchestratorError, String(e));
     assert.equal(e.status, 400, e.message);
     assert.equal(e.code, 'bad_request');
@@ -125,7 +127,7 @@ test('an activation upload with the wrong shape, dtype, tensor name, size or no 
   // The same PUT URL takes a correct upload, and the completion goes through.
   const good = encodeBlob('activation', dims, { activation: new Float32Array(n).fill(0.5) });
   await uploadToUrl(lease.output.url, good);
-  assert.deepEqual(await a.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: good.length } }), { status: 'accepted' });
+  assert.deepEqual(await a.complete({ lease_id: lease.id, output: uploaded(lease.output.key, good) }), { status: 'accepted' });
   assert.deepEqual(u8(await store.get(lease.output.key)), u8(good), 'the accepted blob is kept as uploaded');
 
   const downstream = await orch.database.db.selectFrom('work_items').select(['sample_id', 'input_key']).where('stage', '=', 1).execute();
@@ -143,7 +145,7 @@ test('a gradient upload must be a gradient of the sample shape; the refusal come
 
   const good = encodeBlob('gradient', dims, { gradient: new Float32Array(n) });
   await uploadToUrl(lease.output.url, good);
-  assert.deepEqual(await b.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: good.length }, loss: 5 }), { status: 'accepted' });
+  assert.deepEqual(await b.complete({ lease_id: lease.id, output: uploaded(lease.output.key, good), loss: 5 }), { status: 'accepted' });
   assert.equal((await b.pathway('run1', lease.sample_id)).loss, 5);
 });
 
@@ -160,11 +162,11 @@ test("a share of the round's gradient sum must be a 'grad' tensor of its slice's
     if (lease.direction === 'forward') {
       const blob = encodeBlob('activation', dims, { activation: new Float32Array(ROWS * SEQ * WIDTH) });
       await uploadToUrl(lease.output.url, blob);
-      await a.complete({ lease_id: lease.id, output: { key: lease.output.key, bytes: blob.length } });
+      await a.complete({ lease_id: lease.id, output: uploaded(lease.output.key, blob) });
       const last = await work(b);
       const grad = encodeBlob('gradient', dims, { gradient: new Float32Array(ROWS * SEQ * WIDTH) });
       await uploadToUrl(last.output.url, grad);
-      await b.complete({ lease_id: last.id, output: { key: last.output.key, bytes: grad.length }, loss: 4 });
+      await b.complete({ lease_id: last.id, output: uploaded(last.output.key, grad), loss: 4 });
     } else {
       assert.equal(lease.output.kind, 'none');
       await a.complete({ lease_id: lease.id });
@@ -178,7 +180,7 @@ async function shareChecks(share: ShareTask): Promise<void> {
   const length = range[1] - range[0];
   const wrong = encodeBlob('share', { ...dims, length: length - 1 }, { grad: new Float32Array(length - 1) });
   await uploadToUrl(upload.url, wrong);
-  await assert.rejects(a.complete({ lease_id: share.id, outputs: [{ key: upload.key, bytes: wrong.length }] }), (e: unknown) => {
+  await assert.rejects(a.complete({ lease_id: share.id, outputs: [uploaded(upload.key, wrong)] }), (e: unknown) => {
     assert.ok(e instanceof OrchestratorError && e.status === 400 && e.code === 'bad_request', String(e));
     assert.match(e.message, new RegExp(`^upload refused: ${upload.key} is not a valid share blob: tensor grad: expected shape \\[${length}\\], got \\[${length - 1}\\]$`));
     return true;
@@ -186,5 +188,5 @@ async function shareChecks(share: ShareTask): Promise<void> {
   assert.equal(await store.head(upload.key), null, 'the refused share is deleted');
   const good = encodeBlob('share', { ...dims, length }, { grad: new Float32Array(length) });
   await uploadToUrl(upload.url, good);
-  assert.deepEqual(await a.complete({ lease_id: share.id, outputs: [{ key: upload.key, bytes: good.length }] }), { status: 'accepted' });
+  assert.deepEqual(await a.complete({ lease_id: share.id, outputs: [uploaded(upload.key, good)] }), { status: 'accepted' });
 }

@@ -5,7 +5,7 @@
 import { BlobNotFoundError } from '../../orchestrator/storage/blob-store.ts';
 import { LocalBlobStore, localBlobUrlKey } from '../../orchestrator/storage/local.ts';
 import type { Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
-import { downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.ts';
+import { blobSha256, downloadFromUrl, uploadBlob } from '../../orchestrator-client/transfer.ts';
 
 export interface BlobTransport {
   /** The blob a signed GET URL names, refusing more than `maxBytes`. */
@@ -48,7 +48,7 @@ export async function localStoreTransport(dir: string, orchestratorStoreId: stri
       if (upload.multipart || target?.op !== 'put' || target.key !== upload.key) return httpTransport.upload(upload, data);
       if (data.byteLength > upload.max_bytes) throw new Error(`upload to ${upload.key}: ${data.byteLength} bytes is more than the ${upload.max_bytes} allowed`);
       await store.put(upload.key, data);
-      return { key: upload.key, bytes: data.byteLength };
+      return { key: upload.key, bytes: data.byteLength, sha256: blobSha256(data) };
     },
   };
 }

@@ -4,6 +4,7 @@
 // the miner reports so that the orchestrator re-issues the work that made it.
 import { type BlobDims, type BlobKind, blobTensors, wireTensorName } from '../../orchestrator-client/blobs.ts';
 import { type CodecName, CodecError, type Payload, type WireDtype, decode, encode, firstNonFinite } from '../../orchestrator-client/codecs.ts';
+import { blobSha256 } from '../../orchestrator-client/transfer.ts';
 import { decodeSafetensors, encodeSafetensors, toFloat32 } from '../checkpoint/safetensors.ts';
 
 /** Another miner's upload that cannot be used. */
@@ -15,6 +16,25 @@ export class BadBlobError extends Error {
     super(`${key}: ${problem}`);
     this.name = 'BadBlobError';
   }
+}
+
+/** A blob whose bytes are not the ones accepted (their SHA-256 is `found`): it changed after its upload was accepted. */
+export class ChangedBlobError extends BadBlobError {
+  constructor(
+    key: string,
+    readonly found: string,
+    accepted: string,
+  ) {
+    super(key, `its content (SHA-256 ${found.slice(0, 12)}…) is not what was accepted (${accepted.slice(0, 12)}…)`);
+    this.name = 'ChangedBlobError';
+  }
+}
+
+/** Checks downloaded bytes against the digest accepted for them (ChangedBlobError when they differ). */
+export function checkAccepted(key: string, bytes: Uint8Array, accepted: string): Uint8Array {
+  const found = blobSha256(bytes);
+  if (found !== accepted) throw new ChangedBlobError(key, found, accepted);
+  return bytes;
 }
 
 /** A blob of `kind`: the tensors in `values` by name, shaped as the run's dimensions say. */

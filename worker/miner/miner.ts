@@ -6,7 +6,7 @@
 import { dequantizeInt8, quantizeInt8, quantizedMerge } from '../../orchestrator-client/blobs.ts';
 import type { AppliedRequest, ApplyTask, BlobRef, CompleteRequest, Lease, LeaseRequest, LeaseResponse, LocalTask, ReduceTask, ShareTask, StoreTask, SyncTask, Task, Upload, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { pseudoGradient } from '../optim/outer.ts';
-import { BadBlobError, encodeBlob, encodeWire } from './blobs.ts';
+import { BadBlobError, ChangedBlobError, encodeBlob, encodeWire } from './blobs.ts';
 import { AdversaryState, type Faults, perturb, spoilReduction } from './faults.ts';
 import { addInto, meanInto, scaleInPlace, sumOfSquares } from './flat.ts';
 import { Replica, type ReplicaOptions, type StageState, fromBlob } from './replica.ts';
@@ -70,7 +70,7 @@ export class Miner extends Replica {
     } catch (e) {
       if (e instanceof BadBlobError) {
         this.emit({ type: 'error', message: `refused another miner's upload: ${e.message}`, recoverable: true });
-        await this.opts.client.reject(leaseId, e.message).catch(() => {});
+        await this.opts.client.reject(leaseId, e.message, { key: e.key, ...(e instanceof ChangedBlobError ? { sha256: e.found } : {}) }).catch(() => {});
         return;
       }
       await this.opts.client.release(leaseId).catch(() => {});

@@ -17,7 +17,7 @@ import { type Saved, Stage } from '../model/stage.ts';
 import { fromOptimizerSpec } from '../optim/adamw.ts';
 import { StageOptimizer } from '../optim/optimizer.ts';
 import { outerNesterovStep } from '../optim/outer.ts';
-import { BadBlobError, decodeBlob, decodeWire } from './blobs.ts';
+import { BadBlobError, ChangedBlobError, checkAccepted, decodeBlob, decodeWire } from './blobs.ts';
 import { type BlobTransport, httpTransport } from './blob-transport.ts';
 import { addInto } from './flat.ts';
 
@@ -288,12 +288,19 @@ export abstract class Replica {
     return decodeBlob(ref.key, await this.fetch(ref), kind, dims);
   }
 
+  /** Another participant's blob, refused (ChangedBlobError) unless its bytes are the ones accepted. */
   protected async fetch(ref: BlobRef): Promise<Uint8Array> {
     const mine = this.own.get(ref.key);
     if (mine) return mine;
     const bytes = await (this.opts.transport ?? httpTransport).download(ref.url, Math.max(ref.bytes, 1) * 2 + 65_536);
     this.bytesDown += bytes.length;
-    return bytes;
+    return checkAccepted(ref.key, bytes, ref.sha256);
+  }
+
+  /** Reports a blob read outside a lease that was not as accepted (the orchestrator checks and re-issues what it spoiled). */
+  protected async refuse(e: ChangedBlobError): Promise<void> {
+    this.emit({ type: 'error', message: `refused a blob not as accepted: ${e.message}`, recoverable: true });
+    await this.opts.client.refusal({ key: e.key, sha256: e.found, reason: e.message }).catch(() => {});
   }
 
   /**
@@ -345,7 +352,7 @@ export abstract class Replica {
    * The round's step on this copy of the stage: the agreed reduced gradient (or pseudo-gradient),
    * AdamW (or the outer step); the version moves on. Returns the copies found not as agreed.
    */
-  protected async applyStep(s: StageState, task: ApplyTask): Promise<{ key: string; reason: string }[]> {
+  protected async applyStep(s: StageState, task: ApplyTask): Promise<{ key: string; reason: string; sha256?: string }[]> {
     if (task.step === 'none') {
       // Local mode between merges: this replica's own step (if it had samples) is taken already.
       s.version = task.round + 1;
@@ -353,7 +360,7 @@ export abstract class Replica {
       return [];
     }
     const grad = new Float32Array(s.layout.size);
-    const bad: { key: string; reason: string }[] = [];
+    const bad: { key: string; reason: string; sha256?: string }[] = [];
     for (const { range, digest, blobs } of task.slices) grad.set(await this.agreedSlice(s, range, digest, blobs, bad), range[0]);
     if (bad.length > 0) this.emit({ type: 'error', message: `reduced slices not as agreed: ${bad.map((b) => `${b.key}: ${b.reason}`).join('; ')}`, recoverable: true });
     if (task.step === 'outer') {
@@ -374,7 +381,7 @@ export abstract class Replica {
    * One slice of the reduced gradient: the first copy whose content has the agreed digest. Copies
    * that do not are noted in `bad` (for the orchestrator to check) and the next is tried.
    */
-  protected async agreedSlice(s: StageState, range: [number, number], digest: string, blobs: BlobRef[], bad: { key: string; reason: string }[]): Promise<Float32Array> {
+  protected async agreedSlice(s: StageState, range: [number, number], digest: string, blobs: BlobRef[], bad: { key: string; reason: string; sha256?: string }[]): Promise<Float32Array> {
     const kind = quantizedMerge(s.spec) ? 'reduced_q8' : 'reduced';
     // A copy this miner reduced itself is used when it is the agreed one; if it is not, the vote has
     // judged it already, so only the others are fetched and checked.
@@ -386,7 +393,7 @@ export abstract class Replica {
         bad.push({ key: blob.key, reason: `its content does not have the agreed digest ${digest.slice(0, 12)}…` });
       } catch (e) {
         if (!(e instanceof BadBlobError)) throw e;
-        bad.push({ key: blob.key, reason: e.message });
+        bad.push({ key: blob.key, reason: e.message, ...(e instanceof ChangedBlobError ? { sha256: e.found } : {}) });
       }
     }
     throw new Error(`no copy of the reduced slice [${range[0]}, ${range[1]}) has the agreed content`);
@@ -412,7 +419,15 @@ export abstract class Replica {
       s.u = new Float32Array(local ? s.layout.size : 0);
       s.innerSteps = 0;
     } else {
-      const { tensors: t, metadata } = await this.downloadWithMetadata(task.blob, local ? 'outer_snapshot' : 'snapshot', { ...s.dims, length: s.layout.size });
+      let loaded: Awaited<ReturnType<Replica['downloadWithMetadata']>>;
+      try {
+        loaded = await this.downloadWithMetadata(task.blob, local ? 'outer_snapshot' : 'snapshot', { ...s.dims, length: s.layout.size });
+      } catch (e) {
+        // A stored state changed since it was accepted: reported (so it is no longer offered), then this task fails.
+        if (e instanceof ChangedBlobError) await this.refuse(e);
+        throw e;
+      }
+      const { tensors: t, metadata } = loaded;
       Object.assign(s, { params: t.get('params')!, m: t.get('m')!, v: t.get('v')!, u: t.get('u') ?? new Float32Array(0) });
       s.innerSteps = Number(metadata.inner_steps ?? task.rounds) || 0;
       s.version = task.rounds;

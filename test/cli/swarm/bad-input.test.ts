@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
 import { OrchestratorClient, OrchestratorError } from '../../../orchestrator-client/client.ts';
 import { keypairFromSeed, ready } from '../../../orchestrator-client/signing.ts';
-import { uploadToUrl } from '../../../orchestrator-client/transfer.ts';
+import { blobSha256, uploadToUrl } from '../../../orchestrator-client/transfer.ts';
 import { openDatabase } from '../../../orchestrator/db/open.ts';
 import { encodeBlob } from '../../../worker/miner/blobs.ts';
 import { tempDir } from '../run-tah.ts';
@@ -31,12 +31,13 @@ test('bad uploads are refused, the work is re-issued, and the run ends exact', {
     const dims = { rows: CASE.rows, seqLen: 64, dModel: 64, length: 0 };
 
     // Wrong shape: refused when reported, with what was expected; the lease stays held.
-    await uploadToUrl(task.output.url, encodeBlob('activation', { ...dims, rows: 1 }, { activation: new Float32Array(64 * 64) }));
-    await assert.rejects(bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: 0 } }), (e: unknown) => e instanceof OrchestratorError && e.status === 400);
+    const first = encodeBlob('activation', { ...dims, rows: 1 }, { activation: new Float32Array(64 * 64) });
+    await uploadToUrl(task.output.url, first);
+    await assert.rejects(bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: 0, sha256: blobSha256(first) } }), (e: unknown) => e instanceof OrchestratorError && e.status === 400);
     const wrong = encodeBlob('activation', { ...dims, rows: 1 }, { activation: new Float32Array(64 * 64) });
     await uploadToUrl(task.output.url, wrong);
     await assert.rejects(
-      bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: wrong.length } }),
+      bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: wrong.length, sha256: blobSha256(wrong) } }),
       (e: unknown) => e instanceof OrchestratorError && e.code === 'bad_request' && /upload refused: .* expected shape \[128, 64\], got \[64,64\]/.test(e.message),
     );
 
@@ -44,7 +45,7 @@ test('bad uploads are refused, the work is re-issued, and the run ends exact', {
     const poisoned = new Float32Array(2 * 64 * 64).fill(NaN);
     const blob = encodeBlob('activation', dims, { activation: poisoned });
     await uploadToUrl(task.output.url, blob);
-    assert.equal((await bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: blob.length } })).status, 'accepted');
+    assert.equal((await bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: blob.length, sha256: blobSha256(blob) } })).status, 'accepted');
 
     // Honest miners: the first takes stage 1 (empty), the second stage 0.
     await swarm.addMiner();

@@ -10,7 +10,7 @@ import { LocalSwarm } from '../../../cli/swarm/local-swarm.ts';
 import { OrchestratorClient } from '../../../orchestrator-client/client.ts';
 import { encode } from '../../../orchestrator-client/codecs.ts';
 import { keypairFromSeed, ready } from '../../../orchestrator-client/signing.ts';
-import { uploadToUrl } from '../../../orchestrator-client/transfer.ts';
+import { blobSha256, uploadToUrl } from '../../../orchestrator-client/transfer.ts';
 import { openDatabase } from '../../../orchestrator/db/open.ts';
 import { encodeSafetensors } from '../../../worker/checkpoint/safetensors.ts';
 import { jsonLines, runTah, show, tempDir } from '../run-tah.ts';
@@ -60,7 +60,7 @@ test('a compressed activation with a bad header or size is refused at completion
       encodeSafetensors(Object.fromEntries(Object.entries(p).map(([n, t]) => [rename(n), { dtype: t.dtype, shape: t.shape, data: t.data }])));
     const refused = async (b: Uint8Array, why: RegExp): Promise<void> => {
       await uploadToUrl(task.output.url, b);
-      await assert.rejects(bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: b.length } }), (e: Error) => why.test(e.message));
+      await assert.rejects(bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: b.length, sha256: blobSha256(b) } }), (e: Error) => why.test(e.message));
     };
     // Header: the scales as float16, a block missing, the data sent as float32 in the clear.
     await refused(blob({ ...payload, scale: { dtype: 'F16', shape: payload.scale.shape, data: new Uint16Array(payload.scale.data.length) } }), /tensor activation\.scale: expected dtype F32, got "F16"/);
@@ -77,7 +77,7 @@ test('a compressed activation with a bad header or size is refused at completion
     scale[3] = -1;
     const spoiled = blob({ ...payload, scale: { ...payload.scale, data: scale } });
     await uploadToUrl(task.output.url, spoiled);
-    assert.equal((await bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: spoiled.length } })).status, 'accepted');
+    assert.equal((await bad.complete({ lease_id: task.id, output: { key: task.output.key, bytes: spoiled.length, sha256: blobSha256(spoiled) } })).status, 'accepted');
 
     await swarm.addMiner();
     await swarm.addMiner();

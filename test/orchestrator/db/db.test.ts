@@ -28,7 +28,7 @@ const targets: { name: string; skip: string | false; fresh(): Promise<string> }[
   { name: 'postgres', skip: cluster ? false : (postgresMissing() ?? 'no PostgreSQL'), fresh: () => cluster!.createDatabase() },
 ];
 
-const TABLES = ['checks', 'epochs', 'events', 'flags', 'kv', 'participants', 'rewards', 'rounds', 'runs', 'samples', 'snapshots', 'stage_rounds', 'versions', 'work_items'];
+const TABLES = ['blobs', 'checks', 'epochs', 'events', 'flags', 'kv', 'participants', 'request_nonces', 'rewards', 'rounds', 'runs', 'samples', 'snapshots', 'stage_rounds', 'versions', 'work_items'];
 const T0 = 1_760_000_000_000; // ms timestamps past 2^32 (and 2^31) on purpose
 const HOTKEY_A = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const HOTKEY_B = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
@@ -159,9 +159,18 @@ for (const target of targets) {
           { run_id: 'run1', round: 4, stage: 0, attempt: 0, phase: 'compute', contributors_json: '[]', sumsq: null },
         ]);
 
-        const snapshot = { run_id: 'run1', stage: 1, rounds: 25, key: 'runs/run1/snapshots/stage-1/25.safetensors', bytes: 3 * 2 ** 32, status: 'done' as const, holder: HOTKEY_A, assigned_at: T0 + 8, hash: 'ab'.repeat(32) };
-        await db.insertInto('snapshots').values([snapshot, { ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null, hash: null }]).execute();
-        assert.deepEqual(await db.selectFrom('snapshots').selectAll().orderBy('rounds').execute(), [snapshot, { ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null, hash: null }]);
+        const snapshot = { run_id: 'run1', stage: 1, rounds: 25, key: 'runs/run1/snapshots/stage-1/25.safetensors', bytes: 3 * 2 ** 32, status: 'done' as const, holder: HOTKEY_A, assigned_at: T0 + 8, hash: 'ab'.repeat(32), lease_id: 'grant-1' };
+        await db.insertInto('snapshots').values(snapshot).execute();
+        await db.insertInto('snapshots').values({ ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null, hash: null, lease_id: undefined }).execute();
+        assert.deepEqual(await db.selectFrom('snapshots').selectAll().orderBy('rounds').execute(), [snapshot, { ...snapshot, rounds: 50, bytes: null, status: 'assigned', holder: null, hash: null, lease_id: null }]);
+
+        const blob = { key: 'runs/run1/samples/s0/0-forward-L.safetensors', run_id: 'run1', sha256: 'cd'.repeat(32), bytes: 5 * 2 ** 32, producer: HOTKEY_A, accepted_at: T0 + 9 };
+        await db.insertInto('blobs').values(blob).execute();
+        assert.deepEqual(await db.selectFrom('blobs').selectAll().execute(), [blob]);
+        const nonce = { hotkey: HOTKEY_A, nonce: 'ef'.repeat(16), expires_at: T0 + 60_000 };
+        await db.insertInto('request_nonces').values(nonce).execute();
+        assert.deepEqual(await db.selectFrom('request_nonces').selectAll().execute(), [nonce]);
+        await assert.rejects(db.insertInto('request_nonces').values(nonce).execute(), /unique|duplicate/i, 'a nonce is claimed once per hotkey');
 
         await db.insertInto('events').values({ at: T0, kind: 'registered', hotkey: HOTKEY_A, run_id: 'run1', details_json: '{"stage":2}' }).execute();
         await db.insertInto('events').values({ at: T0 + 1, kind: 'started', hotkey: null, run_id: null }).execute();
