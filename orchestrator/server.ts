@@ -73,7 +73,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
       const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
       const body = JSON.stringify(errorBody('bad_request', tooLarge ? 'request headers are too large' : 'malformed HTTP request'));
-      if (socket.writable) socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      // Closed once the answer is out, as node and fastify do by default: a request in flight (an
+      // upload whose body the parser refused) ends only with its connection, and a client that
+      // keeps its side open would otherwise hold both, and the upload's file, for ever.
+      if (socket.writable) socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, () => socket.destroy());
       else socket.destroy();
     },
   });

@@ -19,6 +19,8 @@ export interface OrchestratorOptions {
   storage: string;
   /** Uploads that may exceed this go in parts of this size (default: the store's, 64 MiB). */
   partBytes?: number;
+  /** local:DIR: an upload that delivers no byte for this long is aborted (default 60 s; see registerLocalBlobRoutes). */
+  uploadIdleMs?: number;
   host?: string;
   port?: number;
   /** A RunSpec JSON file: the run is created at start unless it exists. */
@@ -68,7 +70,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
       rateLimitPerMinute: opts.rateLimitPerMinute,
       version: opts.version,
       uiDir: opts.uiDir,
-      plugins: store instanceof LocalBlobStore ? [(a) => registerLocalBlobRoutes(a, store)] : [],
+      plugins: store instanceof LocalBlobStore ? [(a) => registerLocalBlobRoutes(a, store, { uploadIdleMs: opts.uploadIdleMs })] : [],
       localStoreId: store instanceof LocalBlobStore ? await store.id() : undefined,
       isReady: async () => {
         await sql`select 1`.execute(database.db);

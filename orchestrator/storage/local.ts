@@ -14,7 +14,9 @@
 // working once it is completed, released or handed to someone else.
 //
 // Uploads stream into a temporary file in the store's directory and are renamed into place only
-// when complete and within the limit; an oversized or aborted upload leaves nothing behind.
+// when complete and within the limit. However else an upload ends (cut off or reset by the client,
+// malformed, over the limit, or stalled past the upload deadline) its file handle is closed and
+// its temporary file removed.
 // Uploads in parts keep their parts in a directory of their own until the orchestrator joins them
 // (completeMultipart), checking each part's size and MD5 ETag, into the blob in one rename.
 //
@@ -27,7 +29,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual, type Hash } from 
 import type { FileHandle } from 'node:fs/promises';
 import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { Writable } from 'node:stream';
+import { finished, Writable } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { API_PREFIX, HTTP_STATUS, type ErrorCode } from '../../orchestrator-client/protocol.ts';
@@ -40,6 +42,8 @@ export const LOCAL_BLOB_ROUTE = `${API_PREFIX}/blobs/`;
 /** Temporary upload files: '~' never appears in a key, so they cannot collide with a blob. */
 const TEMP_PREFIX = '~upload-';
 const TEMP_SUFFIX = '.part';
+/** An upload whose body delivers no byte for this long is aborted (see LocalBlobRouteOptions). */
+export const DEFAULT_UPLOAD_IDLE_MS = 60_000;
 /** The directory of an upload in parts: '~multipart-ID', ID 32 hex digits. */
 const MULTIPART_PREFIX = '~multipart-';
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
@@ -297,25 +301,18 @@ export class LocalBlobStore implements BlobStore {
     return { uploadId, partBytes, urls };
   }
 
-  /** Receives part `partNumber` of `uploadId`; answers its ETag (the MD5 of its bytes, as S3 does). */
-  async receivePart(key: string, uploadId: string, partNumber: number, body: Readable, maxBytes: number): Promise<string> {
+  /**
+   * Receives part `partNumber` of `uploadId`; answers its ETag (the MD5 of its bytes, as S3 does).
+   * The upload is aborted when its body delivers no byte for `idleMs`.
+   */
+  async receivePart(key: string, uploadId: string, partNumber: number, body: Readable, maxBytes: number, idleMs = DEFAULT_UPLOAD_IDLE_MS): Promise<string> {
     const meta = await this.multipartMeta(uploadId);
     if (meta === null || meta.key !== key) throw new MultipartError('no such upload in parts (completed, aborted or expired)');
     const dir = this.multipartDir(uploadId);
     const tmp = join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
-    const fh = await open(tmp, 'wx', 0o644);
     const md5 = createHash('md5');
-    try {
-      await drain(body, fh, maxBytes, md5);
-      await fh.sync();
-      await fh.close();
-      await rename(tmp, join(dir, String(partNumber)));
-      return `"${md5.digest('hex')}"`;
-    } catch (err) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
+    await spool({ fh: await open(tmp, 'wx', 0o644), tmp }, body, { maxBytes, idleMs, hash: md5 }, () => rename(tmp, join(dir, String(partNumber))));
+    return `"${md5.digest('hex')}"`;
   }
 
   async completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<void> {
@@ -546,21 +543,14 @@ export class LocalBlobStore implements BlobStore {
     });
   }
 
-  /** Receives an upload through a URL naming `grant`: the body goes to a temporary file, renamed into place when complete. */
-  async receive(key: string, body: Readable, maxBytes: number, grant?: string): Promise<number> {
+  /**
+   * Receives an upload through a URL naming `grant`: the body goes to a temporary file, renamed
+   * into place when complete. The upload is aborted when its body delivers no byte for `idleMs`.
+   */
+  async receive(key: string, body: Readable, maxBytes: number, opts: { grant?: string; idleMs?: number } = {}): Promise<number> {
     this.pathOf(key);
-    const { fh, tmp } = await this.openTemp();
-    try {
-      const bytes = await drain(body, fh, maxBytes);
-      await fh.sync();
-      await fh.close();
-      await this.commit(tmp, key, grant);
-      return bytes;
-    } catch (err) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
+    const temp = await this.openTemp();
+    return spool(temp, body, { maxBytes, idleMs: opts.idleMs ?? DEFAULT_UPLOAD_IDLE_MS }, () => this.commit(temp.tmp, key, opts.grant));
   }
 }
 
@@ -571,44 +561,86 @@ class TooLargeError extends Error {
 }
 
 class AbortedError extends Error {
-  constructor() {
-    super('the upload was aborted');
+  constructor(cause?: Error) {
+    super('the upload was aborted (the body ended early or the connection failed)', { cause });
   }
 }
 
-/** Copies `body` into `fh` (and `hash`), failing as soon as more than `maxBytes` arrive. */
-function drain(body: Readable, fh: FileHandle, maxBytes: number, hash?: Hash): Promise<number> {
+class StalledError extends Error {
+  constructor(readonly idleMs: number) {
+    super(`the upload stalled: no byte of the body arrived for ${idleMs / 1000} s`);
+  }
+}
+
+interface DrainLimits {
+  maxBytes: number;
+  /** Fails when no byte arrives (and no write completes) for this long. */
+  idleMs: number;
+  /** Also fed every byte. */
+  hash?: Hash;
+}
+
+/**
+ * Streams `body` into the temporary file `tmp`, just opened as `fh` (spool owns both from here),
+ * and, once it is complete and synced, calls `place` to move it into place. Whatever ends the
+ * upload, the handle is closed and the temporary file, unless placed, is removed.
+ */
+async function spool({ fh, tmp }: { fh: FileHandle; tmp: string }, body: Readable, limits: DrainLimits, place: () => Promise<void>): Promise<number> {
+  let placed = false;
+  try {
+    const bytes = await drain(body, fh, limits);
+    await fh.sync();
+    await fh.close();
+    await place();
+    placed = true;
+    return bytes;
+  } finally {
+    await fh.close().catch(() => {}); // a no-op when already closed; else it waits for a write in flight
+    if (!placed) await unlink(tmp).catch(() => {});
+  }
+}
+
+/**
+ * Copies `body` into `fh`, settling exactly once however the body ends: complete; ended early,
+ * failed or closed (even before drain was called: the file is opened first, and a client may be
+ * gone by then); past `maxBytes`; or silent for `idleMs`. On failure it stops reading but leaves
+ * the body (and its connection) to the caller, so that a 413 or 408 can still be answered.
+ */
+function drain(body: Readable, fh: FileHandle, { maxBytes, idleMs, hash }: DrainLimits): Promise<number> {
   return new Promise((resolvePromise, reject) => {
     let total = 0;
     let done = false;
+    const sink = new Writable({
+      highWaterMark: 1 << 20,
+      write(chunk: Buffer, _encoding, callback) {
+        idle.refresh();
+        total += chunk.length;
+        if (total > maxBytes) return callback(new TooLargeError(maxBytes));
+        hash?.update(chunk);
+        fh.write(chunk).then(() => {
+          idle.refresh(); // a slow disk is not a stalled client
+          callback();
+        }, callback);
+      },
+    });
+    const idle = setTimeout(() => settle(new StalledError(idleMs)), idleMs);
+    // finished() reports a body that already ended, failed or closed, not only one that does so later.
+    const stopWatching = finished(body, { writable: false }, (err) => {
+      if (err) settle(new AbortedError(err));
+    });
     const settle = (err: Error | null): void => {
       if (done) return;
       done = true;
-      body.off('error', onError);
-      body.off('close', onClose);
+      clearTimeout(idle);
+      stopWatching();
       if (err) {
         body.unpipe(sink);
         sink.destroy();
         reject(err);
       } else resolvePromise(total);
     };
-    const sink = new Writable({
-      highWaterMark: 1 << 20,
-      write(chunk: Buffer, _encoding, callback) {
-        total += chunk.length;
-        if (total > maxBytes) return callback(new TooLargeError(maxBytes));
-        hash?.update(chunk);
-        fh.write(chunk).then(() => callback(), callback);
-      },
-    });
-    const onError = (err: Error): void => settle(err);
-    const onClose = (): void => {
-      if (!body.readableEnded) settle(new AbortedError());
-    };
     sink.on('error', (err) => settle(err));
     sink.on('finish', () => settle(null));
-    body.on('error', onError);
-    body.on('close', onClose);
     body.pipe(sink);
   });
 }
@@ -724,7 +756,7 @@ async function handleGet(store: LocalBlobStore, request: FastifyRequest, reply: 
   }
 }
 
-async function handlePut(store: LocalBlobStore, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function handlePut(store: LocalBlobStore, request: FastifyRequest, reply: FastifyReply, idleMs: number): Promise<FastifyReply> {
   const grant = store.authorize(request.method, request.url);
   if (!grant.ok) {
     if (request.headers['content-length'] !== '0') reply.header('connection', 'close');
@@ -743,10 +775,10 @@ async function handlePut(store: LocalBlobStore, request: FastifyRequest, reply: 
   const body = (request.body as Readable | undefined) ?? request.raw;
   try {
     if (grant.op === 'part') {
-      const etag = await store.receivePart(grant.key, grant.uploadId!, grant.partNumber!, body, max);
+      const etag = await store.receivePart(grant.key, grant.uploadId!, grant.partNumber!, body, max, idleMs);
       return reply.code(200).header('etag', etag).send({ key: grant.key, part: grant.partNumber, etag });
     }
-    const bytes = await store.receive(grant.key, body, max, grant.writeGrant);
+    const bytes = await store.receive(grant.key, body, max, { grant: grant.writeGrant, idleMs });
     return reply.code(200).send({ key: grant.key, bytes });
   } catch (err) {
     if (err instanceof WriteRefusedError) return sendError(reply.header('connection', 'close'), 'forbidden', err.message);
@@ -756,6 +788,7 @@ async function handlePut(store: LocalBlobStore, request: FastifyRequest, reply: 
       return sendError(reply, 'payload_too_large', err.message, { max_bytes: max });
     }
     if (err instanceof AbortedError) return sendError(reply.header('connection', 'close'), 'bad_request', err.message);
+    if (err instanceof StalledError) return sendError(reply.header('connection', 'close'), 'bad_request', err.message, { idle_s: err.idleMs / 1000 }, 408);
     const code = errnoCode(err);
     if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
       return sendError(reply, 'conflict', 'the key clashes with another blob (a blob cannot also be a prefix of keys)');
@@ -764,13 +797,23 @@ async function handlePut(store: LocalBlobStore, request: FastifyRequest, reply: 
   }
 }
 
+export interface LocalBlobRouteOptions {
+  /**
+   * The upload deadline: an upload whose body delivers no byte for this many milliseconds is
+   * aborted, answered 408 and its temporary file removed. Default DEFAULT_UPLOAD_IDLE_MS (60 s).
+   */
+  uploadIdleMs?: number;
+}
+
 /**
  * Serves `store` on `app` at /v1/blobs/* (GET, HEAD, PUT). The routes live in their own
  * encapsulated plugin with a streaming body parser for every content type, so the server's JSON
  * parser and body limit do not apply to them: the signed URL's `max` is the limit. Call before
  * the server is ready.
  */
-export function registerLocalBlobRoutes(app: FastifyInstance, store: LocalBlobStore): void {
+export function registerLocalBlobRoutes(app: FastifyInstance, store: LocalBlobStore, opts: LocalBlobRouteOptions = {}): void {
+  const idleMs = opts.uploadIdleMs ?? DEFAULT_UPLOAD_IDLE_MS;
+  if (!(Number.isFinite(idleMs) && idleMs > 0)) throw new Error(`registerLocalBlobRoutes: uploadIdleMs must be positive, got ${idleMs}`);
   void app.register(async (scope) => {
     await store.init();
     scope.removeAllContentTypeParsers();
@@ -788,6 +831,6 @@ export function registerLocalBlobRoutes(app: FastifyInstance, store: LocalBlobSt
     const url = `${LOCAL_BLOB_ROUTE}*`;
     const config = { access: 'blob_url' as const };
     scope.route({ method: ['GET', 'HEAD'], url, config, exposeHeadRoute: false, handler: (request, reply) => handleGet(store, request, reply) });
-    scope.route({ method: 'PUT', url, config, handler: (request, reply) => handlePut(store, request, reply) });
+    scope.route({ method: 'PUT', url, config, handler: (request, reply) => handlePut(store, request, reply, idleMs) });
   });
 }

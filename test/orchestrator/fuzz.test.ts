@@ -8,10 +8,11 @@
 // the test prints). Requests that would be valid by accident (and so would legitimately succeed
 // and change state) are recognised with the protocol's own schemas and left out, and counted.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { after, before, test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import { encodeAddress } from '@polkadot/util-crypto';
 import { sql } from 'kysely';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
@@ -85,6 +86,17 @@ async function snapshotDir(root: string): Promise<string[]> {
     }
   };
   await walk(root, '');
+  return out;
+}
+
+/** This process's open file descriptors that point into `root` (the server runs in this process). */
+async function handlesInto(root: string): Promise<string[]> {
+  const real = await realpath(root);
+  const out: string[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => null); // closed since the listing
+    if (target !== null && target.startsWith(real + sep)) out.push(target.slice(real.length + 1));
+  }
   return out;
 }
 
@@ -1357,8 +1369,14 @@ test('the fuzzing changed no table: runs, participants, samples, work_items, eve
   for (const [table, rows] of tablesBefore) assert.equal(after.get(table), rows, `table ${table} changed`);
 });
 
-test('the fuzzing left the blob directory as it was (no blob written, no upload left behind)', async () => {
-  assert.deepEqual(await snapshotDir(join(dir, 'blobs')), blobDirBefore);
+test('the fuzzing left the blob directory as it was (no blob written, no upload left behind, no file handle open)', async () => {
+  const blobDir = join(dir, 'blobs');
+  // An upload cut off by a reset is cleaned up as the server sees its connection close: poll a
+  // little (bounded) for that, then compare.
+  const settled = async (): Promise<boolean> => (await handlesInto(blobDir)).length === 0 && isDeepStrictEqual(await snapshotDir(blobDir), blobDirBefore);
+  for (const deadline = Date.now() + 5000; !(await settled()) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(await snapshotDir(blobDir), blobDirBefore);
+  assert.deepEqual(await handlesInto(blobDir), [], 'file handles into the blob store left open');
 });
 
 const MESSAGE_MAX = 1000;
