@@ -11,6 +11,7 @@ import { databaseNonces } from './nonces.ts';
 import { buildServer } from './server.ts';
 import { LocalBlobStore, registerLocalBlobRoutes } from './storage/local.ts';
 import { openBlobStore } from './storage/open.ts';
+import type { S3BlobStore } from './storage/s3.ts';
 
 export interface OrchestratorOptions {
   /** sqlite:PATH, sqlite::memory: or postgres://… */
@@ -40,6 +41,8 @@ export interface Orchestrator {
   url: string;
   app: FastifyInstance;
   coordinator: Coordinator;
+  /** The blob store the coordinator signs URLs for. */
+  store: LocalBlobStore | S3BlobStore;
   database: Db;
   close(): Promise<void>;
 }
@@ -101,6 +104,7 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
       url,
       app,
       coordinator,
+      store,
       database,
       close: async () => {
         clearInterval(reaper);

@@ -1,8 +1,9 @@
 // Hostile input against the real orchestrator (HTTP on loopback, sr25519 signatures, SQLite, the
 // local blob store): thousands of malformed, oversized or type-confused requests, most of them
-// validly signed so they get past authentication to the schema checks. Every one must get a 4xx
-// in the protocol's error envelope, the server must keep answering, and the database must be
-// exactly as it was.
+// validly signed so they get past authentication to the schema checks, and request targets in
+// every other spelling of a route (absolute form, fragments, dot segments, doubled slashes, case).
+// Every one must get a 4xx in the protocol's error envelope, the server must keep answering, and
+// the database must be exactly as it was (but for the nonces of the signatures it accepted).
 //
 // Reproducible: the requests come from a seeded PRNG (TAH_FUZZ_SEED overrides the seed, which
 // the test prints). Requests that would be valid by accident (and so would legitimately succeed
@@ -30,6 +31,8 @@ import {
   ReleaseRequestSchema,
   RunSpecSchema,
 } from '../../orchestrator-client/protocol.ts';
+import { ID_PATTERN } from '../../orchestrator-client/protocol.ts';
+import { ROUTES as API, type RouteName, routePath } from '../../orchestrator-client/routes.ts';
 import { type Keypair, keypairFromSeed, ready, signRequest } from '../../orchestrator-client/signing.ts';
 import type { Db } from '../../orchestrator/db/open.ts';
 import { type Orchestrator, startOrchestrator } from '../../orchestrator/service.ts';
@@ -160,7 +163,7 @@ after(async () => {
 /** Request classes the fuzzing once caught answering outside the envelope; each is judged in its own test below. */
 type Bug = 'admin-invalid-run-500' | 'bad-url-envelope' | 'long-param-envelope' | 'parser-error-envelope';
 
-type Group = 'signed-body' | 'semantic' | 'oversize' | 'odd-get' | 'bad-auth' | 'replay' | 'blob' | 'unknown-route' | 'parser';
+type Group = 'signed-body' | 'semantic' | 'oversize' | 'odd-get' | 'bad-auth' | 'replay' | 'blob' | 'unknown-route' | 'parser' | 'target';
 
 interface Req {
   method: string;
@@ -325,6 +328,25 @@ const PATH: Record<Route, string> = {
 };
 /** GET /v1/runs/:run/status, the run's progress. */
 const STATUS_PATH = '/v1/runs/run1/status';
+/** A well-formed SHA-256 (of nothing stored). */
+const SHA = 'ab'.repeat(32);
+/** The route of the table (orchestrator-client/routes.ts) each fuzzed route is. */
+const TABLE_NAME: Record<Route, RouteName> = { register: 'register', heartbeat: 'heartbeat', leave: 'leave', move: 'move', lease: 'leaseNext', complete: 'complete', release: 'release', reject: 'reject', applied: 'applied', admin: 'createRun' };
+
+/**
+ * Why the route's access check refuses `signer` (before its body is looked at), or null: who is
+ * registered as what is this test's own setup (miners A and B, one validator, the operator and
+ * the strangers unregistered); who may call a route is the route table's.
+ */
+function accessRefusal(route: Route, signer: Keypair): ErrorCode | null {
+  const access = API[TABLE_NAME[route]].access;
+  if (access === 'signed') return null;
+  if (access === 'operator') return signer === operator ? null : 'forbidden';
+  if (!isRegistered(signer)) return 'not_registered';
+  if (access === 'miner' && !isMiner(signer)) return 'forbidden';
+  if (access === 'validator' && signer !== validator) return 'forbidden';
+  return null;
+}
 
 function baseBody(route: Route): unknown {
   switch (route) {
@@ -337,9 +359,9 @@ function baseBody(route: Route): unknown {
     case 'reject':
       return { lease_id: leaseA.id, reason: `${leaseA.output.key}: tensor activation holds NaN at element 0` };
     case 'applied':
-      return { round: 0, snapshot: { key: 'runs/run1/snapshots/stage-0/1.safetensors', bytes: 1 } };
+      return { round: 0, snapshot: { key: 'runs/run1/snapshots/stage-0/1.safetensors', bytes: 1, sha256: SHA } };
     case 'complete':
-      return { lease_id: leaseA.id, output: { key: leaseA.output.key, bytes: 1 }, loss: 1.5 };
+      return { lease_id: leaseA.id, output: { key: leaseA.output.key, bytes: 1, sha256: SHA }, loss: 1.5 };
     case 'release':
       return { lease_id: leaseA.id };
     case 'admin':
@@ -383,7 +405,8 @@ function schemaAccepts(route: Route, body: unknown): boolean {
     case 'admin':
       return RunSpecSchema.safeParse(body).success;
     default:
-      return true; // heartbeat and leave ignore the body
+      // heartbeat and leave take no fields: the empty object, or no body.
+      return body === undefined || (isContainer(body) && !Array.isArray(body) && Object.keys(body).length === 0);
   }
 }
 
@@ -403,7 +426,7 @@ function couldChangeState(route: Route, signer: Keypair, parsed: Parsed): boolea
       return schemaAccepts('register', v);
     case 'heartbeat':
     case 'leave':
-      return isRegistered(signer);
+      return isRegistered(signer) && (v === undefined || (isContainer(v) && !Array.isArray(v) && Object.keys(v).length === 0));
     case 'lease':
     case 'move':
     case 'applied':
@@ -587,23 +610,12 @@ function signedBodyCase(rng: Prng, route: Route, excluded: Map<string, number>):
     if (body.length > BODY_LIMIT) return { ...c, status: [413], mayReset: true };
     if (!exactJson) return c;
     if (parsed.kind === 'invalid') return { ...c, status: [400], codes: ['bad_request'] };
-    const v = parsed.kind === 'ok' ? parsed.value : undefined;
-    switch (route) {
-      case 'heartbeat':
-      case 'leave':
-        return { ...c, status: [403], codes: ['not_registered'] };
-      case 'admin':
-        return signer === operator ? { ...c, status: [400], codes: ['bad_request'], bug: 'admin-invalid-run-500' } : { ...c, status: [403], codes: ['forbidden'] };
-      case 'lease':
-      case 'move':
-      case 'applied':
-        // The body is checked first; then only a miner with a stage may ask.
-        if (!schemaAccepts(route, v)) return { ...c, status: [400], codes: ['bad_request'] };
-        return { ...c, status: [403], codes: [signer === validator ? 'forbidden' : 'not_registered'] };
-      default:
-        if (!schemaAccepts(route, v)) return { ...c, status: [400], codes: ['bad_request'] };
-        return { ...c, status: [403], codes: ['not_registered'] };
-    }
+    // The route's access comes first: a caller who may not make the request learns nothing of its body.
+    const refusal = accessRefusal(route, signer);
+    if (refusal !== null) return { ...c, status: [403], codes: [refusal] };
+    if (route === 'admin') return { ...c, status: [400], codes: ['bad_request'], bug: 'admin-invalid-run-500' };
+    assert.ok(!schemaAccepts(route, parsed.kind === 'ok' ? parsed.value : undefined), `a valid ${route} body by ${nameOf(signer)} is left out as one that could change state`);
+    return { ...c, status: [400], codes: ['bad_request'] };
   }
 }
 
@@ -630,10 +642,10 @@ function semanticCases(): Case[] {
     out.push(postJson('semantic', 'move a validator', validator, PATH.move, {}, [403], ['forbidden']));
     out.push(postJson('semantic', 'lease as a validator', validator, PATH.lease, {}, [403], ['forbidden']));
     out.push(postJson('semantic', 'complete an unknown lease', minerA, PATH.complete, { lease_id: 'no-such-lease' }, [410], ['lease_expired']));
-    out.push(postJson('semantic', "complete A's lease as B", minerB, PATH.complete, { lease_id: leaseA.id, output: { key: leaseA.output.key, bytes: 1 } }, [403], ['forbidden']));
-    out.push(postJson('semantic', 'complete without the upload', minerA, PATH.complete, { lease_id: leaseA.id, output: { key: leaseA.output.key, bytes: 1 } }, [400], ['bad_request']));
+    out.push(postJson('semantic', "complete A's lease as B", minerB, PATH.complete, { lease_id: leaseA.id, output: { key: leaseA.output.key, bytes: 1, sha256: SHA } }, [403], ['forbidden']));
+    out.push(postJson('semantic', 'complete without the upload', minerA, PATH.complete, { lease_id: leaseA.id, output: { key: leaseA.output.key, bytes: 1, sha256: SHA } }, [400], ['bad_request']));
     out.push(postJson('semantic', 'complete without an output', minerA, PATH.complete, { lease_id: leaseA.id, loss: 1 }, [400], ['bad_request']));
-    out.push(postJson('semantic', 'complete to another key', minerA, PATH.complete, { lease_id: leaseA.id, output: { key: 'runs/run1/samples/r0-s1/0-forward-x.safetensors', bytes: 1 } }, [403], ['forbidden']));
+    out.push(postJson('semantic', 'complete to another key', minerA, PATH.complete, { lease_id: leaseA.id, output: { key: 'runs/run1/samples/r0-s1/0-forward-x.safetensors', bytes: 1, sha256: SHA } }, [403], ['forbidden']));
     out.push(postJson('semantic', 'release an unknown lease', minerA, PATH.release, { lease_id: 'no-such-lease' }, [404], ['not_found']));
     out.push(postJson('semantic', "release A's lease as B", minerB, PATH.release, { lease_id: leaseA.id }, [404], ['not_found']));
     out.push(postJson('semantic', 'release as a stranger', strangers[0], PATH.release, { lease_id: leaseA.id }, [403], ['not_registered']));
@@ -641,10 +653,12 @@ function semanticCases(): Case[] {
     out.push(postJson('semantic', 'leave as a stranger', strangers[0], PATH.leave, {}, [403], ['not_registered']));
     out.push(postJson('semantic', 'reject an unknown lease', minerA, PATH.reject, { lease_id: 'no-such-lease', reason: 'bad input' }, [404], ['not_found']));
     out.push(postJson('semantic', "reject A's lease as B", minerB, PATH.reject, { lease_id: leaseA.id, reason: 'bad input' }, [404], ['not_found']));
-    out.push(postJson('semantic', "reject A's lease as the validator", validator, PATH.reject, { lease_id: leaseA.id, reason: 'bad input' }, [404], ['not_found']));
+    out.push(postJson('semantic', "reject A's lease as the validator", validator, PATH.reject, { lease_id: leaseA.id, reason: 'bad input' }, [403], ['forbidden']));
+    out.push(postJson('semantic', "claim A's input changed, on a lease it does not hold", minerB, PATH.reject, { lease_id: leaseA.id, reason: 'not as accepted', key: leaseA.output.key, sha256: SHA }, [404], ['not_found']));
+    out.push(postJson('semantic', 'report a refused blob as a stranger', strangers[0], '/v1/refusals', { key: leaseA.output.key, sha256: SHA, reason: 'not as accepted' }, [403], ['not_registered']));
     out.push(postJson('semantic', 'reject as a stranger', strangers[0], PATH.reject, { lease_id: leaseA.id, reason: 'bad input' }, [403], ['not_registered']));
-    out.push(postJson('semantic', 'report a snapshot nobody asked for', minerA, PATH.applied, { round: 0, snapshot: { key: 'runs/run1/snapshots/stage-0/1.safetensors', bytes: 1 } }, [403], ['forbidden']));
-    out.push(postJson('semantic', 'report a snapshot of a round far ahead', minerB, PATH.applied, { round: 2 ** 31, snapshot: { key: leaseA.output.key, bytes: 1 } }, [403], ['forbidden']));
+    out.push(postJson('semantic', 'report a snapshot nobody asked for', minerA, PATH.applied, { round: 0, snapshot: { key: 'runs/run1/snapshots/stage-0/1.safetensors', bytes: 1, sha256: SHA } }, [403], ['forbidden']));
+    out.push(postJson('semantic', 'report a snapshot of a round far ahead', minerB, PATH.applied, { round: 2 ** 31, snapshot: { key: leaseA.output.key, bytes: 1, sha256: SHA } }, [403], ['forbidden']));
     out.push(postJson('semantic', 'report a round applied as the validator', validator, PATH.applied, { round: 0 }, [403], ['forbidden']));
     out.push(postJson('semantic', 'report a round applied as a stranger', strangers[1], PATH.applied, { round: 0 }, [403], ['not_registered']));
     out.push(postJson('semantic', 'create a run that exists', operator, PATH.admin, { ...spec, id: 'run1' }, [409], ['conflict']));
@@ -654,6 +668,14 @@ function semanticCases(): Case[] {
     out.push(postJson('semantic', 'create a run with a preset path', operator, PATH.admin, { ...spec, preset: '../../etc/passwd' }, [400], ['bad_request'], 'admin-invalid-run-500'));
     for (const p of ['/v1/runs/no-such-run', '/v1/runs/no-such-run/samples/r0-s0', '/v1/runs/run1/samples/no-such-sample', '/v1/runs/no-such-run/status']) {
       out.push({ group: 'semantic', what: `GET ${p}`, req: { method: 'GET', path: p, headers: sign(minerA, 'GET', p) }, status: [404], codes: ['not_found'] });
+    }
+    // Ids outside the one grammar (protocol.ts ID_PATTERN) are refused by the route's schema, not looked up.
+    for (const run of ['-rf', '.hidden', '_x', 'a'.repeat(129)]) {
+      const p = `/v1/runs/${run}/status`;
+      out.push({ group: 'semantic', what: `GET ${p.slice(0, 60)}`, req: { method: 'GET', path: p, headers: sign(minerA, 'GET', p) }, status: [400, 414], codes: ['bad_request'] });
+    }
+    for (const id of ['.', '..', 'a/b', '-x', 'a\u0000b', 'a'.repeat(129)]) {
+      out.push(postJson('semantic', `create a run with id ${JSON.stringify(id).slice(0, 30)}`, operator, PATH.admin, { ...spec, id }, [400], ['bad_request'], 'admin-invalid-run-500'));
     }
   }
   return out;
@@ -680,7 +702,8 @@ function oversizeCases(rng: Prng): Case[] {
   for (const bytes of [BODY_LIMIT, BODY_LIMIT - 1, BODY_LIMIT - 100]) {
     for (const route of ['register', 'complete', 'release', 'reject', 'applied'] as const) {
       const body = bodyOf(bytes);
-      out.push({ group: 'oversize', what: `POST ${route} with ${bytes} bytes (at the limit)`, req: { method: 'POST', path: PATH[route], headers: { ...sign(strangers[2], 'POST', PATH[route], body), 'content-type': JSON_TYPE }, body }, status: [400], codes: ['bad_request'] });
+      const refusal = accessRefusal(route, strangers[2]);
+      out.push({ group: 'oversize', what: `POST ${route} with ${bytes} bytes (at the limit)`, req: { method: 'POST', path: PATH[route], headers: { ...sign(strangers[2], 'POST', PATH[route], body), 'content-type': JSON_TYPE }, body }, status: [refusal ? 403 : 400], codes: [refusal ?? 'bad_request'] });
     }
   }
   return out;
@@ -694,6 +717,27 @@ function badPercent(path: string): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * Whether a path is another spelling than the canonical one (the front door refuses it with a
+ * 400): an empty segment, a backslash, a segment that decodes to a dot segment, a separator or a
+ * control character, or a route's literal part in other letter case.
+ */
+function notCanonical(path: string): boolean {
+  const p = path.split('?')[0];
+  if (p.includes('//') || p.includes('\\')) return true;
+  const segments = p.split('/').slice(1);
+  const decoded = segments.map((seg) => {
+    try {
+      return decodeURIComponent(seg);
+    } catch {
+      return seg;
+    }
+  });
+  if (decoded.some((d) => d === '.' || d === '..' || /[/\\]/.test(d) || [...d].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f))) return true;
+  // In the shapes fuzzed here the literals are v1, runs, samples and status.
+  return segments.some((seg, i) => ['v1', 'runs', 'samples', 'status'].includes(seg.toLowerCase()) && seg !== seg.toLowerCase() && (i !== 2 && i !== 4));
 }
 
 /** A route parameter (decoded) over fastify's maxParamLength (100): it answers FST_ERR_MAX_PARAM_LENGTH. */
@@ -793,34 +837,25 @@ function oddGetCase(rng: Prng, excluded: Map<string, number>): Case {
     const c: Case = { group: 'odd-get', what: `GET ${path.slice(0, 120)}${signed ? '' : ' (unsigned)'}`, req: { method: 'GET', path, headers } };
     if (badPercent(path)) return { ...c, status: [400], codes: ['bad_request'], bug: 'bad-url-envelope' };
     if (longParam(path)) return { ...c, status: [400, 414], bug: 'long-param-envelope' };
-    return { ...c, status: [signed ? 404 : 401], codes: [signed ? 'not_found' : 'unauthorized'] };
+    // The front door, before anything else: other spellings of a path are refused.
+    if (notCanonical(path)) return { ...c, status: [400], codes: ['bad_request'] };
+    // No route: a 404 whoever asks. A route: its access, then its parameters' grammar.
+    // (A parameter may be empty at the end of the path: it is the route's, and no id.)
+    if (!exact) return { ...c, status: [404], codes: ['not_found'] };
+    if (!signed) return { ...c, status: [401], codes: ['unauthorized'] };
+    if (!ID_PATTERN.test(run ?? '') || (parts.length === 6 && !ID_PATTERN.test(sample ?? ''))) return { ...c, status: [400], codes: ['bad_request'] };
+    return { ...c, status: [404], codes: ['not_found'] };
   }
 }
 
 // -- authentication --
 
-const SIGNED_TARGETS: [string, string][] = [
-  ['POST', PATH.register],
-  ['POST', PATH.heartbeat],
-  ['POST', PATH.move],
-  ['POST', PATH.lease],
-  ['POST', PATH.complete],
-  ['POST', PATH.release],
-  ['POST', PATH.leave],
-  ['POST', PATH.reject],
-  ['POST', PATH.applied],
-  ['POST', PATH.admin],
-  ['GET', '/v1/runs/run1'],
-  ['GET', '/v1/runs/run1/samples/r0-s0'],
-  ['GET', STATUS_PATH],
-  ['GET', '/v1/runs/run1/versions'],
-  ['GET', '/v1/runs/run1/flags'],
-  ['GET', '/v1/admin/runs/run1/versions/0'],
-  ['POST', '/v1/admin/runs/run1/rollback'],
-  ['POST', '/v1/no-such-route'],
-  ['DELETE', PATH.lease],
-  ['PUT', PATH.admin],
-];
+/** A concrete path for every route of the table, its parameters filled in (a real run, sample and miner). */
+const PARAMS = { run: 'run1', sample: 'r0-s0', rounds: '0', hotkey: '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY' };
+const routeTargets = (keep: (name: RouteName) => boolean): [string, string, string][] =>
+  (Object.keys(API) as RouteName[]).filter(keep).map((name) => [API[name].method, routePath(API[name].path.replace('/*', '/fuzz/existing.bin'), PARAMS), API[name].path]);
+/** Every route that takes a signature. */
+const SIGNED_TARGETS = routeTargets((name) => API[name].access !== 'public' && API[name].access !== 'blob_url');
 
 const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 const HEX = '0123456789abcdef';
@@ -902,8 +937,8 @@ function badAuthCase(rng: Prng): Case {
       codes = ['stale_request'];
       break;
     case 9:
-      headers = sign(k, method, path, body, clock - rng.int(1, 59_000));
-      what = 'signed before the server started';
+      headers = sign(k, method, path, body, clock + rng.pick([-1, 1]) * (60_000 + rng.int(1, 999)));
+      what = 'stamped just outside the window';
       codes = ['stale_request'];
       break;
     case 10:
@@ -972,7 +1007,58 @@ function replayCase(rng: Prng): Case {
   if (parsed.kind !== 'ok' || schemaAccepts(route, parsed.value) || body.length > BODY_LIMIT) return replayCase(rng);
   const req: Req = { method: 'POST', path: PATH[route], headers: { ...sign(k, 'POST', PATH[route], body), 'content-type': JSON_TYPE }, body };
   const again: Case = { group: 'replay', what: `POST ${route} replayed`, req, status: [401], codes: ['replayed_request'] };
-  return { group: 'replay', what: `POST ${route} (to be replayed)`, req, status: [400], codes: ['bad_request'], then: again };
+  // Refused by the route's access or its schema, after the signature checked out: the nonce is spent either way.
+  const refusal = accessRefusal(route, k);
+  return { group: 'replay', what: `POST ${route} (to be replayed)`, req, status: [refusal ? 403 : 400], codes: [refusal ?? 'bad_request'], then: again };
+}
+
+// -- request targets: every other spelling of every route --
+
+/** Spellings of `path` (a route's `template` filled in) a router might take for it but the front door refuses (400), each with its name. */
+function respell(rng: Prng, path: string, template: string): [string, string] {
+  const segs = path.split('/').slice(1);
+  // Letter case is the route's in its literal segments only (a parameter in other case is another value).
+  const literals = template
+    .split('/')
+    .slice(1)
+    .map((seg, i) => (seg.startsWith(':') || seg === '*' ? -1 : i))
+    .filter((i) => i >= 0);
+  const at = rng.int(0, segs.length - 1);
+  const with_ = (i: number, s: string): string => `/${segs.map((x, j) => (j === i ? s : x)).join('/')}`;
+  const upper = (x: string): string => (x === x.toUpperCase() ? x.toLowerCase() : x.toUpperCase());
+  const lit = literals.length > 0 ? rng.pick(literals) : 0;
+  const variants: [string, string][] = [
+    [`http://${rng.pick(['127.0.0.1', 'evil.example', 'localhost:1'])}${path}`, 'absolute form'],
+    [`${rng.pick(['HTTP', 'https', 'ws'])}://x${path}`, 'absolute form, another scheme'],
+    ['*', 'asterisk form'],
+    [`${path}#${rng.pick(['', 'x', '/dashboard', '/../health'])}`, 'a fragment'],
+    [`${with_(at, `${segs[at]}#`)}`, 'a fragment inside the path'],
+    [`/${segs.slice(0, at).join('/')}${at > 0 ? '/' : ''}${rng.pick(['.', '%2e', '%2E'])}/${segs.slice(at).join('/')}`, 'a dot segment'],
+    [`/${segs.slice(0, at + 1).join('/')}/${rng.pick(['..', '%2e%2e', '.%2E', '%2E.'])}/${segs.slice(at).join('/')}`, 'a dot-dot segment'],
+    [`/${segs.slice(0, at).join('/')}${at > 0 ? '/' : ''}/${segs.slice(at).join('/')}`, 'a doubled slash'],
+    [`/${path}`, 'a leading doubled slash'],
+    [with_(0, upper(segs[0])), 'the prefix in other case'],
+    ...(literals.length > 0 ? [[with_(lit, upper(segs[lit])), 'a segment in other case'] as [string, string]] : []),
+    [with_(at, `${segs[at]}%2F`), 'an encoded slash'],
+    [with_(at, `${segs[at]}%5C`), 'an encoded backslash'],
+    [`${path}\\`, 'a trailing backslash'],
+  ];
+  const [target, what] = rng.pick(variants);
+  return target === path ? [`${path}#`, 'a fragment'] : [target, what];
+}
+
+/** Every route of the table (API, blob URLs, metrics), respelled, signed by anyone or not at all: a 400 from the front door. */
+function targetCase(rng: Prng): Case {
+  // (The interface's routes are static files, whose names are any case: not respellings of a route.)
+  const [method, path, template] = rng.pick(routeTargets((name) => name !== 'uiIndex' && name !== 'uiFiles'));
+  const [target, what] = respell(rng, path, template);
+  const body = method === 'POST' ? Buffer.from('{}') : undefined;
+  const signer = rng.pick([operator, minerA, validator, strangers[0], null]);
+  // Signed over the canonical path (a signature that would pass) or over the target as sent.
+  const signed = target.startsWith('/') && rng.chance(0.5) ? target : path;
+  const headers: Record<string, string> = signer ? sign(signer, method, signed, body) : {};
+  if (body) headers['content-type'] = JSON_TYPE;
+  return { group: 'target', what: `${method} ${target.slice(0, 100)} (${what}, ${signer ? nameOf(signer) : 'unsigned'})`, req: { method, path: target, headers, body }, status: [400], codes: ['bad_request'] };
 }
 
 // -- blob URLs --
@@ -1101,10 +1187,12 @@ function blobRequestCases(rng: Prng): Case[] {
     assert.equal(parseRange(range, 64), null, `${range} is unsatisfiable`);
     out.push({ group: 'blob', what: `GET with Range: ${range}`, req: { method: 'GET', path: blobs.get, headers: { range } }, status: [416], codes: ['bad_request'] });
   }
+  // Over the limit of the lease's own URL (which its write gate takes): refused for the size, nothing stored.
+  const max = leaseA.output.max_bytes;
   for (let i = 0; i < 12; i++) {
-    const body = rng.bytes(rng.pick([17, 18, 100, 4096, 70_000]));
+    const body = rng.bytes(max + rng.pick([1, 2, 100, 4096, 70_000]));
     const chunked = i % 3 === 0;
-    out.push({ group: 'blob', what: `PUT ${body.length} bytes (${chunked ? 'chunked' : 'Content-Length'}) to a 16-byte URL`, req: { method: 'PUT', path: blobs.put, headers: { 'content-type': 'application/octet-stream' }, body, framing: chunked ? 'chunked' : 'length' }, status: [413], codes: ['payload_too_large'], mayReset: true });
+    out.push({ group: 'blob', what: `PUT ${body.length} bytes (${chunked ? 'chunked' : 'Content-Length'}) to a ${max}-byte URL`, req: { method: 'PUT', path: blobs.leasePut, headers: { 'content-type': 'application/octet-stream' }, body, framing: chunked ? 'chunked' : 'length' }, status: [413], codes: ['payload_too_large'], mayReset: true });
   }
   return out;
 }
@@ -1219,6 +1307,7 @@ function buildCases(rng: Prng, excluded: Map<string, number>): Case[] {
   for (let i = 0; i < 260; i++) cases.push(blobCase(rng, excluded));
   cases.push(...blobRequestCases(rng));
   for (let i = 0; i < 160; i++) cases.push(unknownRouteCase(rng));
+  for (let i = 0; i < 400; i++) cases.push(targetCase(rng));
   cases.push(...parserCases(rng));
   // Shuffle, so every kind of request is in flight alongside every other.
   for (let i = cases.length - 1; i > 0; i--) {
@@ -1361,12 +1450,17 @@ test('after the fuzzing the server still answers /v1/health and signed requests'
   assert.deepEqual(run.miners_per_stage, [1, 1]);
 });
 
-test('the fuzzing changed no table: runs, participants, samples, work_items, events, kv and the rest are byte-for-byte the same', async (t) => {
+test('the fuzzing changed no table but the nonce record: runs, participants, samples, work_items, events, kv, blobs and the rest are byte-for-byte the same', async (t) => {
   const after = await snapshotDatabase(orch.database);
   t.diagnostic(`compared: ${[...tablesBefore].map(([name, rows]) => `${name} (${name === 'sqlite_master' ? 'schema' : `${(JSON.parse(rows) as unknown[]).length} rows`})`).join(', ')}`);
-  for (const table of ['runs', 'participants', 'samples', 'work_items', 'events', 'kv', 'rounds', 'stage_rounds', 'snapshots']) assert.ok(tablesBefore.has(table), `table ${table} was snapshotted`);
+  for (const table of ['runs', 'participants', 'samples', 'work_items', 'events', 'kv', 'rounds', 'stage_rounds', 'snapshots', 'blobs']) assert.ok(tablesBefore.has(table), `table ${table} was snapshotted`);
   assert.deepEqual([...after.keys()].sort(), [...tablesBefore.keys()].sort(), 'the same tables');
-  for (const [table, rows] of tablesBefore) assert.equal(after.get(table), rows, `table ${table} changed`);
+  // Every signature the server accepted spent its nonce (that is the replay protection); nothing else may change.
+  for (const [table, rows] of tablesBefore) if (table !== 'request_nonces') assert.equal(after.get(table), rows, `table ${table} changed`);
+  const nonces = JSON.parse(after.get('request_nonces')!) as unknown[];
+  const before = JSON.parse(tablesBefore.get('request_nonces')!) as unknown[];
+  assert.deepEqual(nonces.slice(0, before.length), before, 'the nonces recorded before are kept');
+  t.diagnostic(`${nonces.length - before.length} nonces recorded by the fuzzing`);
 });
 
 test('the fuzzing left the blob directory as it was (no blob written, no upload left behind, no file handle open)', async () => {

@@ -47,6 +47,10 @@ async function startServer(name: string, uploadIdleMs?: number): Promise<Server>
   const blobs = await realpath(join(dir, name));
   const secret = (await orch.database.db.selectFrom('kv').select('value').where('key', '=', 'local_blob_secret').executeTakeFirstOrThrow()).value;
   const signer = new LocalBlobStore({ dir: blobs, secret: Buffer.from(secret, 'hex'), baseUrl: orch.url, partBytes: MAX, role: 'guest' });
+  // These URLs belong to no lease; the write gate (tested in write-grants.test.ts) is opened so
+  // that what is tested here is the upload's lifecycle alone.
+  assert.ok(orch.store instanceof LocalBlobStore);
+  orch.store.setWriteGate(async () => null);
   return { orch, port: Number(new URL(orch.url).port), blobs, signer };
 }
 

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { OrchestratorClient } from '../../../orchestrator-client/client.ts';
 import type { Upload } from '../../../orchestrator-client/protocol.ts';
 import { keypairFromSeed, ready } from '../../../orchestrator-client/signing.ts';
+import { blobSha256 } from '../../../orchestrator-client/transfer.ts';
 import { LocalBlobStore, localBlobUrlKey, registerLocalBlobRoutes } from '../../../orchestrator/storage/local.ts';
 import { startOrchestrator } from '../../../orchestrator/service.ts';
 import { httpTransport, localStoreTransport } from '../../../worker/miner/blob-transport.ts';
@@ -44,7 +45,7 @@ async function upload(key: string, maxBytes: number): Promise<Upload> {
 test("a guest's upload is served over HTTP, and an upload over HTTP is read by the guest", async () => {
   const direct = await localStoreTransport(dir, await store.id());
   const a = bytes(5000, 1);
-  assert.deepEqual(await direct.upload(await upload('run/a', 8000), a), { key: 'run/a', bytes: 5000 });
+  assert.deepEqual(await direct.upload(await upload('run/a', 8000), a), { key: 'run/a', bytes: 5000, sha256: blobSha256(a) });
   assert.deepEqual(await httpTransport.download(await store.presign('get', 'run/a', { expiresInS: 60 }), 8000), a);
 
   const b = bytes(700, 2);
