@@ -9,7 +9,8 @@ import { Coordinator, type MetagraphAdmission } from './coordinator.ts';
 import { type Db, openDatabase, redactUrl } from './db/open.ts';
 import { databaseNonces } from './nonces.ts';
 import { buildServer } from './server.ts';
-import { LocalBlobStore, registerLocalBlobRoutes } from './storage/local.ts';
+import { LocalBlobStore } from './storage/local.ts';
+import { registerLocalBlobRoutes } from './storage/local-routes.ts';
 import { openBlobStore } from './storage/open.ts';
 import type { S3BlobStore } from './storage/s3.ts';
 

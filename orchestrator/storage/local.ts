@@ -1,4 +1,4 @@
-// The embedded blob store: a directory on disk, served by the orchestrator's own HTTP server.
+// The embedded blob store: a directory on disk, served by the orchestrator's own HTTP server (local-routes.ts).
 // Miners reach it only through URLs the orchestrator signs (HMAC-SHA256 over the operation, the
 // key, the expiry and, for uploads, the size limit), so the directory itself is never exposed.
 //
@@ -25,15 +25,14 @@
 // HTTP hop that costs both ends more CPU than the file itself. The directory names itself with a
 // random id (its '~store-id' file, also in /v1/health) so that a guest can tell it opened the
 // orchestrator's store and not another.
-import { createHash, createHmac, randomBytes, timingSafeEqual, type Hash } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { chmod, mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { finished, Writable } from 'node:stream';
 import type { Readable } from 'node:stream';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { API_PREFIX, HTTP_STATUS, type ErrorCode } from '../../orchestrator-client/protocol.ts';
-import { ApiError } from '../http.ts';
+import { API_PREFIX, type ErrorCode } from '../../orchestrator-client/protocol.ts';
+import { isMissing, errnoCode } from './fs-errors.ts';
+import { spool } from './spool.ts';
 import { BLOB_KEY, BlobNotFoundError, checkKey, MultipartError, planParts, type BlobInfo, type BlobOp, type BlobStore, type CompletedPart, type MultipartPlan, type PresignOptions } from './blob-store.ts';
 
 /** Where the blob routes live on the orchestrator's server. */
@@ -554,97 +553,6 @@ export class LocalBlobStore implements BlobStore {
   }
 }
 
-class TooLargeError extends Error {
-  constructor(readonly maxBytes: number) {
-    super(`the body exceeds the limit of ${maxBytes} bytes`);
-  }
-}
-
-class AbortedError extends Error {
-  constructor(cause?: Error) {
-    super('the upload was aborted (the body ended early or the connection failed)', { cause });
-  }
-}
-
-class StalledError extends Error {
-  constructor(readonly idleMs: number) {
-    super(`the upload stalled: no byte of the body arrived for ${idleMs / 1000} s`);
-  }
-}
-
-interface DrainLimits {
-  maxBytes: number;
-  /** Fails when no byte arrives (and no write completes) for this long. */
-  idleMs: number;
-  /** Also fed every byte. */
-  hash?: Hash;
-}
-
-/**
- * Streams `body` into the temporary file `tmp`, just opened as `fh` (spool owns both from here),
- * and, once it is complete and synced, calls `place` to move it into place. Whatever ends the
- * upload, the handle is closed and the temporary file, unless placed, is removed.
- */
-async function spool({ fh, tmp }: { fh: FileHandle; tmp: string }, body: Readable, limits: DrainLimits, place: () => Promise<void>): Promise<number> {
-  let placed = false;
-  try {
-    const bytes = await drain(body, fh, limits);
-    await fh.sync();
-    await fh.close();
-    await place();
-    placed = true;
-    return bytes;
-  } finally {
-    await fh.close().catch(() => {}); // a no-op when already closed; else it waits for a write in flight
-    if (!placed) await unlink(tmp).catch(() => {});
-  }
-}
-
-/**
- * Copies `body` into `fh`, settling exactly once however the body ends: complete; ended early,
- * failed or closed (even before drain was called: the file is opened first, and a client may be
- * gone by then); past `maxBytes`; or silent for `idleMs`. On failure it stops reading but leaves
- * the body (and its connection) to the caller, so that a 413 or 408 can still be answered.
- */
-function drain(body: Readable, fh: FileHandle, { maxBytes, idleMs, hash }: DrainLimits): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    let total = 0;
-    let done = false;
-    const sink = new Writable({
-      highWaterMark: 1 << 20,
-      write(chunk: Buffer, _encoding, callback) {
-        idle.refresh();
-        total += chunk.length;
-        if (total > maxBytes) return callback(new TooLargeError(maxBytes));
-        hash?.update(chunk);
-        fh.write(chunk).then(() => {
-          idle.refresh(); // a slow disk is not a stalled client
-          callback();
-        }, callback);
-      },
-    });
-    const idle = setTimeout(() => settle(new StalledError(idleMs)), idleMs);
-    // finished() reports a body that already ended, failed or closed, not only one that does so later.
-    const stopWatching = finished(body, { writable: false }, (err) => {
-      if (err) settle(new AbortedError(err));
-    });
-    const settle = (err: Error | null): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(idle);
-      stopWatching();
-      if (err) {
-        body.unpipe(sink);
-        sink.destroy();
-        reject(err);
-      } else resolvePromise(total);
-    };
-    sink.on('error', (err) => settle(err));
-    sink.on('finish', () => settle(null));
-    body.pipe(sink);
-  });
-}
-
 /** The grant's field of a URL's signed text: absent for URLs that name none (so their signatures stay as they were). */
 function grantField(grant: string | undefined): string[] {
   return grant === undefined ? [] : [`grant=${grant}`];
@@ -652,15 +560,6 @@ function grantField(grant: string | undefined): string[] {
 
 function refuse(code: ErrorCode, message: string): BlobUrlRefusal {
   return { ok: false, code, message };
-}
-
-function errnoCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | null)?.code;
-}
-
-function isMissing(err: unknown): boolean {
-  const code = errnoCode(err);
-  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 async function readStoreId(dir: string): Promise<string | null> {
@@ -692,145 +591,3 @@ export function localBlobUrlKey(url: string): { key: string; op: BlobOp } | null
   return { key, op };
 }
 
-function sendError(reply: FastifyReply, code: ErrorCode, message: string, details?: Record<string, unknown>, status = HTTP_STATUS[code]): FastifyReply {
-  return reply
-    .code(status)
-    .type('application/json; charset=utf-8')
-    .send({ error: { code, message, ...(details ? { details } : {}) } });
-}
-
-type Range = { start: number; end: number };
-
-/** A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `size` bytes, or null when unsatisfiable or malformed. */
-export function parseRange(header: string, size: number): Range | null {
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return null;
-  if (m[1] === '') {
-    const n = Number(m[2]);
-    if (n === 0 || size === 0) return null;
-    return { start: Math.max(0, size - n), end: size - 1 };
-  }
-  const start = Number(m[1]);
-  const last = m[2] === '' ? Infinity : Number(m[2]);
-  if (last < start || start >= size) return null;
-  return { start, end: Math.min(last, size - 1) };
-}
-
-async function handleGet(store: LocalBlobStore, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const grant = store.authorize(request.method, request.url);
-  if (!grant.ok) return sendError(reply, grant.code, grant.message);
-  let fh: FileHandle;
-  try {
-    fh = await open(store.pathOf(grant.key), 'r');
-  } catch (err) {
-    if (isMissing(err)) return sendError(reply, 'not_found', 'no such blob');
-    throw err;
-  }
-  let streaming = false;
-  try {
-    const s = await fh.stat();
-    if (!s.isFile()) return sendError(reply, 'not_found', 'no such blob');
-    reply
-      .header('accept-ranges', 'bytes')
-      .header('etag', `"${s.size.toString(16)}-${Math.floor(s.mtimeMs).toString(16)}"`)
-      .header('cache-control', 'private, no-store');
-    let range: Range | null = null;
-    const rangeHeader = request.headers.range;
-    if (rangeHeader !== undefined) {
-      range = parseRange(rangeHeader, s.size);
-      if (range === null) {
-        reply.header('content-range', `bytes */${s.size}`);
-        return sendError(reply, 'bad_request', 'range not satisfiable (one range within the blob, e.g. bytes=0-1023)', { size: s.size }, 416);
-      }
-      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${s.size}`);
-    }
-    const length = range ? range.end - range.start + 1 : s.size;
-    reply.header('content-type', 'application/octet-stream').header('content-length', String(length));
-    if (request.method === 'HEAD' || length === 0) return reply.send();
-    // Reads of 1 MiB: blobs are megabytes, and 64 KiB reads cost a syscall and a write each.
-    const stream = fh.createReadStream({ highWaterMark: 1 << 20, ...(range ? { start: range.start, end: range.end } : {}) });
-    streaming = true;
-    return reply.send(stream);
-  } finally {
-    if (!streaming) await fh.close().catch(() => {});
-  }
-}
-
-async function handlePut(store: LocalBlobStore, request: FastifyRequest, reply: FastifyReply, idleMs: number): Promise<FastifyReply> {
-  const grant = store.authorize(request.method, request.url);
-  if (!grant.ok) {
-    if (request.headers['content-length'] !== '0') reply.header('connection', 'close');
-    return sendError(reply, grant.code, grant.message);
-  }
-  const max = grant.maxBytes ?? 0;
-  const declared = request.headers['content-length'];
-  if (declared !== undefined && Number(declared) > max) {
-    // Answer before reading anything, and close the connection rather than read the rest.
-    reply.header('connection', 'close');
-    return sendError(reply, 'payload_too_large', `the body exceeds the limit of ${max} bytes`, { max_bytes: max });
-  }
-  // A sealed key, or a grant that no longer stands: refused before a byte of the body is read.
-  const refusal = await store.writeRefusal(grant.key, grant.writeGrant);
-  if (refusal !== null) return sendError(reply.header('connection', 'close'), 'forbidden', refusal);
-  const body = (request.body as Readable | undefined) ?? request.raw;
-  try {
-    if (grant.op === 'part') {
-      const etag = await store.receivePart(grant.key, grant.uploadId!, grant.partNumber!, body, max, idleMs);
-      return reply.code(200).header('etag', etag).send({ key: grant.key, part: grant.partNumber, etag });
-    }
-    const bytes = await store.receive(grant.key, body, max, { grant: grant.writeGrant, idleMs });
-    return reply.code(200).send({ key: grant.key, bytes });
-  } catch (err) {
-    if (err instanceof WriteRefusedError) return sendError(reply.header('connection', 'close'), 'forbidden', err.message);
-    if (err instanceof MultipartError) return sendError(reply.header('connection', 'close'), 'not_found', err.message);
-    if (err instanceof TooLargeError) {
-      reply.header('connection', 'close');
-      return sendError(reply, 'payload_too_large', err.message, { max_bytes: max });
-    }
-    if (err instanceof AbortedError) return sendError(reply.header('connection', 'close'), 'bad_request', err.message);
-    if (err instanceof StalledError) return sendError(reply.header('connection', 'close'), 'bad_request', err.message, { idle_s: err.idleMs / 1000 }, 408);
-    const code = errnoCode(err);
-    if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
-      return sendError(reply, 'conflict', 'the key clashes with another blob (a blob cannot also be a prefix of keys)');
-    }
-    throw err;
-  }
-}
-
-export interface LocalBlobRouteOptions {
-  /**
-   * The upload deadline: an upload whose body delivers no byte for this many milliseconds is
-   * aborted, answered 408 and its temporary file removed. Default DEFAULT_UPLOAD_IDLE_MS (60 s).
-   */
-  uploadIdleMs?: number;
-}
-
-/**
- * Serves `store` on `app` at /v1/blobs/* (GET, HEAD, PUT). The routes live in their own
- * encapsulated plugin with a streaming body parser for every content type, so the server's JSON
- * parser and body limit do not apply to them: the signed URL's `max` is the limit. Call before
- * the server is ready.
- */
-export function registerLocalBlobRoutes(app: FastifyInstance, store: LocalBlobStore, opts: LocalBlobRouteOptions = {}): void {
-  const idleMs = opts.uploadIdleMs ?? DEFAULT_UPLOAD_IDLE_MS;
-  if (!(Number.isFinite(idleMs) && idleMs > 0)) throw new Error(`registerLocalBlobRoutes: uploadIdleMs must be positive, got ${idleMs}`);
-  void app.register(async (scope) => {
-    await store.init();
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
-    scope.setErrorHandler((err: FastifyError | ApiError, request, reply) => {
-      // Refusals of the server's own hooks (the front door) keep their code.
-      if (err instanceof ApiError) return sendError(reply, err.code, err.message, err.details);
-      const status = err.statusCode ?? 500;
-      if (status >= 500) {
-        request.log.error({ err }, 'blob request failed');
-        return sendError(reply, 'internal', 'internal error');
-      }
-      return sendError(reply, status === 413 ? 'payload_too_large' : 'bad_request', err.message, undefined, status);
-    });
-    const url = `${LOCAL_BLOB_ROUTE}*`;
-    const config = { access: 'blob_url' as const };
-    scope.route({ method: ['GET', 'HEAD'], url, config, exposeHeadRoute: false, handler: (request, reply) => handleGet(store, request, reply) });
-    scope.route({ method: 'PUT', url, config, handler: (request, reply) => handlePut(store, request, reply, idleMs) });
-  });
-}

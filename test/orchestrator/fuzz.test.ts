@@ -36,7 +36,8 @@ import { ROUTES as API, type RouteName, routePath } from '../../orchestrator-cli
 import { type Keypair, keypairFromSeed, ready, signRequest } from '../../orchestrator-client/signing.ts';
 import type { Db } from '../../orchestrator/db/open.ts';
 import { type Orchestrator, startOrchestrator } from '../../orchestrator/service.ts';
-import { LocalBlobStore, parseRange } from '../../orchestrator/storage/local.ts';
+import { LocalBlobStore } from '../../orchestrator/storage/local.ts';
+import { parseRange } from '../../orchestrator/storage/local-routes.ts';
 import { type HostileOutcome, Prng, runPool, sendHostile, sendRaw } from '../helpers/hostile-http.ts';
 
 const SEED = Number(process.env.TAH_FUZZ_SEED ?? 0x7a4f_2026) >>> 0;

@@ -12,7 +12,8 @@ import { OrchestratorClient } from '../../../orchestrator-client/client.ts';
 import type { Upload } from '../../../orchestrator-client/protocol.ts';
 import { keypairFromSeed, ready } from '../../../orchestrator-client/signing.ts';
 import { blobSha256 } from '../../../orchestrator-client/transfer.ts';
-import { LocalBlobStore, localBlobUrlKey, registerLocalBlobRoutes } from '../../../orchestrator/storage/local.ts';
+import { LocalBlobStore, localBlobUrlKey } from '../../../orchestrator/storage/local.ts';
+import { registerLocalBlobRoutes } from '../../../orchestrator/storage/local-routes.ts';
 import { startOrchestrator } from '../../../orchestrator/service.ts';
 import { httpTransport, localStoreTransport } from '../../../worker/miner/blob-transport.ts';
 
