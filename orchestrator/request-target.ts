@@ -1,8 +1,9 @@
 // The front door's first check: only origin-form request targets in their one canonical spelling
 // reach routing. A request line can name the same route in other ways (an absolute URL as a proxy
-// request has, a fragment, dot segments, doubled slashes, other letter case); a router normalises
-// some of them and a string comparison elsewhere sees others, which is how requests once reached
-// signed handlers unsigned. So every other spelling is refused here, before routing, with a 400.
+// request has, a fragment, dot segments, doubled slashes, other letter case, the route's own words
+// percent-encoded); a router normalises some of them and a string comparison elsewhere sees others,
+// which is how requests once reached signed handlers unsigned. So every other spelling is refused
+// here, before routing, with a 400.
 import { API_PREFIX } from '../orchestrator-client/protocol.ts';
 import { type RouteDef, routePattern } from '../orchestrator-client/routes.ts';
 
@@ -33,20 +34,29 @@ function targetProblem(target: string, exact: RegExp[], anyCase: RegExp[]): stri
   if (path.includes('//')) return 'the request path has an empty segment (a doubled slash)';
   if (path.includes('\\')) return 'the request path holds a backslash';
   const segments = path.split('/').slice(1);
+  const decoded: string[] = [];
   for (const seg of segments) {
-    let decoded: string;
+    let plain: string;
     try {
-      decoded = decodeURIComponent(seg);
+      plain = decodeURIComponent(seg);
     } catch {
       return 'the request path is not valid percent-encoding';
     }
-    if (decoded === '.' || decoded === '..') return 'the request path has a dot segment (. or ..)';
-    if (decoded.includes('/') || decoded.includes('\\')) return 'the request path has an encoded separator (%2F or %5C) in a segment';
-    if (isControl(decoded)) return 'the request path holds a control character';
+    if (plain === '.' || plain === '..') return 'the request path has a dot segment (. or ..)';
+    if (plain.includes('/') || plain.includes('\\')) return 'the request path has an encoded separator (%2F or %5C) in a segment';
+    if (isControl(plain)) return 'the request path holds a control character';
+    decoded.push(plain);
   }
-  if (segments[0] !== undefined && segments[0] !== API_PREFIX.slice(1) && segments[0].toLowerCase() === API_PREFIX.slice(1)) {
-    return `paths are case-sensitive: the API is under ${API_PREFIX}/`;
+  const prefix = API_PREFIX.slice(1);
+  // The router decodes a path before it matches it (/%761/health is /v1/health to it), so the
+  // prefix and the routes are compared decoded; their own words must still be written plainly.
+  if (segments[0] !== prefix && decoded[0].toLowerCase() === prefix) {
+    return decoded[0] === prefix ? `the API prefix ${API_PREFIX} is written plainly, not percent-encoded` : `paths are case-sensitive: the API is under ${API_PREFIX}/`;
   }
-  if (!exact.some((p) => p.test(path)) && anyCase.some((p) => p.test(path))) return 'paths are case-sensitive: this path names a route only in another letter case';
+  if (!exact.some((p) => p.test(path))) {
+    const plainPath = `/${decoded.join('/')}`;
+    if (exact.some((p) => p.test(plainPath))) return "the request path percent-encodes a route's own words: write them plainly (/v1/health, not /v1/%68ealth)";
+    if (anyCase.some((p) => p.test(plainPath))) return 'paths are case-sensitive: this path names a route only in another letter case';
+  }
   return null;
 }

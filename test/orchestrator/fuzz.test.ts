@@ -9,13 +9,12 @@
 // the test prints). Requests that would be valid by accident (and so would legitimately succeed
 // and change state) are recognised with the protocol's own schemas and left out, and counted.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, sep } from 'node:path';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import { encodeAddress } from '@polkadot/util-crypto';
-import { sql } from 'kysely';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import {
   AppliedRequestSchema,
@@ -34,11 +33,11 @@ import {
 import { ID_PATTERN } from '../../orchestrator-client/protocol.ts';
 import { ROUTES as API, type RouteName, routePath } from '../../orchestrator-client/routes.ts';
 import { type Keypair, keypairFromSeed, ready, signRequest } from '../../orchestrator-client/signing.ts';
-import type { Db } from '../../orchestrator/db/open.ts';
 import { type Orchestrator, startOrchestrator } from '../../orchestrator/service.ts';
 import { LocalBlobStore } from '../../orchestrator/storage/local.ts';
 import { parseRange } from '../../orchestrator/storage/local-routes.ts';
 import { type HostileOutcome, Prng, runPool, sendHostile, sendRaw } from '../helpers/hostile-http.ts';
+import { handlesInto, snapshotDatabase, snapshotDir } from '../helpers/server-state.ts';
 
 const SEED = Number(process.env.TAH_FUZZ_SEED ?? 0x7a4f_2026) >>> 0;
 const CONCURRENCY = 16;
@@ -67,42 +66,6 @@ const sign = (k: Keypair, method: string, path: string, body?: Uint8Array, at = 
   signRequest(k, { method, path, body: body ?? null }, { now: at });
 
 // ---- the state the fuzzing must not touch ----
-
-/** Every table (found in sqlite_master, so nothing is left out) as JSON text, rows in rowid order; plus the schema itself. */
-async function snapshotDatabase(database: Db): Promise<Map<string, string>> {
-  const master = await sql<{ type: string; name: string; sql: string | null }>`select type, name, sql from sqlite_master order by type, name`.execute(database.db);
-  const out = new Map<string, string>([['sqlite_master', JSON.stringify(master.rows)]]);
-  for (const { name } of master.rows.filter((r) => r.type === 'table')) {
-    const rows = await sql<Record<string, unknown>>`select * from ${sql.table(name)} order by rowid`.execute(database.db);
-    out.set(name, JSON.stringify(rows.rows));
-  }
-  return out;
-}
-
-/** Every file and directory under the blob store, with sizes and modification times. */
-async function snapshotDir(root: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string, rel: string): Promise<void> => {
-    for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
-      const s = await stat(join(d, e.name));
-      out.push(`${rel}${e.name}${e.isDirectory() ? '/' : ''} ${s.size} ${s.mtimeMs}`);
-      if (e.isDirectory()) await walk(join(d, e.name), `${rel}${e.name}/`);
-    }
-  };
-  await walk(root, '');
-  return out;
-}
-
-/** This process's open file descriptors that point into `root` (the server runs in this process). */
-async function handlesInto(root: string): Promise<string[]> {
-  const real = await realpath(root);
-  const out: string[] = [];
-  for (const fd of await readdir('/proc/self/fd')) {
-    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => null); // closed since the listing
-    if (target !== null && target.startsWith(real + sep)) out.push(target.slice(real.length + 1));
-  }
-  return out;
-}
 
 let tablesBefore: Map<string, string>;
 let blobDirBefore: string[];
