@@ -216,7 +216,8 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 100_000 ? 1 
  * as `seen` knows: the server also claims it in its durable record), and the signature is the
  * hotkey's over exactly this method, path, body, timestamp and nonce. Only a request that passes
  * every check records its nonce, so a forged request cannot use up someone's nonce. An accepted
- * request answers the nonce's expiry: the server remembers it that long.
+ * request answers the nonce's expiry, the first millisecond at which its timestamp is outside the
+ * window: the server remembers the nonce until then.
  */
 export function verifyRequest(
   request: RequestParts & { headers: RequestHeaders },
@@ -260,7 +261,9 @@ export function verifyRequest(
   if (!sr25519Verify(signature, message, publicKey)) {
     return fail('unauthorized', `signature does not match this request and hotkey (method, path, body, timestamp, nonce and ${AUTH_HEADERS.hotkey} are signed)`);
   }
-  const expiresAt = timestamp + windowMs;
+  // A request exactly the window old is still fresh (above), and a nonce record counts as expired
+  // once its expiry is <= now: the expiry is the first millisecond at which the request is stale.
+  const expiresAt = timestamp + windowMs + 1;
   if (!seen.add(values.hotkey, values.nonce, expiresAt, now)) return fail('rate_limited', seen.fullMessage());
   return { ok: true, hotkey: values.hotkey, nonce: values.nonce.toLowerCase(), expiresAt };
 }

@@ -7,7 +7,10 @@ import type { Kysely } from 'kysely';
 import type { Database } from './db/schema.ts';
 
 export interface NonceLedger {
-  /** True when the nonce was not claimed (or its claim expired); false: a replay. */
+  /**
+   * True when the nonce was not claimed (or its claim expired); false: a replay. A claim is
+   * expired once expiresAt <= now, so expiresAt is the first millisecond the request is stale.
+   */
   claim(hotkey: string, nonce: string, expiresAt: number, now: number): Promise<boolean>;
   /** Forgets claims that expired by `now`; answers how many. */
   sweep(now: number): Promise<number>;

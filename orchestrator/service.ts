@@ -57,6 +57,9 @@ async function localSecret(database: Db): Promise<Buffer> {
   return secret;
 }
 
+/** How long past its expiry a nonce claim is kept: one signature window (the server's default). */
+export const SWEEP_MARGIN_MS = 60_000;
+
 export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orchestrator> {
   const database = await openDatabase(opts.db);
   try {
@@ -98,7 +101,9 @@ export async function startOrchestrator(opts: OrchestratorOptions): Promise<Orch
 
     const reaper = setInterval(() => {
       coordinator.reap().catch((e) => app.log.error({ err: e }, 'reaping silent miners failed'));
-      nonces.sweep((opts.now ?? Date.now)()).catch((e) => app.log.error({ err: e }, 'forgetting expired nonces failed'));
+      // A window late: another orchestrator on the database whose clock runs behind this one's
+      // (by up to a window) still refuses a replay of a claim this one thinks expired.
+      nonces.sweep((opts.now ?? Date.now)() - SWEEP_MARGIN_MS).catch((e) => app.log.error({ err: e }, 'forgetting expired nonces failed'));
     }, opts.reapIntervalMs ?? 5000);
     reaper.unref();
     return {

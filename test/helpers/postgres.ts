@@ -67,9 +67,10 @@ let databases = 0;
 /**
  * Starts a cluster, or returns null when PostgreSQL is not installed (postgresMissing() says
  * why). Rejects when it is installed but does not start. Stop it with stop(); a test process that
- * exits without doing so still stops it.
+ * exits without doing so still stops it. `durable` keeps PostgreSQL's defaults for fsync,
+ * synchronous_commit and full_page_writes (for measuring what commits cost; tests leave them off).
  */
-export async function startPostgres(): Promise<TestPostgres | null> {
+export async function startPostgres(opts: { durable?: boolean } = {}): Promise<TestPostgres | null> {
   if (postgresMissing() !== null) return null;
   const bin = pgBinDir()!;
   // As root the server runs as 'postgres', which may not reach a private TMPDIR; and the unix
@@ -98,9 +99,7 @@ export async function startPostgres(): Promise<TestPostgres | null> {
       `-p ${port}`,
       `-k ${dir}`,
       '-c listen_addresses=127.0.0.1',
-      '-c fsync=off',
-      '-c synchronous_commit=off',
-      '-c full_page_writes=off',
+      ...(opts.durable ? [] : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off']),
       '-c max_connections=200',
     ].join(' ');
     await runPg(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-o', serverOptions, '-w', '-t', '30', '-s', 'start']).catch((err: Error) => {

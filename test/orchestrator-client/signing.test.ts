@@ -183,13 +183,17 @@ test('a replayed request is refused; a forged one does not use up the nonce', ()
   assertRefused(verify(REQ, h, { seen, now: NOW + WINDOW + 1 }), 'stale_request', /ago/);
 });
 
-test('an accepted request answers its nonce (lower case) and how long it must be remembered: its timestamp plus the window', () => {
+test('an accepted request answers its nonce (lower case) and how long it must be remembered: until its timestamp leaves the window', () => {
   const h = signRequest(alice, REQ, { now: NOW + 7, nonce: 'ABCDEF0123456789ABCDEF0123456789' });
   const r = verify(REQ, h, { now: NOW });
   assert.ok(r.ok);
   assert.equal(r.nonce, 'abcdef0123456789abcdef0123456789');
   // Stamped ahead of the server's clock, it stays replayable until its own time leaves the window.
-  assert.equal(r.expiresAt, NOW + 7 + WINDOW);
+  assert.equal(r.expiresAt, NOW + 7 + WINDOW + 1);
+  // The expiry is the first stale millisecond: a store that has forgotten the nonce by then (a
+  // restarted server's cache, a swept record) never meets the request while it is still fresh.
+  assert.equal(verify(REQ, h, { now: r.expiresAt - 1 }).ok, true, 'the millisecond before is still inside the window');
+  assertRefused(verify(REQ, h, { now: r.expiresAt }), 'stale_request', /ago/);
 });
 
 test('the nonce cache is bounded: it forgets expired nonces oldest first and never a live one', () => {
