@@ -36,6 +36,7 @@ import { type Keypair, keypairFromSeed, ready, signRequest } from '../../orchest
 import { type Orchestrator, startOrchestrator } from '../../orchestrator/service.ts';
 import { LocalBlobStore } from '../../orchestrator/storage/local.ts';
 import { parseRange } from '../../orchestrator/storage/local-routes.ts';
+import { seedRun } from '../helpers/run-fixture.ts';
 import { type HostileOutcome, Prng, runPool, sendHostile, sendRaw } from '../helpers/hostile-http.ts';
 import { handlesInto, snapshotDatabase, snapshotDir } from '../helpers/server-state.ts';
 
@@ -87,15 +88,7 @@ before(async () => {
     rateLimitPerMinute: 10_000_000,
   });
   port = Number(new URL(orch.url).port);
-  const c = (k: Keypair): OrchestratorClient => new OrchestratorClient({ baseUrl: orch.url, keypair: k, now, attempts: 1 });
-  await c(operator).createRun({ id: 'run1', preset: 'tiny', stages: [[0, 1], [2, 3]], samples_per_round: 8, lease_ttl_s: 600, heartbeat_timeout_s: 900 });
-  assert.equal((await c(minerA).register({ role: 'miner', hardware })).stage, 0);
-  assert.equal((await c(minerB).register({ role: 'miner', hardware })).stage, 1);
-  await c(validator).register({ role: 'validator', hardware });
-  const task = (await c(minerA).lease()).lease;
-  assert.equal(task?.kind, 'work');
-  leaseA = task as Lease;
-  assert.equal(leaseA.output.kind, 'activation');
+  leaseA = await seedRun(orch.url, { operator, minerA, minerB, validator }, now);
   for (const s of await orch.database.db.selectFrom('samples').select('id').execute()) existingSamples.add(s.id);
 
   // A second handle on the same blob directory and URL key (the key lives in the kv table), to

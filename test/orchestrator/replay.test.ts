@@ -6,19 +6,18 @@
 // In-process orchestrators read a fixed clock, so nothing here depends on timing; the killed
 // child reads the real clock, with tens of seconds to spare.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import type { Hardware } from '../../orchestrator-client/protocol.ts';
 import { type Keypair, keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import { openDatabase } from '../../orchestrator/db/open.ts';
 import { SWEEP_MARGIN_MS, type Orchestrator, type OrchestratorOptions, startOrchestrator } from '../../orchestrator/service.ts';
 import { type FrozenRequest, codeOf, freeze, send, snapshotTables } from '../helpers/frozen-requests.ts';
+import { startOrchestratorChild } from '../helpers/orchestrator-child.ts';
 import { postgresMissing, startPostgres } from '../helpers/postgres.ts';
 
 const WINDOW = 60_000;
@@ -169,7 +168,7 @@ describe('SQLite: replays after a restart on the same database', () => {
   test('SIGKILLed child process, started again: the accepted request is refused, the unsent one accepted', async () => {
     const file = join(dir, 'killed.db');
     const args = ['--port', '0', '--db', `sqlite:${file}`, '--storage', `local:${join(dir, 'killed-blobs')}`, '--operator', operator.address];
-    const first = await startChild(args);
+    const first = await startOrchestratorChild(args, children);
     await setUp(first.url);
     // The child reads the real clock: 50 s ahead leaves 50 s for the kill and the restart.
     const ahead = frozen(LEASE, Date.now() + 50_000);
@@ -179,7 +178,7 @@ describe('SQLite: replays after a restart on the same database', () => {
     await new Promise((r) => first.child.once('exit', r));
 
     const port = Number(new URL(first.url).port);
-    const second = await startChild(args.map((a) => (a === '0' ? String(port) : a)));
+    const second = await startOrchestratorChild(args.map((a) => (a === '0' ? String(port) : a)), children);
     const database = await openDatabase(`sqlite:${file}`);
     try {
       await refused(second.url, ahead, 'replayed_request', () => snapshotTables(database.db));
@@ -192,24 +191,7 @@ describe('SQLite: replays after a restart on the same database', () => {
   });
 });
 
-const TAH = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
 
-/** Starts `tah orchestrator` (real clock) and resolves with its URL once it listens. */
-function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const env = { ...process.env };
-  delete env.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, [TAH, 'orchestrator', '--json', '--log-level', 'warn', '--no-ui', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const e = JSON.parse(line) as { event?: string; url?: string };
-      if (e.event === 'listening') resolve({ child, url: e.url! });
-    });
-    child.on('exit', (code) => reject(new Error(`orchestrator exited with ${code}: ${stderr}`)));
-  });
-}
 
 describe('PostgreSQL: two orchestrators on one database', { skip: cluster ? false : (postgresMissing() ?? 'no PostgreSQL') }, () => {
   let a: Orchestrator;

@@ -2,21 +2,19 @@
 // database: registrations, leases, pathways and losses are all still there, and clients that
 // were talking to it carry on by themselves.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import type { Hardware, Lease, Uploaded } from '../../orchestrator-client/protocol.ts';
 import { keypairFromSeed, ready } from '../../orchestrator-client/signing.ts';
 import { uploadBlob } from '../../orchestrator-client/transfer.ts';
 import { encodeBlob } from '../../worker/miner/blobs.ts';
+import { startOrchestratorChild } from '../helpers/orchestrator-child.ts';
 
-const TAH = fileURLToPath(new URL('../../bin/tah.js', import.meta.url));
 const hardware: Hardware = { device: 'cpu', cores: 2, memory_bytes: 2 ** 33, tokens_per_s: 100 };
 const children: ChildProcess[] = [];
 let dir = '';
@@ -48,22 +46,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts `tah orchestrator` and resolves with its URL once it listens. */
-function startChild(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const env = { ...process.env };
-  delete env.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, [TAH, 'orchestrator', '--json', '--log-level', 'warn', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const e = JSON.parse(line) as { event?: string; url?: string };
-      if (e.event === 'listening') resolve({ child, url: e.url! });
-    });
-    child.on('exit', (code) => reject(new Error(`orchestrator exited with ${code}: ${stderr}`)));
-  });
-}
 
 test('SIGKILL mid-run, restart on the same database: nothing is lost and clients reconnect', async () => {
   await ready();
@@ -71,7 +53,7 @@ test('SIGKILL mid-run, restart on the same database: nothing is lost and clients
   const port = await freePort();
   const operator = keypairFromSeed(new Uint8Array(32).fill(1));
   const args = ['--port', String(port), '--db', `sqlite:${join(dir, 'o.db')}`, '--storage', `local:${join(dir, 'blobs')}`, '--operator', operator.address];
-  const first = await startChild(args);
+  const first = await startOrchestratorChild(args, children);
   const client = (seed: number) => new OrchestratorClient({ baseUrl: first.url, keypair: keypairFromSeed(new Uint8Array(32).fill(seed)), attempts: 30, baseDelayMs: 50, maxDelayMs: 500 });
   const [op, a, b] = [client(1), client(2), client(3)];
   await op.createRun({ id: 'run', preset: 'tiny', stages: [[0, 1], [2, 3]], samples_per_round: 4 });
@@ -90,7 +72,7 @@ test('SIGKILL mid-run, restart on the same database: nothing is lost and clients
   await new Promise((r) => first.child.once('exit', r));
   // A request sent while the orchestrator is down waits and retries by itself.
   const pending = a.heartbeat();
-  const second = await startChild(args);
+  const second = await startOrchestratorChild(args, children);
   assert.equal(second.url, first.url);
   const beat = await pending;
   assert.equal(beat.stage, 0, 'the registration survived');

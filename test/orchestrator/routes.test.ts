@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
-import { OrchestratorClient } from '../../orchestrator-client/client.ts';
 import { API_PREFIX, type ErrorCode, ErrorBodySchema, type Hardware, type Lease, RunSpecSchema } from '../../orchestrator-client/protocol.ts';
 import { type Access, ROUTES, type RouteDef, type RouteName, routePath } from '../../orchestrator-client/routes.ts';
 import { type Keypair, keypairFromSeed, ready, signRequest } from '../../orchestrator-client/signing.ts';
 import { type Orchestrator, startOrchestrator } from '../../orchestrator/service.ts';
 import { LocalBlobStore } from '../../orchestrator/storage/local.ts';
+import { seedRun } from '../helpers/run-fixture.ts';
 import { type HostileOutcome, runPool, sendHostile, sendRaw } from '../helpers/hostile-http.ts';
 import { handlesInto, snapshotDatabase, snapshotDir } from '../helpers/server-state.ts';
 
@@ -75,15 +75,7 @@ before(async () => {
     uiDir: ui,
   });
   port = Number(new URL(orch.url).port);
-  const c = (k: Keypair): OrchestratorClient => new OrchestratorClient({ baseUrl: orch.url, keypair: k, now, attempts: 1 });
-  await c(operator).createRun({ id: 'run1', preset: 'tiny', stages: [[0, 1], [2, 3]], samples_per_round: 8, lease_ttl_s: 600, heartbeat_timeout_s: 900 });
-  assert.equal((await c(minerA).register({ role: 'miner', hardware })).stage, 0);
-  assert.equal((await c(minerB).register({ role: 'miner', hardware })).stage, 1);
-  await c(validator).register({ role: 'validator', hardware });
-  const task = (await c(minerA).lease()).lease;
-  assert.equal(task?.kind, 'work');
-  lease = task as Lease;
-  assert.equal(lease.output.kind, 'activation');
+  lease = await seedRun(orch.url, { operator, minerA, minerB, validator }, now);
 
   // URLs signed by the store itself (its key is in the database); an expired one by a store on a clock a day behind.
   assert.ok(orch.store instanceof LocalBlobStore);
