@@ -4,9 +4,9 @@
 // refusal blames the producer only when the blob really differs from what was accepted. (The
 // local store also seals a key on acceptance; S3 cannot revoke a presigned URL, so there the
 // digest alone protects readers.)
-import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { BlobRef } from '../orchestrator-client/protocol.ts';
+import { blobSha256 } from '../orchestrator-client/transfer.ts';
 import type { Database } from './db/schema.ts';
 import { BlobNotFoundError, type BlobStore } from './storage/blob-store.ts';
 
@@ -18,8 +18,6 @@ export interface AcceptedBlob {
   /** The hotkey whose upload it is ('' for a blob accepted before digests were recorded). */
   producer: string;
 }
-
-export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Records an accepted upload (in the transaction that accepts it). */
 export async function recordAccepted(db: Kysely<Database>, blob: AcceptedBlob, now: number): Promise<void> {
@@ -41,13 +39,25 @@ export async function forgetAccepted(db: Kysely<Database>, keys: string[]): Prom
 }
 
 /** The SHA-256 of what the store holds under `key` now, or null when it holds nothing. */
-export async function storedDigest(store: BlobStore, key: string): Promise<string | null> {
+async function storedDigest(store: BlobStore, key: string): Promise<string | null> {
   try {
-    return sha256Hex(await store.get(key));
+    return blobSha256(await store.get(key));
   } catch (e) {
     if (e instanceof BlobNotFoundError) return null;
     throw e;
   }
+}
+
+/**
+ * Whether the blob under `key` differs from what was accepted, hashed from the store by the
+ * orchestrator itself, so a reader's claim blames nobody who is not at fault. `accepted` is null
+ * for a key nobody's upload was accepted under (never changed, then).
+ */
+export async function changedSinceAccepted(db: Kysely<Database>, store: BlobStore, key: string): Promise<{ changed: boolean; accepted: AcceptedBlob | null; stored: string | null }> {
+  const accepted = await acceptedBlob(db, key);
+  if (!accepted) return { changed: false, accepted: null, stored: null };
+  const stored = await storedDigest(store, key);
+  return { changed: stored !== accepted.sha256, accepted, stored };
 }
 
 /**
@@ -70,7 +80,7 @@ export async function blobRefs(db: Kysely<Database>, store: BlobStore, runId: st
         throw e;
       });
       // Nothing stored: the reader's GET will say so (the work that made it is re-issued).
-      blob = { key, run_id: runId, sha256: sha256Hex(data ?? new Uint8Array(0)), bytes: data?.byteLength ?? 0, producer: '' };
+      blob = { key, run_id: runId, sha256: blobSha256(data ?? new Uint8Array(0)), bytes: data?.byteLength ?? 0, producer: '' };
       if (data) await recordAccepted(db, blob, opts.now);
       known.set(key, blob);
     }

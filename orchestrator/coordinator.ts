@@ -47,7 +47,8 @@ import { chooseMove, chooseStage, type StageLoad } from './assignment.ts';
 import { isPostgres } from './db/migrations.ts';
 import type { Database, ItemKind, NewWorkItem, ParticipantRow, WorkItemRow } from './db/schema.ts';
 import { newLeaseId } from './db/work-items.ts';
-import { acceptedBlob, blobRefs, forgetAccepted, recordAccepted, sha256Hex, storedDigest } from './accepted-blobs.ts';
+import { acceptedBlob, blobRefs, changedSinceAccepted, forgetAccepted, recordAccepted } from './accepted-blobs.ts';
+import { blobSha256 } from '../orchestrator-client/transfer.ts';
 import { writeRefusal } from './write-grants.ts';
 import { anyAvailableItem, pickAvailableItem, withTransaction } from './db/open.ts';
 import { type PathwaySample, clasp } from './clasp.ts';
@@ -989,7 +990,7 @@ export class Coordinator {
     const digest = stored === null ? null : blobDataDigest(stored);
     // Not what was accepted (the whole blob's SHA-256), or accepted but not what was reported (its data's digest).
     const accepted = await acceptedBlob(this.db, item.output_key);
-    const sha256 = stored === null ? null : sha256Hex(stored);
+    const sha256 = stored === null ? null : blobSha256(stored);
     const changed = accepted !== null && sha256 !== accepted.sha256;
     if (!changed && digest === d.digest) {
       await this.log(this.db, 'bad_blob_unconfirmed', reporter, spec.id, { key: bad.key, reason: bad.reason.slice(0, 500) });
@@ -1291,8 +1292,8 @@ export class Coordinator {
     if (!item) throw new ApiError('not_found', `no lease ${leaseId} held by ${hotkey}`);
     const spec = await this.spec(item.run_id);
     // A claim that an input is not what was accepted is checked against the stored blob first.
-    const changed = req.key !== undefined && req.sha256 !== undefined ? await this.changedBlob(req.key) : null;
-    if (changed?.confirmed === false) {
+    const changed = req.key !== undefined && req.sha256 !== undefined ? await changedSinceAccepted(this.db, this.store, req.key) : null;
+    if (changed?.changed === false) {
       await withTransaction(this.db, async (trx) => {
         await trx.updateTable('work_items').set({ status: 'pending', lease_id: null, leased_to: null, lease_expires: null, not_hotkey: hotkey }).where('id', '=', item.id).execute();
         await this.log(trx, 'bad_blob_unconfirmed', hotkey, spec.id, { key: req.key, reported: req.sha256, reason: reason.slice(0, 500) });
@@ -1300,8 +1301,8 @@ export class Coordinator {
       this.wake(item.stage);
       return;
     }
-    const evidence = (key: string | undefined): Record<string, unknown> => ({ key, reason: reason.slice(0, 500), found_by: hotkey, ...(changed?.confirmed ? { accepted_sha256: changed.accepted, stored_sha256: changed.stored } : {}) });
-    const flagKind = changed?.confirmed ? 'bad_blob' : 'bad_upload';
+    const evidence = (key: string | undefined): Record<string, unknown> => ({ key, reason: reason.slice(0, 500), found_by: hotkey, ...(changed?.changed ? { accepted_sha256: changed.accepted!.sha256, stored_sha256: changed.stored } : {}) });
+    const flagKind = changed?.changed ? 'bad_blob' : 'bad_upload';
     /** Named by the request, or else by the reason's text (older miners). */
     const names = (key: string): boolean => (req.key !== undefined ? req.key === key : reason.includes(key));
     let spentKey: string | null = null;
@@ -1353,17 +1354,6 @@ export class Coordinator {
   }
 
   /**
-   * Whether the blob under `key` differs from what was accepted: the orchestrator hashes what the
-   * store holds itself, so a reader's claim can blame nobody who is not at fault.
-   */
-  private async changedBlob(key: string): Promise<{ confirmed: boolean; accepted: string | null; stored: string | null; producer: string | null }> {
-    const accepted = await acceptedBlob(this.db, key);
-    if (!accepted) return { confirmed: false, accepted: null, stored: null, producer: null };
-    const stored = await storedDigest(this.store, key);
-    return { confirmed: stored !== accepted.sha256, accepted: accepted.sha256, stored, producer: accepted.producer || null };
-  }
-
-  /**
    * A reader outside a work lease (a replica loading a stored state, a validator re-running a
    * check) found a blob not as accepted. Confirmed: its producer is flagged and excluded, a stored
    * state is no longer offered, a reduced copy no longer used, and the checks that read it are
@@ -1372,9 +1362,8 @@ export class Coordinator {
   async refusal(hotkey: string, req: { key: string; sha256: string; reason: string }): Promise<'confirmed' | 'unconfirmed'> {
     const p = await this.participant(hotkey);
     const spec = await this.spec(p.run_id);
-    const changed = await this.changedBlob(req.key);
-    const accepted = await acceptedBlob(this.db, req.key);
-    if (!changed.confirmed || !accepted || accepted.run_id !== spec.id) {
+    const { changed, accepted, stored } = await changedSinceAccepted(this.db, this.store, req.key);
+    if (!changed || !accepted || accepted.run_id !== spec.id) {
       await this.log(this.db, 'bad_blob_unconfirmed', hotkey, spec.id, { key: req.key, reported: req.sha256, reason: req.reason.slice(0, 500) });
       return 'unconfirmed';
     }
@@ -1389,7 +1378,7 @@ export class Coordinator {
       const void_ = open.filter((c) => (JSON.parse(c.keys_json) as string[]).includes(req.key)).map((c) => c.id);
       if (void_.length) await trx.updateTable('checks').set({ status: 'expired', reason: `blob ${req.key} was changed after it was accepted` }).where('id', 'in', void_).execute();
       if (accepted.producer) {
-        await this.flag(trx, spec.id, accepted.producer, 'bad_blob', round, stage, { key: req.key, accepted_sha256: changed.accepted, stored_sha256: changed.stored, found_by: hotkey, reason: req.reason.slice(0, 500) });
+        await this.flag(trx, spec.id, accepted.producer, 'bad_blob', round, stage, { key: req.key, accepted_sha256: accepted.sha256, stored_sha256: stored, found_by: hotkey, reason: req.reason.slice(0, 500) });
         await this.exclude(trx, spec, accepted.producer);
       }
     });
