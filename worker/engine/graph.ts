@@ -195,6 +195,17 @@ export class Graph {
     return this.node(op, inputs, attrs, [[x.dtype, shape]])[0];
   }
   reduceSum = (x: Value, axes: number[], keepdims = true): Value => this.reduce('ReduceSum', x, axes, keepdims);
+  /** Σ x² over every element, as a scalar: one pass, no squared copy (no gradient rule: gradient norms only). */
+  sumSquares = (x: Value): Value => {
+    this.requireFloat('ReduceSumSquare', x);
+    return this.node('ReduceSumSquare', [x], { keepdims: 0 }, [[x.dtype, []]])[0];
+  };
+  /** Elementwise sum of any number of same-shaped values (no gradient rule). */
+  sum = (xs: Value[]): Value => {
+    if (xs.length === 1) return xs[0];
+    if (xs.some((x) => x.dtype !== xs[0].dtype || !sameShape(x.shape, xs[0].shape))) throw new Error('Sum: operands differ in dtype or shape');
+    return this.node('Sum', xs, {}, [[xs[0].dtype, xs[0].shape]])[0];
+  };
   reduceMean = (x: Value, axes: number[], keepdims = true): Value => this.reduce('ReduceMean', x, axes, keepdims);
 
   /** Softmax over the last axis. */

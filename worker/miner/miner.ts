@@ -194,10 +194,8 @@ export class Miner extends Replica {
     const grad = s.scratch;
     const sumsq = meanInto(grad, s.gradSum, n);
     const clip = task.clip_norm > 0 ? Math.min(1, task.clip_norm / (Math.sqrt(sumsq) + 1e-6)) : 1;
-    const next = { params: new Float32Array(s.layout.size), m: new Float32Array(s.layout.size), v: new Float32Array(s.layout.size) };
     s.innerSteps += 1;
-    await s.optimizer.step({ params: s.params, m: s.m, v: s.v }, grad, next, s.innerSteps, task.lr, clip);
-    Object.assign(s, next);
+    s.optimizer.step(s, grad, s, s.innerSteps, task.lr, clip);
     this.clearSum(s);
     await this.report({ lease_id: task.id });
   }

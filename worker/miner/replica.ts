@@ -172,7 +172,6 @@ export abstract class Replica {
         await this.opts.client.leave().catch(() => {});
       }
       await this.state?.stage.dispose();
-      await this.state?.optimizer.dispose();
       this.status('stopped');
     }
   }
@@ -193,7 +192,6 @@ export abstract class Replica {
     } else {
       this.own.clear();
       await this.state?.stage.dispose();
-      await this.state?.optimizer.dispose();
       const config = runModelConfig(spec);
       const last = stageIndex === spec.stages.length - 1;
       const span: StageSpan = { layers: assignment.layers!, hasEmbed: stageIndex === 0, hasHead: last };
@@ -208,7 +206,7 @@ export abstract class Replica {
       // recomputes (keeping products would cost its forward checks the copies, its backward
       // checks a second forward).
       const stage = await Stage.create(config, span, { ...session, batch: spec.rows_per_sample, activations: last || this.role === 'validator' ? 'recompute' : 'products' });
-      const optimizer = await StageOptimizer.create(layout, fromOptimizerSpec(spec.optimizer), session);
+      const optimizer = new StageOptimizer(layout, fromOptimizerSpec(spec.optimizer));
       this.state = {
         assignment,
         spec,
@@ -368,9 +366,8 @@ export abstract class Replica {
       outerNesterovStep(s.anchor, s.u, grad, s.spec.local.outer_lr, s.spec.local.outer_momentum);
       s.params = s.anchor.slice();
     } else {
-      const next = { params: new Float32Array(s.layout.size), m: new Float32Array(s.layout.size), v: new Float32Array(s.layout.size) };
-      await s.optimizer.step({ params: s.params, m: s.m, v: s.v }, grad, next, task.round + 1, task.lr, task.clip);
-      Object.assign(s, next);
+      // In place: every reader of the weights (forward inputs, snapshots) holds what it needs by now.
+      s.optimizer.step(s, grad, s, task.round + 1, task.lr, task.clip);
     }
     s.version = task.round + 1;
     this.clearSum(s);

@@ -47,15 +47,15 @@ export class ParamLayout {
   }
 
   /**
-   * Graph feeds (or preallocated outputs) for flat buffers: each buffer `name` becomes
-   * `${prefix}${name}.decay` and `${prefix}${name}.nodecay`, the names the stage graphs use.
+   * Graph feeds (or preallocated outputs) for flat buffers: each buffer `kind` becomes one view
+   * per parameter, `${kind}.${name}`, the names the stage graphs use. Views share the buffer's
+   * memory, so ONNX Runtime reads parameters and writes gradients in place, with no copies.
    */
-  feeds(buffers: Record<string, FloatArray>, prefix = ''): Record<string, FloatArray> {
+  feeds(buffers: Record<string, FloatArray>): Record<string, FloatArray> {
     const out: Record<string, FloatArray> = {};
-    for (const [name, flat] of Object.entries(buffers)) {
-      const { decay, noDecay } = this.segments(flat);
-      out[`${prefix}${name}.decay`] = decay;
-      out[`${prefix}${name}.nodecay`] = noDecay;
+    for (const [kind, flat] of Object.entries(buffers)) {
+      if (flat.length !== this.size) throw new Error(`${kind}: a flat buffer of ${flat.length} values for a stage of ${this.size} parameters`);
+      for (const e of this.entries) out[`${kind}.${e.name}`] = flat.subarray(e.offset, e.offset + e.size);
     }
     return out;
   }

@@ -28,36 +28,29 @@ export interface StageGraph {
   /** Stage output [B, T, d] (non-last stages) or loss (last stage). */
   output?: Value;
   loss?: Value;
-  /** Gradients of the two parameter segments, flattened in layout order. */
-  gradDecay: Value;
-  gradNoDecay: Value;
+  /** Each parameter's gradient, by parameter name (layout order). */
+  grads: [string, Value][];
   gradSumSq: Value;
   gradInput?: Value;
   /** The forward part's node count: nodes after it belong to the backward pass. */
   forwardNodes: number;
-  paramsDecay: Value;
-  paramsNoDecay: Value;
 }
 
 /**
- * Builds forward and backward of a stage in one graph. Parameters enter as two flat segments
- * (decayed, not decayed) and are viewed per tensor with Slice + Reshape.
+ * Builds forward and backward of a stage in one graph. Each parameter is its own graph input
+ * (`params.<name>`) and each parameter gradient its own output (`grad.<name>`): fed and fetched
+ * as views of the flat buffers (ParamLayout.feeds), they are read and written where they lie,
+ * with no slicing of a flat input and no concatenation into a flat output.
  */
 export function buildStageGraph(config: ModelConfig, span: StageSpan, batch: number, floatType: FloatType): StageGraph {
   const g = new Graph(floatType);
   const layout = new ParamLayout(config, span);
   const T = config.seq_len;
-  const paramsDecay = g.input('params.decay', floatType, [layout.decayed]);
-  const paramsNoDecay = g.input('params.nodecay', floatType, [layout.size - layout.decayed]);
+  const views = new Map<string, Value>();
+  for (const e of layout.entries) views.set(e.name, g.input(`params.${e.name}`, floatType, e.shape));
   const input = span.hasEmbed ? g.input('input', 'int64', [batch, T]) : g.input('input', floatType, [batch, T, stageWidth(config, span, 'input')]);
   const tokens = stageNeedsTokens(config, span) ? g.input('tokens', 'int64', [batch, T]) : undefined;
   const targets = span.hasHead ? g.input('targets', 'int64', [batch, T]) : undefined;
-  const views = new Map<string, Value>();
-  for (const e of layout.entries) {
-    const segment = e.decay ? paramsDecay : paramsNoDecay;
-    const start = e.decay ? e.offset : e.offset - layout.decayed;
-    views.set(e.name, g.reshape(g.slice(segment, 0, start, start + e.size), e.shape));
-  }
   const param = (name: string): Value => {
     const v = views.get(name);
     if (!v) throw new Error(`stage has no parameter ${name}`);
@@ -68,26 +61,18 @@ export function buildStageGraph(config: ModelConfig, span: StageSpan, batch: num
 
   const seed: [Value, Value] = loss ? [loss, g.scalar(1)] : [output!, g.input('grad_output', floatType, output!.shape)];
   const wrt = [...layout.entries.map((e) => views.get(e.name)!), ...(span.hasEmbed ? [] : [input])];
-  const grads = gradients(g, [seed], wrt);
-  const flat = (from: number, to: number): Value => g.concat(grads.slice(from, to).map((d) => g.reshape(d, [d.shape.reduce((a, b) => a * b, 1)])), 0);
-  const nDecay = layout.entries.filter((e) => e.decay).length;
-  const gradDecay = flat(0, nDecay);
-  const gradNoDecay = flat(nDecay, layout.entries.length);
-  const sumSq = (x: Value): Value => g.reduceSum(g.mul(x, x), [0], false);
-  const gradSumSq = g.add(sumSq(gradDecay), sumSq(gradNoDecay));
-  return {
-    g,
-    layout,
-    output,
-    loss,
-    gradDecay,
-    gradNoDecay,
-    gradSumSq,
-    gradInput: span.hasEmbed ? undefined : grads[layout.entries.length],
-    forwardNodes,
-    paramsDecay,
-    paramsNoDecay,
+  const d = gradients(g, [seed], wrt);
+  // A graph output must be a value of its own: a gradient that is a constant (a parameter the
+  // seed does not depend on) or shared gets an Identity.
+  const seen = new Set<number>(g.constants.map((c) => c.value.id));
+  const own = (v: Value): Value => {
+    const out = seen.has(v.id) ? g.node('Identity', [v], {}, [[v.dtype, v.shape]])[0] : v;
+    seen.add(out.id);
+    return out;
   };
+  const grads = layout.entries.map((e, i): [string, Value] => [`grad.${e.name}`, own(d[i])]);
+  const gradSumSq = g.sum(grads.map(([, v]) => g.sumSquares(v)));
+  return { g, layout, output, loss, grads, gradSumSq, gradInput: span.hasEmbed ? undefined : d[layout.entries.length], forwardNodes };
 }
 
 /**
@@ -122,8 +107,7 @@ export function stageViews(config: ModelConfig, span: StageSpan, batch: number, 
   const { g } = sg;
   const head = sg.loss ? { name: 'loss', v: sg.loss } : { name: 'output', v: sg.output! };
   const backwardOuts: [string, Value][] = [
-    ['grad.decay', sg.gradDecay],
-    ['grad.nodecay', sg.gradNoDecay],
+    ...sg.grads,
     ['grad_sumsq', sg.gradSumSq],
     ...(sg.gradInput ? ([['grad_input', sg.gradInput]] as [string, Value][]) : []),
     ...(sg.loss ? ([['loss', sg.loss]] as [string, Value][]) : []),

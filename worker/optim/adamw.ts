@@ -1,7 +1,13 @@
-// AdamW (decoupled weight decay, PyTorch's formulation) as graph nodes over flat segments,
-// global-norm gradient clipping, and the warm-up + cosine learning-rate schedule.
+// AdamW (decoupled weight decay, PyTorch's formulation) over a stage's flat buffers, global-norm
+// gradient clipping, and the warm-up + cosine learning-rate schedule.
 import type { OptimizerSpec } from '../../orchestrator-client/protocol.ts';
-import type { Graph, Value } from '../engine/graph.ts';
+import type { FloatArray } from '../model/params.ts';
+
+export interface AdamWState<T extends FloatArray = FloatArray> {
+  params: T;
+  m: T;
+  v: T;
+}
 
 export interface AdamWConfig {
   lr: number;
@@ -67,56 +73,46 @@ export function clipCoefficient(gradSumSq: number, c: AdamWConfig): number {
 }
 
 /**
- * The per-step scalars of the update graph, for optimizer step t ≥ 1 (1-based, as PyTorch
- * counts): [step size lr / bc1, 1 / sqrt(bc2), decoupled decay factor 1 − lr·wd].
+ * One AdamW step over a stage's flat buffers (decayed entries first, layout order), as PyTorch's
+ * torch.optim.AdamW computes it, with the gradient scaled by `clip`. One pass per element: the
+ * parameter, its gradient and both moments are read once and written once (28 bytes per float32
+ * parameter), where a graph of elementwise operators makes a pass over the whole buffer per
+ * operator and allocates each result. `next` may be `cur` (in place, the usual case).
  */
-export function stepScalars(t: number, lr: number, c: AdamWConfig): number[] {
-  return [lr / (1 - Math.pow(c.beta1, t)), 1 / Math.sqrt(1 - Math.pow(c.beta2, t)), 1 - lr * c.weightDecay];
-}
-export const STEP_SCALARS = 3;
-
-export interface Segment {
-  param: Value;
-  grad: Value;
-  m: Value;
-  v: Value;
-  decay: boolean;
-}
-
-/** Graph values of the step scalars and the clip coefficient. */
-export interface StepValues {
-  stepSize: Value;
-  invSqrtBc2: Value;
-  decay: Value;
-  clip: Value;
+export function adamwStep<T extends FloatArray>(cur: AdamWState<T>, grads: T, next: AdamWState<T>, decayed: number, t: number, lr: number, clip: number, c: AdamWConfig): void {
+  const n = cur.params.length;
+  for (const [k, a] of Object.entries({ grads, 'next.params': next.params, m: cur.m, v: cur.v, 'next.m': next.m, 'next.v': next.v })) {
+    if (a.length !== n) throw new Error(`AdamW: ${k} has ${a.length} values for ${n} parameters`);
+  }
+  const stepSize = lr / (1 - c.beta1 ** t);
+  const invSqrtBc2 = 1 / Math.sqrt(1 - c.beta2 ** t);
+  const gradCoef = (1 - c.beta1) * clip;
+  const sqCoef = (1 - c.beta2) * clip * clip;
+  const p = { beta1: c.beta1, beta2: c.beta2, gradCoef, sqCoef, stepSize, invSqrtBc2, eps: c.eps };
+  updateRange(cur, grads, next, 0, decayed, 1 - lr * c.weightDecay, p);
+  updateRange(cur, grads, next, decayed, n, 1, p);
 }
 
-/** Splits a [3] scalars input (layout of stepScalars()) into scalar values. */
-export function scalarValues(g: Graph, scalars: Value, clip: Value): StepValues {
-  const s = (i: number): Value => g.reshape(g.slice(scalars, 0, i, i + 1), []);
-  return { stepSize: s(0), invSqrtBc2: s(1), decay: s(2), clip };
+interface StepConstants {
+  beta1: number;
+  beta2: number;
+  gradCoef: number;
+  sqCoef: number;
+  stepSize: number;
+  invSqrtBc2: number;
+  eps: number;
 }
 
-/** clip_grad_norm_'s coefficient computed in the graph from the sum of squared gradients. */
-export function clipValue(g: Graph, gradSumSq: Value, c: AdamWConfig): Value {
-  if (c.clipNorm <= 0) return g.scalar(1);
-  const coef = g.div(g.scalar(c.clipNorm), g.add(g.sqrt(gradSumSq), g.scalar(1e-6)));
-  return g.minimum(coef, g.scalar(1));
-}
-
-/**
- * Emits one AdamW update per segment. The clip coefficient is folded into the moment
- * coefficients, so the gradient itself is never rescaled in memory.
- */
-export function adamwUpdate(g: Graph, segments: Segment[], s: StepValues, c: AdamWConfig): { param: Value; m: Value; v: Value }[] {
-  const gradCoef = g.scale(s.clip, 1 - c.beta1);
-  const sqCoef = g.scale(g.mul(s.clip, s.clip), 1 - c.beta2);
-  return segments.map(({ param, grad, m, v, decay: decayed }) => {
-    const m2 = g.add(g.scale(m, c.beta1), g.mul(grad, gradCoef));
-    const v2 = g.add(g.scale(v, c.beta2), g.mul(g.mul(grad, grad), sqCoef));
-    const denom = g.add(g.mul(g.sqrt(v2), s.invSqrtBc2), g.scalar(c.eps));
-    const update = g.mul(g.div(m2, denom), s.stepSize);
-    const kept = decayed && c.weightDecay !== 0 ? g.mul(param, s.decay) : param;
-    return { param: g.sub(kept, update), m: m2, v: v2 };
-  });
+function updateRange<T extends FloatArray>(cur: AdamWState<T>, g: T, next: AdamWState<T>, lo: number, hi: number, decay: number, k: StepConstants): void {
+  const { params: p, m, v } = cur;
+  const { params: po, m: mo, v: vo } = next;
+  const { beta1, beta2, gradCoef, sqCoef, stepSize, invSqrtBc2, eps } = k;
+  for (let i = lo; i < hi; i++) {
+    const gi = g[i];
+    const mi = beta1 * m[i] + gradCoef * gi;
+    const vi = beta2 * v[i] + sqCoef * gi * gi;
+    mo[i] = mi;
+    vo[i] = vi;
+    po[i] = p[i] * decay - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
+  }
 }

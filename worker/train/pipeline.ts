@@ -74,10 +74,10 @@ export class PipelineTrainer {
       for (const span of stageSpans(opts.stages)) {
         const layout = new ParamLayout(config, span);
         const stage = await Stage.create(config, span, { ...session, batch: rows, activations: 'recompute' });
-        parts.push({ span, layout, stage, optimizer: await StageOptimizer.create(layout, opts.optim, session), grad: new Float32Array(layout.size), scratch: new Float32Array(layout.size) });
+        parts.push({ span, layout, stage, optimizer: new StageOptimizer(layout, opts.optim), grad: new Float32Array(layout.size), scratch: new Float32Array(layout.size) });
       }
     } catch (e) {
-      await Promise.all(parts.flatMap((p) => [p.stage.dispose(), p.optimizer.dispose()]));
+      await Promise.all(parts.map((p) => p.stage.dispose()));
       throw e;
     }
     return new PipelineTrainer(config, rows, opts.codecs ?? UNCOMPRESSED, parts, opts.optim);
@@ -152,12 +152,12 @@ export class PipelineTrainer {
       }
     }
     const clip = clipCoefficient(gradSumSq, this.optim);
-    for (let i = 0; i < parts.length; i++) await parts[i].optimizer.step(cur[i], parts[i].grad, next[i], t, lr, clip);
+    for (let i = 0; i < parts.length; i++) parts[i].optimizer.step(cur[i], parts[i].grad, next[i], t, lr, clip);
     return { loss: loss / micros, gradSumSq };
   }
 
   async dispose(): Promise<void> {
-    await Promise.all(this.parts.flatMap((p) => [p.stage.dispose(), p.optimizer.dispose()]));
+    await Promise.all(this.parts.map((p) => p.stage.dispose()));
   }
 }
 

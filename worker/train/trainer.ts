@@ -1,6 +1,6 @@
-// Single-process training of the whole model: one fused graph per step (forward, backward,
-// gradient clipping and AdamW) over double-buffered flat parameter and moment buffers, plus a
-// forward-only graph for held-out loss. Everything the loop touches comes in as arguments.
+// Single-process training of the whole model: one graph per step (forward, backward, gradient
+// norm) and AdamW in place over the flat buffers, plus a forward-only graph for held-out loss.
+// Everything the loop touches comes in as arguments.
 import { type Checkpoint, saveCheckpoint, wholeModel } from '../checkpoint/checkpoint.ts';
 import { type Batch, type Dataset, heldoutBatches, trainBatch } from '../data/dataset.ts';
 import type { Value } from '../engine/graph.ts';
@@ -9,8 +9,7 @@ import type { ModelConfig } from '../model/config.ts';
 import type { ParamLayout} from '../model/params.ts';
 import { initParams } from '../model/params.ts';
 import { buildStageGraph } from '../model/stage.ts';
-import type { AdamWState } from '../optim/optimizer.ts';
-import { type AdamWConfig, STEP_SCALARS, adamwUpdate, clipValue, learningRate, scalarValues, stepScalars } from '../optim/adamw.ts';
+import { type AdamWConfig, type AdamWState, adamwStep, clipCoefficient, learningRate } from '../optim/adamw.ts';
 
 export interface TrainOptions {
   config: ModelConfig;
@@ -57,56 +56,35 @@ export interface TrainResult {
   params: number;
 }
 
-/** Compiled train-step and eval graphs of the whole model, reused for every step. */
+/**
+ * Compiled train-step and eval graphs of the whole model, reused for every step. A step is one
+ * graph (forward, backward, the squared gradient norm) that reads the parameters and writes every
+ * gradient into one flat buffer, then AdamW over the flat buffers in place (adamwStep): weights,
+ * gradients and both moments exist once each (16 bytes per parameter).
+ */
 export class Trainer {
   private constructor(
     readonly config: ModelConfig,
     readonly layout: ParamLayout,
     private readonly step: CompiledGraph,
     private readonly evaluate: CompiledGraph,
+    private readonly grads: Float32Array,
   ) {}
 
-  static async create(config: ModelConfig, optim: AdamWConfig, opts: { device?: DeviceChoice; threads?: number; profilePrefix?: string } = {}): Promise<Trainer> {
+  static async create(config: ModelConfig, _optim: AdamWConfig, opts: { device?: DeviceChoice; threads?: number; profilePrefix?: string } = {}): Promise<Trainer> {
     const sg = buildStageGraph(config, wholeModel(config), config.batch_size, 'float32');
     const { g, layout } = sg;
-    const moments = (kind: string) => ({
-      decay: g.input(`${kind}.decay`, 'float32', [layout.decayed]),
-      noDecay: g.input(`${kind}.nodecay`, 'float32', [layout.size - layout.decayed]),
-    });
-    const m = moments('m');
-    const v = moments('v');
-    const scalars = g.input('scalars', 'float32', [STEP_SCALARS]);
-    const clip = clipValue(g, sg.gradSumSq, optim);
-    const [dec, nodec] = adamwUpdate(
-      g,
-      [
-        { param: sg.paramsDecay, grad: sg.gradDecay, m: m.decay, v: v.decay, decay: true },
-        { param: sg.paramsNoDecay, grad: sg.gradNoDecay, m: m.noDecay, v: v.noDecay, decay: false },
-      ],
-      scalarValues(g, scalars, clip),
-      optim,
-    );
     const named = (vs: Value[]): [string, Value][] => vs.map((x) => [x.name!, x]);
     const session = { device: opts.device, threads: opts.threads };
     const step = await CompiledGraph.create(g, {
       ...session,
       profilePrefix: opts.profilePrefix,
       inputs: named(g.inputs),
-      outputs: [
-        ['loss', sg.loss!],
-        ['grad_sumsq', sg.gradSumSq],
-        ['next.params.decay', dec.param],
-        ['next.params.nodecay', nodec.param],
-        ['next.m.decay', dec.m],
-        ['next.m.nodecay', nodec.m],
-        ['next.v.decay', dec.v],
-        ['next.v.nodecay', nodec.v],
-      ],
+      outputs: [['loss', sg.loss!], ['grad_sumsq', sg.gradSumSq], ...sg.grads],
     });
-    const evalInputs = named(g.inputs.filter((x) => ['params.decay', 'params.nodecay', 'input', 'targets'].includes(x.name!)));
     // Evaluation runs only at the start and the end: no arena, so its buffers do not stay resident.
-    const evaluate = await CompiledGraph.create(g, { ...session, arena: false, inputs: evalInputs, outputs: [['loss', sg.loss!]] });
-    return new Trainer(config, layout, step, evaluate);
+    const evaluate = await CompiledGraph.create(g, { ...session, arena: false, inputs: named(g.inputs), outputs: [['loss', sg.loss!]] });
+    return new Trainer(config, layout, step, evaluate, new Float32Array(layout.size));
   }
 
   /** Mean loss over batches with the given parameters. */
@@ -119,14 +97,16 @@ export class Trainer {
     return sum / batches.length;
   }
 
-  /** One optimizer step (1-based t): reads `cur`, writes the updated state into `next`. */
+  /**
+   * One optimizer step (1-based t): reads `cur`, writes the updated state into `next` (which may
+   * be `cur`: in place, as train() runs).
+   */
   async trainStep(cur: OptimState, next: OptimState, batch: Batch, t: number, lr: number, optim: AdamWConfig): Promise<{ loss: number; gradSumSq: number }> {
     const { layout } = this;
-    const out = await this.step.run(
-      { ...layout.feeds({ params: cur.params, m: cur.m, v: cur.v }), scalars: Float32Array.from(stepScalars(t, lr, optim)), input: batch.inputs, targets: batch.targets },
-      layout.feeds({ params: next.params, m: next.m, v: next.v }, 'next.'),
-    );
-    return { loss: Number(out.loss[0]), gradSumSq: Number(out.grad_sumsq[0]) };
+    const out = await this.step.run({ ...layout.feeds({ params: cur.params }), input: batch.inputs, targets: batch.targets }, layout.feeds({ grad: this.grads }));
+    const gradSumSq = Number(out.grad_sumsq[0]);
+    adamwStep(cur, this.grads, next, layout.decayed, t, lr, clipCoefficient(gradSumSq, optim), optim);
+    return { loss: Number(out.loss[0]), gradSumSq };
   }
 
   endProfiling(): void {
@@ -151,8 +131,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const trainer = await Trainer.create(config, optim, opts);
   try {
     const { layout } = trainer;
-    let cur = freshState(layout, opts.seed);
-    let next: OptimState = { params: new Float32Array(layout.size), m: new Float32Array(layout.size), v: new Float32Array(layout.size) };
+    const cur = freshState(layout, opts.seed);
     const evalSet = heldoutBatches(dataset, { batchSize: config.batch_size, seqLen: config.seq_len, maxBatches: opts.evalBatches });
     const initialHeldoutLoss = await trainer.heldoutLoss(cur.params, evalSet);
     opts.onEval?.({ step: 0, heldoutLoss: initialHeldoutLoss });
@@ -164,9 +143,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     for (let s = 0; s < opts.steps; s++) {
       const batch = trainBatch(dataset, { seed: opts.seed, step: s, batchSize: config.batch_size, seqLen: config.seq_len });
       const lr = learningRate(s, optim);
-      const r = await trainer.trainStep(cur, next, batch, s + 1, lr, optim);
+      const r = await trainer.trainStep(cur, cur, batch, s + 1, lr, optim);
       if (!Number.isFinite(r.loss)) throw new Error(`training diverged at step ${s + 1}: loss is ${r.loss} (try a lower --lr)`);
-      [cur, next] = [next, cur];
       loss = r.loss;
       done = s + 1;
       const elapsedS = (now() - start) / 1000;
