@@ -11,7 +11,7 @@ import { bpeFromJSON } from '../../worker/data/bpe.ts';
 import { loadPreset } from '../../worker/model/config.ts';
 import { ParamLayout } from '../../worker/model/params.ts';
 import { Stage } from '../../worker/model/stage.ts';
-import { runTorchScript, torchAvailable } from '../helpers/torch.ts';
+import { runTorchScript, torchSkip } from '../helpers/torch.ts';
 import { type TahRun, jsonLines, runTah, show, tempDir } from './run-tah.ts';
 
 let dir = '';
@@ -83,8 +83,7 @@ function heldoutLikeTokens(batch: number, seqLen: number): { inputs: number[][];
   return { inputs: windows.map((w) => w.slice(0, -1)), targets: windows.map((w) => w.slice(1)) };
 }
 
-test('the trained checkpoint gives the same loss in the PyTorch reference as in the engine', async (t) => {
-  if (!torchAvailable()) return t.skip('torch not installed');
+test('the trained checkpoint gives the same loss in the PyTorch reference as in the engine', { skip: torchSkip }, async (t) => {
   const { checkpoint } = await tinyRun();
   const ckpt = await loadCheckpoint(checkpoint);
   const config = ckpt.config;
