@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'runs/', 'out/'] },
+  { ignores: ['node_modules/', 'dist/', 'runs/', 'out/', '.venv-torch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

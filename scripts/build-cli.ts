@@ -22,10 +22,12 @@ export async function buildCli(outDir: string): Promise<{ inputs: number; bytes:
   // source tree: dist/cli stands where cli/commands is, dist/worker where electron/worker is.
   const cli = await build({ ...common, banner, entryPoints: ['cli/tah.ts'], outfile: join(out, 'cli', 'tah.mjs') });
   const worker = await build({ ...common, banner, entryPoints: ['electron/worker/entry.ts'], outfile: join(out, 'worker', 'entry.mjs') });
+  // `tah bench engine` measures the engine in a child process of its own (its peak RSS is reported).
+  const benchChild = await build({ ...common, banner, entryPoints: ['cli/commands/bench-engine-child.ts'], outfile: join(out, 'cli', 'bench-engine-child.mjs') });
   await cp(join(root, 'worker/model/presets'), join(out, 'cli', 'presets'), { recursive: true });
   // What makes the bundle stale: any source in it, a preset copied beside it, or other packages.
   const presets = (await readdir(join(root, 'worker/model/presets'))).map((f) => `worker/model/presets/${f}`);
-  const sources = [...Object.keys(cli.metafile!.inputs), ...Object.keys(worker.metafile!.inputs)].filter((f) => !f.startsWith('node_modules/'));
+  const sources = [cli, worker, benchChild].flatMap((b) => Object.keys(b.metafile!.inputs)).filter((f) => !f.startsWith('node_modules/'));
   const inputs = [...new Set([...sources, ...presets, 'package-lock.json'])].sort();
   await writeFile(join(out, 'cli', 'inputs.json'), JSON.stringify({ inputs }, null, 1));
   const bytes = Object.values(cli.metafile!.outputs).reduce((a, o) => a + o.bytes, 0);

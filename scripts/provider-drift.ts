@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { peerPython } from '../cli/peer-python.ts';
 import { trainRecipe } from '../cli/commands/train.ts';
 import { evenStages } from '../orchestrator/runs.ts';
 import { type StageSpan, saveCheckpoint, wholeModel } from '../worker/checkpoint/checkpoint.ts';
@@ -42,6 +43,13 @@ const { values: flags } = parseArgs({
 });
 const seed = Number(flags.seed);
 const trainSteps = Number(flags.steps);
+// The python whose torch computes the 'torch' comparison (cli/peer-python.ts decides).
+const peer = flags['no-torch'] ? undefined : peerPython();
+if (peer && !peer.ok) {
+  console.error(`provider-drift: ${peer.reason}; or pass --no-torch`);
+  process.exit(1);
+}
+const python = peer?.ok ? peer.python : 'python3';
 
 /** What a validator compares: stage outputs given the reference run's stage inputs. */
 interface Outputs {
@@ -149,7 +157,7 @@ async function torchRun(config: ModelConfig, stages: [number, number][], layout:
     }
     const scripts = fileURLToPath(new URL('.', import.meta.url));
     writeFileSync(join(dir, 'job.json'), JSON.stringify({ config, dir, checkpoint, scripts, stages, rows: config.batch_size }));
-    const out = execFileSync('/usr/bin/python3', ['-c', TORCH, join(dir, 'job.json')], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const out = execFileSync(python, ['-c', TORCH, join(dir, 'job.json')], { encoding: 'utf8', maxBuffer: 1 << 24 });
     const read = (n: string) => new Float32Array(new Uint8Array(readFileSync(join(dir, n))).buffer);
     return { firstFwd: read('firstFwd'), middleFwd: read('middleFwd'), lastLoss: JSON.parse(out.trim().split('\n').pop()!).loss, lastBwd: read('lastBwd'), middleBwd: read('middleBwd') };
   } finally {

@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
 """The project's PyTorch reference for the Llama-style model of MODEL.md.
 
-  /usr/bin/python3 scripts/torch_llama.py bench PRESET.json [--steps N] [--cores C]
-      tokens_per_s of full training steps (forward, backward, AdamW) on random tokens after two
-      warm-ups. Each way of spending C cores (OpenMP intra-op threads vs. BLAS threads) runs in
-      its own process, since thread pools are sized at start, and the best is reported.
-  /usr/bin/python3 scripts/torch_llama.py loss --checkpoint FILE --tokens FILE.json
+  PYTHON scripts/torch_llama.py bench PRESET.json [--steps N] [--cores C]
+      tokens_per_s of full training steps (forward, backward, gradient clipping, AdamW) on random
+      tokens after two warm-ups. Each thread layout that makes sense for this torch build runs in
+      its own process (thread pools are sized at start): with MKL (the pip wheel), intra-op
+      threads 1..C in powers of two and C, one interop thread; with another BLAS (Debian's
+      OpenBLAS), OpenMP threads vs. BLAS threads. The best is reported, with its layout and the
+      peak resident size (peak_rss_bytes) of the process that measured it; `layouts` lists all.
+  PYTHON scripts/torch_llama.py loss --checkpoint FILE --tokens FILE.json
       mean cross-entropy (float32) of a whole-model checkpoint on {"inputs": [[..]], "targets": [[..]]}.
+  PYTHON scripts/torch_llama.py hf-loss --model DIR --tokens FILE.json
+      the same loss from a Hugging Face folder (`tah export --hf`), loaded with transformers'
+      LlamaForCausalLM.from_pretrained.
 
 Each prints one JSON line. Parameter names are Hugging Face's LlamaForCausalLM names, so a
-checkpoint's weights load with load_state_dict(strict=True). Needs Debian's python3-torch with
-OpenBLAS (libopenblas0-pthread); the safetensors module is not needed, files are parsed here.
+checkpoint's weights load with load_state_dict(strict=True). PYTHON is the peer that `tah` picks
+(cli/peer-python.ts): the repository's .venv-torch (current PyTorch from pip:
+`python3 -m venv .venv-torch && .venv-torch/bin/pip install torch transformers`), else Debian's
+python3-torch (1.13, with libopenblas0-pthread). The safetensors module is not needed for `loss`
+and `bench`, files are parsed here; `hf-loss` needs transformers.
 """
-import argparse, json, math, os, struct, subprocess, sys, time
+import argparse, json, math, os, resource, struct, subprocess, sys, time
 
 import torch
 import torch.nn as nn
@@ -169,6 +178,25 @@ def read_safetensors(path):
     return tensors, meta
 
 
+def read_tokens(path, cfg):
+    """inputs and targets, [batch, seq] int64 tensors, checked against the model's config."""
+    try:
+        with open(path) as f:
+            tok = json.load(f)
+        inputs = torch.tensor(tok["inputs"], dtype=torch.long)
+        targets = torch.tensor(tok["targets"], dtype=torch.long)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise Fail("tokens %s: %s" % (path, e))
+    if inputs.dim() != 2 or inputs.shape != targets.shape:
+        raise Fail("tokens %s: inputs and targets must be equal [batch, seq] lists" % path)
+    if inputs.shape[1] > cfg["seq_len"]:
+        raise Fail("tokens %s: sequences of %d tokens exceed seq_len %d" % (path, inputs.shape[1], cfg["seq_len"]))
+    for t in (inputs, targets):
+        if t.numel() and (t.min() < 0 or t.max() >= cfg["vocab_size"]):
+            raise Fail("tokens %s: token ids must lie in [0, %d)" % (path, cfg["vocab_size"]))
+    return inputs, targets
+
+
 def cmd_loss(a):
     tensors, meta = read_safetensors(a.checkpoint)
     if meta.get("format") != "tah-checkpoint":
@@ -186,30 +214,76 @@ def cmd_loss(a):
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
         raise Fail("checkpoint %s: does not fit the model: %s" % (a.checkpoint, " ".join(str(e).split())))
-    try:
-        with open(a.tokens) as f:
-            tok = json.load(f)
-        inputs = torch.tensor(tok["inputs"], dtype=torch.long)
-        targets = torch.tensor(tok["targets"], dtype=torch.long)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise Fail("tokens %s: %s" % (a.tokens, e))
-    if inputs.dim() != 2 or inputs.shape != targets.shape:
-        raise Fail("tokens %s: inputs and targets must be equal [batch, seq] lists" % a.tokens)
-    if inputs.shape[1] > cfg["seq_len"]:
-        raise Fail("tokens %s: sequences of %d tokens exceed seq_len %d" % (a.tokens, inputs.shape[1], cfg["seq_len"]))
-    for t in (inputs, targets):
-        if t.numel() and (t.min() < 0 or t.max() >= cfg["vocab_size"]):
-            raise Fail("tokens %s: token ids must lie in [0, %d)" % (a.tokens, cfg["vocab_size"]))
+    inputs, targets = read_tokens(a.tokens, cfg)
     with torch.no_grad():
         loss = model(inputs, targets).item()
     print(json.dumps({"loss": loss, "params": sum(p.numel() for p in model.parameters())}))
+
+
+def cmd_hf_loss(a):
+    try:
+        import transformers
+    except ImportError as e:
+        raise Fail("hf-loss needs transformers (%s): .venv-torch/bin/pip install transformers" % e)
+    transformers.logging.disable_progress_bar()  # its "Loading weights" bar on stderr
+    try:
+        with open(os.path.join(a.model, "config.json")) as f:
+            hf = json.load(f)
+        model = transformers.LlamaForCausalLM.from_pretrained(a.model)
+    except Exception as e:  # transformers raises many kinds for a folder it cannot load
+        raise Fail("model %s: transformers cannot load it (%s)" % (a.model, " ".join(str(e).split())))
+    model.eval()
+    cfg = {"seq_len": hf["max_position_embeddings"], "vocab_size": hf["vocab_size"]}
+    inputs, targets = read_tokens(a.tokens, cfg)
+    with torch.no_grad():
+        logits = model(input_ids=inputs).logits.float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).item()
+    print(json.dumps({"loss": loss, "params": sum(p.numel() for p in model.parameters()),
+                      "impl": "transformers-%s" % transformers.__version__, "class": type(model).__name__}))
+
+
+def peak_rss_bytes():
+    """Peak resident size of this process (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+def blas_backend():
+    """'mkl' for the pip wheels (MKL + oneDNN, OpenMP threads), else 'openblas' or 'generic' (Debian)."""
+    shown = torch.__config__.show()
+    if "BLAS_INFO=mkl" in shown:
+        return "mkl"
+    return "openblas" if "openblas" in shown.lower() else "generic"
+
+
+def thread_layouts(cores, blas):
+    """(intra-op/OpenMP threads, BLAS threads) pairs worth trying on this build."""
+    if blas == "mkl":  # MKL follows torch's intra-op thread count
+        counts = {1, cores, max(1, cores // 2)} | {1 << i for i in range(cores.bit_length()) if 1 << i <= cores}
+        return [(n, n) for n in sorted(counts)]
+    return sorted({(1, cores), (cores, 1), (cores, cores)})  # OpenBLAS has its own thread pool
+
+
+def describe_layout(blas, omp, blas_threads):
+    if blas == "mkl":
+        return "intra-op %d (OpenMP, MKL), interop 1" % omp
+    return "omp %d, blas %d, interop 1" % (omp, blas_threads)
+
+
+def fused_adamw_supported():
+    """PyTorch 2.4 and later have a fused AdamW kernel on the CPU, its fastest AdamW there."""
+    major, minor = (int(v) for v in torch.__version__.split("+")[0].split(".")[:2])
+    return (major, minor) >= (2, 4)
 
 
 def bench_once(cfg, steps, threads):
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     model = Llama(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+    fused = fused_adamw_supported()
+    extra = {"fused": True} if fused else {}
+    # The engine's step: AdamW (betas 0.9, 0.95, decoupled decay) after clipping the gradient norm to 1.
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1, **extra)
     B, T, V = cfg["batch_size"], cfg["seq_len"], cfg["vocab_size"]
     tok = torch.randint(0, V, (B, T + 1))
     x, y = tok[:, :-1], tok[:, 1:]
@@ -218,6 +292,7 @@ def bench_once(cfg, steps, threads):
         opt.zero_grad(set_to_none=True)
         loss = model(x, y)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         return loss.item()
 
@@ -229,7 +304,8 @@ def bench_once(cfg, steps, threads):
     dt = (time.perf_counter() - t0) / steps
     return {"impl": "pytorch-%s" % torch.__version__, "params": sum(p.numel() for p in model.parameters()),
             "tokens_per_step": B * T, "step_s": round(dt, 4), "tokens_per_s": round(B * T / dt, 1),
-            "final_loss": round(loss, 4)}
+            "final_loss": round(loss, 4), "optimizer": "AdamW (fused)" if fused else "AdamW",
+            "peak_rss_bytes": peak_rss_bytes()}
 
 
 def cmd_bench(a):
@@ -238,22 +314,27 @@ def cmd_bench(a):
             cfg = json.load(f)
     except (OSError, ValueError) as e:
         raise Fail("preset %s: %s" % (a.config, e))
+    blas = blas_backend()
     if a.layout:  # one measurement, in a process whose thread pools were sized at start
-        omp, blas = (int(v) for v in a.layout.split(","))
+        omp, blas_threads = (int(v) for v in a.layout.split(","))
+        torch.set_num_interop_threads(1)
         r = bench_once(cfg, a.steps, omp)
-        r.update(omp_threads=omp, blas_threads=blas)
+        r.update(omp_threads=omp, blas_threads=blas_threads, interop_threads=1, blas=blas,
+                 layout=describe_layout(blas, omp, blas_threads))
         print(json.dumps(r))
         return
-    best = None
-    for omp, blas in sorted({(1, a.cores), (a.cores, 1), (a.cores, a.cores)}):
-        env = dict(os.environ, OMP_NUM_THREADS=str(omp), OPENBLAS_NUM_THREADS=str(blas))
+    best, tried = None, []
+    for omp, blas_threads in thread_layouts(a.cores, blas):
+        env = dict(os.environ, OMP_NUM_THREADS=str(omp), MKL_NUM_THREADS=str(blas_threads), OPENBLAS_NUM_THREADS=str(blas_threads))
         p = subprocess.run([sys.executable, os.path.abspath(__file__), "bench", a.config, "--steps", str(a.steps),
-                            "--layout", "%d,%d" % (omp, blas)], env=env, capture_output=True, text=True)
+                            "--layout", "%d,%d" % (omp, blas_threads)], env=env, capture_output=True, text=True)
         if p.returncode != 0:
-            raise Fail("bench with %d OpenMP / %d BLAS threads failed: %s" % (omp, blas, p.stderr.strip()[-500:]))
+            raise Fail("bench with %s failed: %s" % (describe_layout(blas, omp, blas_threads), p.stderr.strip()[-500:]))
         r = json.loads(p.stdout.strip().splitlines()[-1])
+        tried.append({k: r[k] for k in ("layout", "tokens_per_s", "step_s", "peak_rss_bytes")})
         if best is None or r["tokens_per_s"] > best["tokens_per_s"]:
             best = r
+    best["layouts"] = tried
     print(json.dumps(best))
 
 
@@ -263,14 +344,17 @@ def main():
     b = sub.add_parser("bench", help="training throughput of a preset")
     b.add_argument("config")
     b.add_argument("--steps", type=int, default=5)
-    b.add_argument("--cores", type=int, default=os.cpu_count())
-    b.add_argument("--layout", help=argparse.SUPPRESS)  # internal: "omp,blas"
+    b.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    b.add_argument("--layout", help=argparse.SUPPRESS)  # internal: "intra-op,blas" threads
     lo = sub.add_parser("loss", help="loss of a checkpoint on given tokens")
     lo.add_argument("--checkpoint", required=True)
     lo.add_argument("--tokens", required=True)
+    hl = sub.add_parser("hf-loss", help="loss of a Hugging Face folder (tah export --hf) on given tokens")
+    hl.add_argument("--model", required=True)
+    hl.add_argument("--tokens", required=True)
     a = ap.parse_args()
     try:
-        {"bench": cmd_bench, "loss": cmd_loss}[a.cmd](a)
+        {"bench": cmd_bench, "loss": cmd_loss, "hf-loss": cmd_hf_loss}[a.cmd](a)
     except Fail as e:
         print("torch_llama.py: %s" % e, file=sys.stderr)
         sys.exit(1)

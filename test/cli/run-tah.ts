@@ -26,13 +26,16 @@ export interface TahOptions {
   wrapper?: string[];
   /** Sends this signal to the child the first time its stdout contains the text. */
   signalOn?: { text: string; signal: NodeJS.Signals };
+  /** Variables to set (or, as undefined, to remove) in the child's environment. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Runs `node bin/tah.js ...args` and collects everything it prints. */
 export function runTah(args: string[], opts: TahOptions): Promise<TahRun> {
-  const env = { ...process.env };
+  const env = { ...process.env, ...opts.env };
   // The test runner marks its own child processes; tah is not one of them.
   delete env.NODE_TEST_CONTEXT;
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
   const argv = [...(opts.wrapper ?? []), process.execPath, TAH, ...args];
   const started = performance.now();
   return new Promise((resolve, reject) => {

@@ -6,12 +6,11 @@ import { constants, existsSync } from 'node:fs';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadCheckpoint, wholeModel } from '../../worker/checkpoint/checkpoint.ts';
+import { loadCheckpoint } from '../../worker/checkpoint/checkpoint.ts';
 import { bpeFromJSON } from '../../worker/data/bpe.ts';
 import { loadPreset } from '../../worker/model/config.ts';
-import { ParamLayout } from '../../worker/model/params.ts';
-import { Stage } from '../../worker/model/stage.ts';
-import { runTorchScript, torchAvailable } from '../helpers/torch.ts';
+import { engineLoss, heldoutLikeTokens, relativeError, writeTokens } from '../helpers/engine-loss.ts';
+import { runTorchScript, torchSkip } from '../helpers/torch.ts';
 import { type TahRun, jsonLines, runTah, show, tempDir } from './run-tah.ts';
 
 let dir = '';
@@ -69,43 +68,18 @@ test('tah train --preset tiny --steps 300 --json learns and ends with a summary'
   for (const l of lines.filter((x) => x.event === 'step')) assert.ok(Number.isFinite(l.loss), `step ${l.step} loss ${l.loss}`);
 });
 
-/** Eight held-out-like windows of English bytes: inputs [8, 64] and the next-byte targets. */
-function heldoutLikeTokens(batch: number, seqLen: number): { inputs: number[][]; targets: number[][] } {
-  const text =
-    'The committee met on Tuesday to consider the report, which had been delayed for several weeks. ' +
-    'Members of the board said that the city would need new schools, roads and a larger water supply ' +
-    'before the end of the decade. "We cannot wait much longer," one of them told the press. In the ' +
-    'afternoon the discussion turned to the budget, and it was agreed that the figures should be ' +
-    'published as soon as the auditors had finished their work on the accounts of the previous year.';
-  const bytes = [...Buffer.from(text, 'utf8')];
-  const windows = Array.from({ length: batch }, (_, b) => bytes.slice(b * 53, b * 53 + seqLen + 1));
-  for (const w of windows) assert.equal(w.length, seqLen + 1, 'text too short for the windows');
-  return { inputs: windows.map((w) => w.slice(0, -1)), targets: windows.map((w) => w.slice(1)) };
-}
-
-test('the trained checkpoint gives the same loss in the PyTorch reference as in the engine', async (t) => {
-  if (!torchAvailable()) return t.skip('torch not installed');
+test('the trained checkpoint gives the same loss in the PyTorch reference as in the engine', { skip: torchSkip }, async (t) => {
   const { checkpoint } = await tinyRun();
   const ckpt = await loadCheckpoint(checkpoint);
   const config = ckpt.config;
   assert.deepEqual(config, loadPreset('tiny'));
-  const { inputs, targets } = heldoutLikeTokens(config.batch_size, config.seq_len);
+  const tokens = heldoutLikeTokens(config.batch_size, config.seq_len);
   const tokensFile = join(dir, 'tokens.json');
-  await writeFile(tokensFile, JSON.stringify({ inputs, targets }));
+  await writeTokens(tokensFile, tokens);
 
-  const layout = new ParamLayout(config, wholeModel(config));
-  const params = new Float32Array(layout.size);
-  for (const [name, w] of ckpt.weights) layout.view(params, name).set(w.data);
-  const stage = await Stage.create(config, wholeModel(config));
-  let engine: number;
-  try {
-    const flat = (rows: number[][]): BigInt64Array => BigInt64Array.from(rows.flat(), (x) => BigInt(x));
-    engine = (await stage.forward(params, flat(inputs), flat(targets))).loss!;
-  } finally {
-    await stage.dispose();
-  }
+  const engine = await engineLoss(checkpoint, tokens);
   const torch = (await runTorchScript(['loss', '--checkpoint', checkpoint, '--tokens', tokensFile])) as { loss: number };
-  const rel = Math.abs(engine - torch.loss) / Math.abs(torch.loss);
+  const rel = relativeError(engine, torch.loss);
   t.diagnostic(`loss on the fixed tokens: engine ${engine}, torch ${torch.loss}, relative error ${rel.toExponential(2)}`);
   assert.ok(Number.isFinite(engine) && Number.isFinite(torch.loss));
   assert.ok(rel <= 1e-4, `engine loss ${engine} vs torch ${torch.loss}: relative error ${rel}`);

@@ -1,29 +1,24 @@
-// Runs the project's PyTorch reference (scripts/torch_llama.py) from tests. Debian's python3
-// carries torch; where it does not, tests that need it skip.
-import { execFile, spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+// Runs the project's PyTorch reference (scripts/torch_llama.py) from tests, with the python that
+// `tah` picks (cli/peer-python.ts). Where no python has torch, the tests that need it skip with
+// a reason that names the install command.
+import { INSTALL_HINT, peerPython, pythonImports, runTorchScript as runScript } from '../../cli/peer-python.ts';
 
-export const PYTHON = '/usr/bin/python3';
-export const TORCH_SCRIPT = fileURLToPath(new URL('../../scripts/torch_llama.py', import.meta.url));
+export { TORCH_SCRIPT } from '../../cli/peer-python.ts';
 
-let available: boolean | undefined;
-/** Whether `/usr/bin/python3 -c "import torch"` works (checked once). */
-export function torchAvailable(): boolean {
-  available ??= spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-  return available;
+const peer = peerPython();
+/** The peer python (only meaningful where `torchSkip` is false). */
+export const PYTHON = peer.ok ? peer.python : '';
+
+/** false where torch can be imported, else why the test skips: for `test(name, { skip: torchSkip }, ...)`. */
+export const torchSkip: string | false = peer.ok ? false : `PyTorch is not available: ${peer.reason}`;
+
+/** Like `torchSkip`, for tests that load Hugging Face folders with transformers as well (checked when called). */
+export function transformersSkip(): string | false {
+  if (torchSkip) return torchSkip;
+  return pythonImports(PYTHON, 'transformers') ? false : `transformers is not available: ${PYTHON} cannot import it (install it with torch: \`${INSTALL_HINT}\`)`;
 }
 
 /** Runs `torch_llama.py ...args` and parses the last JSON line it prints; rejects with its stderr. */
 export function runTorchScript(args: string[], opts: { timeoutMs?: number } = {}): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    execFile(PYTHON, [TORCH_SCRIPT, ...args], { timeout: opts.timeoutMs ?? 300_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`torch_llama.py ${args.join(' ')} failed: ${stderr.trim() || err.message}`, { cause: err }));
-      const last = stdout.trim().split('\n').pop() ?? '';
-      try {
-        resolve(JSON.parse(last));
-      } catch {
-        reject(new Error(`torch_llama.py ${args.join(' ')}: last output line is not JSON: ${last}`));
-      }
-    });
-  });
+  return runScript(PYTHON, args, { timeoutMs: opts.timeoutMs ?? 300_000 });
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { outerNesterovStep, pseudoGradient } from '../../../worker/optim/outer.ts';
-import { PYTHON, torchAvailable } from '../../helpers/torch.ts';
+import { PYTHON, torchSkip } from '../../helpers/torch.ts';
 
 const TORCH_SGD = `
 import json, sys, torch
@@ -18,7 +18,7 @@ for delta in d["deltas"]:
 print(json.dumps(p.detach().tolist()))
 `;
 
-test('outerNesterovStep matches torch.optim.SGD(nesterov=True) over three merges', { skip: !torchAvailable() && 'python3-torch is not installed' }, () => {
+test('outerNesterovStep matches torch.optim.SGD(nesterov=True) over three merges', { skip: torchSkip }, () => {
   const n = 257;
   let x = 7;
   const rand = (): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
