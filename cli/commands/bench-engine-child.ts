@@ -32,18 +32,15 @@ export async function measureEngine(job: EngineJob): Promise<EngineResult> {
   const { config } = job;
   const trainer = await Trainer.create(config, DEFAULT_ADAMW, { device: job.device, threads: job.threads, profilePrefix: job.profilePrefix });
   try {
-    // Two states, swapped after each step: trainStep reads `cur` and writes `next`. (Where
-    // trainStep updates in place, passing `cur` as `next` holds one state instead of two.)
-    let cur = freshState(trainer.layout, 0);
-    let next = freshState(trainer.layout, 1);
+    // One state, updated in place, as `tah train` holds it.
+    const state = freshState(trainer.layout, 0);
     const n = config.batch_size * config.seq_len;
     let x = 12345;
     const tok = (): bigint => BigInt((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % config.vocab_size);
     const batch = { inputs: BigInt64Array.from({ length: n }, tok), targets: BigInt64Array.from({ length: n }, tok) };
     let t = 0;
     const step = async () => {
-      await trainer.trainStep(cur, next, batch, ++t, 3e-4, DEFAULT_ADAMW);
-      [cur, next] = [next, cur];
+      await trainer.trainStep(state, state, batch, ++t, 3e-4, DEFAULT_ADAMW);
     };
     await step();
     await step();
