@@ -129,5 +129,6 @@ program
 (await import('./commands/swarm.ts')).registerSwarmCommand(program, guarded);
 (await import('./commands/checkpoint.ts')).registerCheckpointCommand(program, guarded);
 (await import('./commands/setup.ts')).registerSetupCommand(program, guarded);
+(await import('./commands/plan.ts')).registerPlanCommand(program, guarded);
 stopWithHost();
 await program.parseAsync(process.argv);
