@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { int, positive } from './args.ts';
 import { exportHuggingFace } from '../worker/checkpoint/hf-export.ts';
 import { DEVICES } from '../worker/engine/session.ts';
+import { PRESET_LIST } from '../worker/model/config.ts';
 import { benchEngineCommand } from './commands/bench.ts';
 import { DEFAULT_GRID, benchCompressionCommand, parseCompressionConfig } from './commands/bench-compression.ts';
 import { trainCommand } from './commands/train.ts';
@@ -31,7 +32,7 @@ const program = new Command('tah')
 program
   .command('train')
   .description('train the whole model in this process on the bundled corpus')
-  .option('--preset <name|file>', 'tiny, small, demo, or a JSON file with the same keys', 'tiny')
+  .option('--preset <name|file>', `${PRESET_LIST}, or a JSON file with the same keys`, 'tiny')
   .option('--steps <n>', 'optimizer steps', int(1), 300)
   .option('--batch <n>', "sequences per step (default: the preset's batch_size)", int(1))
   .option('--lr <x>', 'peak learning rate (default: the preset recipe)', positive)
@@ -48,7 +49,7 @@ const bench = program.command('bench').description('measure performance against 
 bench
   .command('engine')
   .description('tokens/s of full training steps, ours vs. PyTorch on the same preset')
-  .option('--preset <name|file>', 'tiny, small, demo, or a JSON file', 'small')
+  .option('--preset <name|file>', `${PRESET_LIST}, or a JSON file`, 'small')
   .option('--steps <n>', 'timed steps (after 2 warm-up steps)', int(1), 5)
   .addOption(deviceOption())
   .option('--threads <n>', 'CPU threads (default: all cores)', int(1))
@@ -128,5 +129,6 @@ program
 (await import('./commands/swarm.ts')).registerSwarmCommand(program, guarded);
 (await import('./commands/checkpoint.ts')).registerCheckpointCommand(program, guarded);
 (await import('./commands/setup.ts')).registerSetupCommand(program, guarded);
+(await import('./commands/plan.ts')).registerPlanCommand(program, guarded);
 stopWithHost();
 await program.parseAsync(process.argv);

@@ -43,7 +43,7 @@ import { verifyMessage } from '../orchestrator-client/signing.ts';
 import { type ModelConfig, runModelConfig } from '../worker/model/config.ts';
 import { ParamLayout } from '../worker/model/params.ts';
 import { clipCoefficient, fromOptimizerSpec, learningRate } from '../worker/optim/adamw.ts';
-import { chooseMove, chooseStage, type StageLoad } from './assignment.ts';
+import { chooseMove, chooseStage, type StageLoad, stageFit } from './assignment.ts';
 import { isPostgres } from './db/migrations.ts';
 import type { Database, ItemKind, NewWorkItem, ParticipantRow, WorkItemRow } from './db/schema.ts';
 import { newLeaseId } from './db/work-items.ts';
@@ -472,9 +472,11 @@ export class Coordinator {
     if (caught) throw new ApiError('forbidden', `hotkey ${hotkey} is excluded from run ${runId}: ${caught.kind.replace('_', ' ')} in round ${caught.round ?? '?'} (the evidence: GET /v1/runs/${runId}/flags)`);
     const now = this.now();
     const existing = await this.db.selectFrom('participants').selectAll().where('hotkey', '=', hotkey).executeTakeFirst();
-    // Registering again (a restart of the miner) keeps the stage it had in the same run; what it
-    // held in memory (kept activations, its gradient sum) is gone, so its work is re-issued.
-    if (existing && existing.run_id === runId && existing.role === req.role && existing.status === 'active') {
+    const fit = req.role === 'miner' ? stageFit(runId, spec, req.hardware) : null;
+    // Registering again (a restart of the miner) keeps the stage it had in the same run, if it
+    // still holds it; what it held in memory (kept activations, its gradient sum) is gone, so its
+    // work is re-issued.
+    if (existing && existing.run_id === runId && existing.role === req.role && existing.status === 'active' && (existing.stage === null || (fit?.fits[existing.stage] ?? true))) {
       await withTransaction(this.db, async (trx) => {
         await this.forget(trx, spec, hotkey, existing.stage);
         await trx.updateTable('participants').set({ hardware_json: JSON.stringify(req.hardware), last_seen: now, version: 0 }).where('hotkey', '=', hotkey).execute();
@@ -485,7 +487,8 @@ export class Coordinator {
     }
     let stage: number | null = null;
     if (req.role === 'miner') {
-      const choice = chooseStage(await this.stageLoads(runId, spec.stages.length), spec.max_miners_per_stage);
+      const choice = chooseStage(await this.stageLoads(runId, spec.stages.length), spec.max_miners_per_stage, fit!.fits);
+      if (!choice.ok && choice.reason === 'too_small') throw new ApiError('forbidden', fit!.refusal.message, fit!.refusal.details);
       if (!choice.ok) throw new ApiError('run_full', `run ${runId} is full: every stage has ${spec.max_miners_per_stage} miners`, { retry_after_s: 60 }, { 'retry-after': '60' });
       stage = choice.stage;
     } else stage = await this.validatorStage(runId, spec.stages.length);
@@ -525,8 +528,13 @@ export class Coordinator {
     const p = await this.participant(hotkey);
     if (p.role !== 'miner') throw new ApiError('forbidden', 'only miners hold stages');
     const spec = await this.spec(p.run_id);
-    const choice = chooseMove(await this.stageLoads(p.run_id, spec.stages.length), spec.max_miners_per_stage, p.stage, wanted);
+    const fit = stageFit(spec.id, spec, JSON.parse(p.hardware_json) as Hardware);
+    const choice = chooseMove(await this.stageLoads(p.run_id, spec.stages.length), spec.max_miners_per_stage, p.stage, wanted, fit.fits);
     if (!choice.ok) {
+      if (choice.reason === 'too_small') {
+        const r = wanted === undefined ? fit.refusal : fit.why(wanted);
+        throw new ApiError('forbidden', r.message, r.details);
+      }
       if (choice.reason === 'no_such_stage') throw new ApiError('bad_request', `run ${spec.id} has no stage ${wanted} (it has ${spec.stages.length})`);
       throw new ApiError('run_full', choice.reason === 'stage_full' ? `stage ${wanted} is full` : `run ${spec.id} is full`, undefined, { 'retry-after': '60' });
     }

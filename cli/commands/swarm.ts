@@ -17,7 +17,7 @@ import { loadBrownCorpus } from '../../worker/data/brown.ts';
 import { buildDataset, heldoutBatches, trainBatch } from '../../worker/data/dataset.ts';
 import { byteTokenizer } from '../../worker/data/tokenizer.ts';
 import { CODECS, type CodecName } from '../../orchestrator-client/codecs.ts';
-import { type ModelConfig, PRESET_NAMES, loadPreset, runModelConfig } from '../../worker/model/config.ts';
+import { type ModelConfig, PRESET_LIST, PRESET_NAMES, loadPreset, runModelConfig } from '../../worker/model/config.ts';
 import { PipelineTrainer } from '../../worker/train/pipeline.ts';
 import { Trainer, freshState, toCheckpoint } from '../../worker/train/trainer.ts';
 import { type AdamWConfig, learningRate, toOptimizerSpec } from '../../worker/optim/adamw.ts';
@@ -62,7 +62,7 @@ export function registerSwarmCommand(program: Command, guarded: Guard): void {
   program
     .command('swarm')
     .description('train with a whole local swarm: an orchestrator and stages × replicas miners as separate processes')
-    .option('--preset <name>', 'tiny, small or demo', 'demo')
+    .option('--preset <name>', PRESET_LIST, 'demo')
     .option('--stages <n>', 'pipeline stages', int(1), 3)
     .option('--replicas <n>', 'miners per stage', int(1), 2)
     .option('--validators <n>', 'validator processes re-running sampled work (default: one per stage; 0: none)', int(0))
@@ -175,7 +175,7 @@ async function singleProcessThroughput(config: ModelConfig, optim: AdamWConfig, 
 
 export async function swarmCommand(flags: SwarmFlags, out: Output): Promise<void> {
   const started = performance.now();
-  if (!(PRESET_NAMES as readonly string[]).includes(flags.preset)) throw new Error(`--preset must be one of ${PRESET_NAMES.join(', ')}, got '${flags.preset}'`);
+  if (!(PRESET_NAMES as readonly string[]).includes(flags.preset)) throw new Error(`--preset must be one of ${PRESET_LIST}, got '${flags.preset}'`);
   if (flags.rounds !== undefined && flags.minutes !== undefined) throw new Error('give --rounds or --minutes, not both');
   const preset = loadPreset(flags.preset);
   const stages = evenStages(preset.n_layers, flags.stages);

@@ -1,9 +1,12 @@
 // The hardware check shown during onboarding: what this computer has (probeHardware) and whether
-// that meets the published minimums (judgeHardware, a pure function so the table is testable).
+// that meets the published minimums (judgeHardware, a pure function so the table is testable),
+// including whether it can hold a stage of the model it would train: the same memory model and
+// machine table as `tah plan` and the orchestrator's assignment (worker/model/machines.ts).
 import { execFile } from 'node:child_process';
 import { statfs } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
+import { type MachineMemory, MINIMUM_MACHINES, type StageNeed, checkFit, gb as sizeGb } from '../../worker/model/machines.ts';
 import type { HardwareReport } from '../ipc-contract.ts';
 
 /** What the probe finds: the report without the verdict. */
@@ -16,6 +19,24 @@ export interface ProbeOptions {
   /** Where models and checkpoints go; need not exist yet (its nearest existing parent is measured). */
   dataDir: string;
   run?: RunCommand;
+}
+
+/** The model whose stages the check tries this computer against: the run's, when it is known. */
+export interface ModelToCheck {
+  preset: string;
+  /** The run's stage split, or a number of stages to split into as `tah plan` does. */
+  stages: [number, number][] | number;
+  /** Sequences per step (a run's rows_per_sample); default: the preset's batch_size. */
+  batch?: number;
+}
+
+/** What the app trains when no run says otherwise: the demo swarm's model and stage count (`tah swarm`). */
+export const DEFAULT_MODEL: ModelToCheck = { preset: 'demo', stages: 3 };
+
+/** The stages of a model with what each needs to train (worker/model/plan.ts computes them). */
+export interface ModelStages {
+  name: string;
+  stages: (StageNeed & { layers: [number, number] })[];
 }
 
 const NVIDIA_SMI_TIMEOUT_MS = 5000;
@@ -93,9 +114,12 @@ async function freeDisk(dataDir: string): Promise<number | null> {
 const GiB = 2 ** 30;
 const nominal = (gib: number): number => gib * GiB * (7 / 8);
 
-const MIN_MEMORY_GB = 8;
-const GPU_MIN_MEMORY_GB = 16;
-const GPU_MIN_VRAM_GB = 16;
+// The published minimum machines (worker/model/machines.ts): 8 GB Apple Silicon; a 16 GB NVIDIA
+// GPU in a PC with 16 GB of memory; a 16 GB PC trains on its CPU (and so does an 8 GB PC, slowly).
+const machine = (id: (typeof MINIMUM_MACHINES)[number]['id']): MachineMemory => MINIMUM_MACHINES.find((m) => m.id === id)!.memory;
+const MIN_MEMORY_GB = machine('apple-8gb').memoryBytes / GiB;
+const GPU_MIN_MEMORY_GB = machine('cuda-16gb').memoryBytes / GiB;
+const GPU_MIN_VRAM_GB = machine('cuda-16gb').acceleratorBytes! / GiB;
 const MIN_DISK_GB = 10;
 
 const CPU_SLOWER = 'training runs on the CPU, slower';
@@ -107,10 +131,36 @@ function gb(bytes: number, round: (x: number) => number = Math.round): string {
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
 
-export function judgeHardware(f: HardwareFacts): HardwareReport {
+/** This computer's memory as the memory model reads it: Apple Silicon's unified memory, the GPU it would train on, or the CPU's. */
+function machineOf(f: HardwareFacts, gpu: { memoryBytes: number | null } | undefined): MachineMemory {
+  if (f.platform === 'darwin' && f.arch === 'arm64') return { device: 'coreml', memoryBytes: f.memoryBytes };
+  if (gpu && gpu.memoryBytes !== null) return { device: 'cuda', memoryBytes: f.memoryBytes, acceleratorBytes: gpu.memoryBytes };
+  return { device: 'cpu', memoryBytes: f.memoryBytes };
+}
+
+/** Whether the model's stages fit, as a sentence; `none` when no stage does. */
+function stageReason(model: ModelStages, m: MachineMemory): { none: boolean; reason: string } {
+  const checks = model.stages.map((s) => checkFit(s, m));
+  const fitting = checks.flatMap((c, i) => (c.ok ? [i] : []));
+  const where = (c: (typeof checks)[number]): string => `training may use ${sizeGb(c.usableBytes)} of ${c.where === 'GPU memory' ? "the GPU's memory" : 'the memory'} here`;
+  const of = `the ${model.name} model (${model.stages.length} stage${model.stages.length === 1 ? '' : 's'})`;
+  if (fitting.length === checks.length) {
+    const largest = checks.reduce((a, c) => (c.needBytes > a.needBytes ? c : a));
+    return { none: false, reason: `Every stage of ${of} fits: the largest needs ${sizeGb(largest.needBytes)}, and ${where(largest)}.` };
+  }
+  const short = checks.map((c, i) => [c, i] as const).filter(([c]) => !c.ok);
+  const [closest, at] = short.reduce((a, b) => (b[0].needBytes - b[0].usableBytes < a[0].needBytes - a[0].usableBytes ? b : a));
+  const [first, last] = model.stages[at].layers;
+  if (fitting.length === 0) return { none: true, reason: `No stage of ${of} fits: the smallest, layers ${first}–${last}, needs ${sizeGb(closest.needBytes)}, and ${where(closest)}.` };
+  const list = fitting.length === 1 ? `stage ${fitting[0]} fits` : `stages ${fitting.slice(0, -1).join(', ')} and ${fitting.at(-1)} fit`;
+  return { none: false, reason: `Of ${of}, ${list} here; stage ${at} (layers ${first}–${last}) needs ${sizeGb(closest.needBytes)}, and ${where(closest)}.` };
+}
+
+export function judgeHardware(f: HardwareFacts, model?: ModelStages): HardwareReport {
   const reasons: string[] = [];
   let insufficient = false;
   let cpuOnly = false;
+  let trainsOn: { memoryBytes: number | null } | undefined;
 
   if (f.memoryBytes < nominal(MIN_MEMORY_GB)) {
     insufficient = true;
@@ -153,8 +203,15 @@ export function judgeHardware(f: HardwareFacts): HardwareReport {
       cpuOnly = true;
       reasons.push(`The ${best.name} would do, but training on a GPU also needs ${GPU_MIN_MEMORY_GB} GB of memory: ${CPU_SLOWER}.`);
     } else {
+      trainsOn = best;
       reasons.push(`The ${best.name} with ${gb(best.memoryBytes)} GB: the GPU does the training.`);
     }
+  }
+
+  if (model) {
+    const r = stageReason(model, machineOf(f, trainsOn));
+    if (r.none) insufficient = true;
+    reasons.push(r.reason);
   }
 
   return {
@@ -170,6 +227,19 @@ export function judgeHardware(f: HardwareFacts): HardwareReport {
   };
 }
 
-export async function checkHardware(opts: ProbeOptions): Promise<HardwareReport> {
-  return judgeHardware(await probeHardware(opts));
+/**
+ * The stages of a model and what each needs, from the engine's memory model. Loaded when asked:
+ * it builds the stages' graphs, and the engine's modules bring ONNX Runtime's library with them.
+ */
+export async function modelStages(model: ModelToCheck = DEFAULT_MODEL): Promise<ModelStages> {
+  const [{ loadPreset }, { Planner }] = await Promise.all([import('../../worker/model/config.ts'), import('../../worker/model/plan.ts')]);
+  const config = loadPreset(model.preset);
+  const planner = new Planner(config, model.batch ?? config.batch_size);
+  const ranges = typeof model.stages === 'number' ? planner.split(Math.min(model.stages, config.n_layers)) : model.stages;
+  return { name: model.preset, stages: planner.plan(ranges).map((s) => ({ ...s, layers: [...s.span.layers] })) };
+}
+
+export async function checkHardware(opts: ProbeOptions & { model?: ModelToCheck }): Promise<HardwareReport> {
+  const [facts, stages] = await Promise.all([probeHardware(opts), modelStages(opts.model)]);
+  return judgeHardware(facts, stages);
 }

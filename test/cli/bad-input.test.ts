@@ -73,7 +73,7 @@ test('a preset file with a negative value', async (t) => {
 });
 
 test('a preset that is neither bundled nor a file', async (t) => {
-  const { cwd } = await fails(t, ['train', '--preset', 'huge', '--steps', '1', '--json'], /preset huge: not one of tiny, small, demo and not a readable file/);
+  const { cwd } = await fails(t, ['train', '--preset', 'huge', '--steps', '1', '--json'], /preset huge: not one of tiny, small, demo, medium, iota-1.5b and not a readable file/);
   assert.deepEqual(await readdir(cwd), []);
 });
 

@@ -35,3 +35,14 @@ test('run specs must split the model into contiguous stages covering every layer
   assert.deepEqual(evenStages(6, 4), [[0, 1], [2, 3], [4, 4], [5, 5]]);
   assert.throws(() => evenStages(2, 3), /cannot split 2 layers into 3 stages/);
 });
+
+test('a miner is only given a stage it can hold; none held is its own refusal, not a full run', () => {
+  const loads = [load(0, 0, 0), load(1, 3, 900), load(2, 0, 0)];
+  assert.deepEqual(chooseStage(loads, 0, [false, true, true]), { ok: true, stage: 2 });
+  assert.deepEqual(chooseStage(loads, 0, [false, true, false]), { ok: true, stage: 1 }, 'the crowded stage it holds, not the empty ones it cannot');
+  assert.deepEqual(chooseStage(loads, 0, [false, false, false]), { ok: false, reason: 'too_small' });
+  assert.deepEqual(chooseStage(loads, 3, [false, true, false]), { ok: false, reason: 'run_full' }, 'the stage it holds is full');
+  assert.deepEqual(chooseStage(loads, 0), { ok: true, stage: 0 }, 'without fits every stage counts');
+  assert.deepEqual(chooseMove(loads, 0, 1, 2, [false, true, false]), { ok: false, reason: 'too_small' });
+  assert.deepEqual(chooseMove(loads, 0, 1, undefined, [false, true, false]), { ok: true, stage: 1 });
+});

@@ -47,7 +47,7 @@ test('the bundled worker trains a run to its end behind the host messages', { ti
     const messages: MinerMessage[] = [];
     const exited = new Promise<string>((resolve) => worker.onExit((how) => resolve(how)));
     worker.onMessage((m) => messages.push(m as MinerMessage));
-    worker.postMessage({ type: 'start', orchestrator: orch.url, seedHex: '0a'.repeat(32), hardware: { device: 'cpu', cores: 1, memory_bytes: 1, tokens_per_s: 0 }, threads: 1 });
+    worker.postMessage({ type: 'start', orchestrator: orch.url, seedHex: '0a'.repeat(32), hardware: { device: 'cpu', cores: 1, memory_bytes: 8 * 2 ** 30, tokens_per_s: 0 }, threads: 1 });
     assert.equal(await exited, 'exit code 0', output.join('\n'));
     assert.deepEqual(messages.at(-1), { type: 'ended', result: 'finished' });
     assert.equal(messages.filter((m) => m.type === 'applied').length, 3);

@@ -40,8 +40,17 @@ export const ModelConfigSchema = z
 
 export type ModelConfig = z.output<typeof ModelConfigSchema>;
 
-export const PRESET_NAMES = ['tiny', 'small', 'demo'] as const;
+/**
+ * The bundled presets (worker/model/presets/*.json), smallest first. tiny, small and demo train in
+ * minutes on a laptop; medium (about 309M parameters, byte vocabulary) and iota-1.5b (IOTA's
+ * 1.5B layout, docs/ENGINE.md "Memory and stage plans") are the real sizes the stage plans and
+ * the memory model are checked on.
+ */
+export const PRESET_NAMES = ['tiny', 'small', 'demo', 'medium', 'iota-1.5b'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
+
+/** "tiny, small, demo, medium, iota-1.5b": the bundled presets, for help texts and messages. */
+export const PRESET_LIST = PRESET_NAMES.join(', ');
 
 export const headDim = (c: ModelConfig): number => c.d_model / c.n_heads;
 
@@ -70,7 +79,7 @@ export function runModelConfig(run: { preset: string; stages: readonly (readonly
   return dim === undefined || run.stages.length < 2 ? preset : withBottlenecks(preset, dim, run.stages);
 }
 
-/** A preset name (tiny, small, demo) or the path of a JSON file with the same keys. */
+/** A preset name (PRESET_NAMES) or the path of a JSON file with the same keys. */
 export function loadPreset(nameOrPath: string): ModelConfig {
   if ((PRESET_NAMES as readonly string[]).includes(nameOrPath)) {
     const file = fileURLToPath(new URL(`./presets/${nameOrPath}.json`, import.meta.url));
@@ -80,7 +89,7 @@ export function loadPreset(nameOrPath: string): ModelConfig {
   try {
     text = readFileSync(nameOrPath, 'utf8');
   } catch (e) {
-    throw new Error(`preset ${nameOrPath}: not one of ${PRESET_NAMES.join(', ')} and not a readable file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+    throw new Error(`preset ${nameOrPath}: not one of ${PRESET_LIST} and not a readable file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
   }
   let json: unknown;
   try {

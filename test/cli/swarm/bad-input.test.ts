@@ -24,7 +24,7 @@ test('bad uploads are refused, the work is re-issued, and the run ends exact', {
     const reference = await singleProcessWeights(CASE);
     await swarm.start();
     const bad = new OrchestratorClient({ baseUrl: swarm.url, keypair: keypairFromSeed(new Uint8Array(32).fill(66)), attempts: 1 });
-    const seat = await bad.register({ role: 'miner', run_id: 'case', hardware: { device: 'cpu', cores: 1, memory_bytes: 1, tokens_per_s: 0 } });
+    const seat = await bad.register({ role: 'miner', run_id: 'case', hardware: { device: 'cpu', cores: 1, memory_bytes: 8 * 2 ** 30, tokens_per_s: 0 } });
     assert.equal(seat.stage, 0, 'the first miner gets stage 0');
     const task = (await bad.lease({ version: 0 })).lease;
     assert.ok(task && task.kind === 'work' && task.direction === 'forward' && task.output.kind === 'activation');

@@ -49,7 +49,7 @@ test('a compressed activation with a bad header or size is refused at completion
     const reference = await singleProcessWeights(c);
     await swarm.start();
     const bad = new OrchestratorClient({ baseUrl: swarm.url, keypair: keypairFromSeed(new Uint8Array(32).fill(67)), attempts: 1 });
-    const seat = await bad.register({ role: 'miner', run_id: 'case', hardware: { device: 'cpu', cores: 1, memory_bytes: 1, tokens_per_s: 0 } });
+    const seat = await bad.register({ role: 'miner', run_id: 'case', hardware: { device: 'cpu', cores: 1, memory_bytes: 8 * 2 ** 30, tokens_per_s: 0 } });
     assert.equal(seat.stage, 0);
     const task = (await bad.lease({ version: 0 })).lease;
     assert.ok(task && task.kind === 'work' && task.direction === 'forward' && task.output.kind === 'activation');

@@ -12,7 +12,7 @@ before(async () => ({ dir, cleanup } = await tempDir('tah-swarm-flags-')));
 after(() => cleanup());
 
 const cases: [string, string[], RegExp][] = [
-  ['an unknown preset', ['swarm', '--preset', 'nope'], /--preset must be one of tiny, small, demo/],
+  ['an unknown preset', ['swarm', '--preset', 'nope'], /--preset must be one of tiny, small, demo, medium, iota-1.5b, got 'nope'/],
   ['more stages than layers', ['swarm', '--preset', 'tiny', '--stages', '9'], /cannot split 4 layers into 9 stages/],
   ['both --rounds and --minutes', ['swarm', '--rounds', '2', '--minutes', '1'], /give --rounds or --minutes, not both/],
   ['samples that do not divide the batch', ['swarm', '--preset', 'tiny', '--batch', '8', '--samples-per-round', '3'], /--samples-per-round 3 does not divide the preset's batch of 8/],

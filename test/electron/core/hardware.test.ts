@@ -4,7 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { type HardwareFacts, type RunCommand, checkHardware, judgeHardware, probeHardware } from '../../../electron/core/hardware.ts';
+import { DEFAULT_MODEL, type HardwareFacts, type ModelStages, type RunCommand, checkHardware, judgeHardware, modelStages, probeHardware } from '../../../electron/core/hardware.ts';
+import { loadPreset } from '../../../worker/model/config.ts';
+import { usableMemory } from '../../../worker/model/machines.ts';
+import { Planner } from '../../../worker/model/plan.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'tah-hardware-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -104,4 +107,52 @@ test('checkHardware judges what it probes', async () => {
   assert.ok(['ok', 'cpu-only', 'insufficient'].includes(r.verdict));
   assert.ok(r.reasons.length >= 3);
   if (os.platform() !== 'darwin') assert.deepEqual(r.gpus, []);
+});
+
+/** A model of stages needing these many GiB each (on the CPU and Apple Silicon; with CUDA: host, GPU). */
+const stagesOf = (...gib: [number, number?, number?][]): ModelStages => ({
+  name: 'test',
+  stages: gib.map(([train, host = train, gpu = train], i) => ({ layers: [i, i], train_bytes: train * GiB, cuda_host_bytes: host * GiB, cuda_device_bytes: gpu * GiB })),
+});
+
+test('judgeHardware with a model: which of its stages this computer holds, from the same machine table', () => {
+  // 8 GB Mac: training may use 70 % of it, 5.6 GB.
+  const all = judgeHardware(mac(8 * GiB), stagesOf([2], [5.5]));
+  assert.equal(all.verdict, 'ok');
+  assert.ok(all.reasons.includes('Every stage of the test model (2 stages) fits: the largest needs 5.5 GB, and training may use 5.6 GB of the memory here.'), all.reasons.join(' | '));
+  const some = judgeHardware(mac(8 * GiB), stagesOf([2], [7], [4]));
+  assert.equal(some.verdict, 'ok', 'a stage it holds is enough to take part');
+  assert.ok(some.reasons.includes('Of the test model (3 stages), stages 0 and 2 fit here; stage 1 (layers 1–1) needs 7.0 GB, and training may use 5.6 GB of the memory here.'), some.reasons.join(' | '));
+  const none = judgeHardware(mac(8 * GiB), stagesOf([9], [7]));
+  assert.equal(none.verdict, 'insufficient');
+  assert.ok(none.reasons.includes('No stage of the test model (2 stages) fits: the smallest, layers 1–1, needs 7.0 GB, and training may use 5.6 GB of the memory here.'), none.reasons.join(' | '));
+  // A PC with a 24 GB card trains on it: the GPU's memory holds the step, main memory the state.
+  const pc = linux(32 * GiB, [nvidia('NVIDIA GeForce RTX 4090', 24564)]);
+  assert.equal(judgeHardware(pc, stagesOf([40, 20, 22])).verdict, 'ok');
+  const gpuShort = judgeHardware(pc, stagesOf([40, 20, 30]));
+  assert.equal(gpuShort.verdict, 'insufficient');
+  assert.ok(gpuShort.reasons.some((r) => /needs 30\.0 GB, and training may use 23\.0 GB of the GPU's memory here\.$/.test(r)), gpuShort.reasons.join(' | '));
+  // Without a usable GPU it is judged on its CPU's memory (75 %).
+  assert.ok(judgeHardware(linux(16 * GiB), stagesOf([12.5])).reasons.some((r) => /training may use 12\.0 GB of the memory here/.test(r)));
+  for (const r of [...all.reasons, ...some.reasons, ...none.reasons, ...gpuShort.reasons]) assert.match(r, /^[A-Z0-9].*\.$/, 'reasons are sentences');
+});
+
+test('modelStages: the default model is the demo swarm\'s, split as tah plan splits it; a run\'s own split is kept', async () => {
+  const d = await modelStages();
+  assert.equal(d.name, DEFAULT_MODEL.preset);
+  const planner = new Planner(loadPreset('demo'));
+  assert.deepEqual(d.stages.map((s) => s.layers), planner.split(3));
+  assert.deepEqual(d.stages.map((s) => s.train_bytes), planner.plan(planner.split(3)).map((s) => s.train_bytes));
+  const iota = await modelStages({ preset: 'iota-1.5b', stages: [[0, 3], [4, 11], [12, 15]] });
+  assert.deepEqual(iota.stages.map((s) => s.layers), [[0, 3], [4, 11], [12, 15]]);
+  // IOTA's 3 stages do not fit an 8 GB Mac (docs/ENGINE.md): the check says so.
+  assert.ok(Math.min(...iota.stages.map((s) => s.train_bytes)) > usableMemory({ device: 'coreml', memoryBytes: 8 * GiB }));
+  const r = judgeHardware(mac(8 * GiB), iota);
+  assert.equal(r.verdict, 'insufficient');
+  assert.ok(r.reasons.some((x) => /^No stage of the iota-1\.5b model \(3 stages\) fits: the smallest, layers \d+–\d+, needs \d+\.\d GB, and training may use 5\.6 GB of the memory here\.$/.test(x)), r.reasons.join(' | '));
+});
+
+test('checkHardware says whether this computer holds a stage of the default model', async () => {
+  const r = await checkHardware({ dataDir: root, run: async () => '' });
+  assert.ok(r.reasons.some((x) => /\bthe demo model \(3 stages\)/.test(x)), r.reasons.join(' | '));
 });

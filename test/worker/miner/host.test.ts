@@ -51,7 +51,7 @@ test('a miner behind a message port works, reports events, and stops within seco
         if (m.type === 'ended') ended(m);
       });
     });
-    port2.postMessage({ type: 'start', orchestrator: orch.url, seedHex: u8aToHex(seed), hardware: { device: 'cpu', cores: 1, memory_bytes: 1, tokens_per_s: 0 }, threads: 1 });
+    port2.postMessage({ type: 'start', orchestrator: orch.url, seedHex: u8aToHex(seed), hardware: { device: 'cpu', cores: 1, memory_bytes: 8 * 2 ** 30, tokens_per_s: 0 }, threads: 1 });
     await applied;
     assert.ok(events.some((e) => e.type === 'assigned' && e.stage === 0));
     assert.ok(events.some((e) => e.type === 'loss' && Number.isFinite(e.loss)));
