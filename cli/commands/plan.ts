@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { PRESET_LIST, loadPreset } from '../../worker/model/config.ts';
 import { MINIMUM_MACHINES, type MachineId, gb, usableGpuMemory, usableMemory } from '../../worker/model/machines.ts';
-import { CALIBRATION, STATE_BYTES_PER_PARAM } from '../../worker/model/memory.ts';
+import { CALIBRATION, OUTPUT_COPY_BYTES_PER_PARAM, STATE_BYTES_PER_PARAM } from '../../worker/model/memory.ts';
 import { type PlannedStage, Planner } from '../../worker/model/plan.ts';
 import { int } from '../args.ts';
 import { type Output, makeOutput } from '../output.ts';
@@ -60,7 +60,7 @@ function table(name: string, plan: PlannedStage[], params: number, batch: number
   const scale = Math.max(...plan.map((s) => s.train_bytes), ...MINIMUM_MACHINES.map((m) => usableMemory(m.memory)));
   const head = [
     `${name} in ${plan.length} stage${plan.length === 1 ? '' : 's'}: ${count(params)} parameters; a step is ${batch} × ${seq} tokens`,
-    `train memory = state (float32 weights, gradient and AdamW moments: ${STATE_BYTES_PER_PARAM} B a parameter) + the step's activations (a part per token, a part that is not) + tables, inputs and outputs + the runtime`,
+    `train memory = state (float32 weights, gradient and AdamW moments: ${STATE_BYTES_PER_PARAM} B a parameter) + the step's activations (a part per token, a part that is not) + tables, inputs and outputs + the copy of the gradients onnxruntime-node returns (${OUTPUT_COPY_BYTES_PER_PARAM} B a parameter) + the runtime`,
     `boundary: float32 bytes per token to the next stage, forward + backward`,
   ];
   const cols: [string, number, 'l' | 'r'][] = [

@@ -21,14 +21,24 @@ export const ADAM_BYTES_PER_PARAM = 8;
 export const STATE_BYTES_PER_PARAM = WEIGHT_BYTES_PER_PARAM + GRAD_BYTES_PER_PARAM + ADAM_BYTES_PER_PARAM;
 
 /**
- * The constants a measurement of peak RSS corrects (the step of each iota-1.5b stage, measured
- * on a CPU machine against `tah plan`).
+ * onnxruntime-node hands back a fresh copy of every graph output, even one written into a
+ * preallocated buffer, so at the end of each step the gradients exist a second time, in main
+ * memory, until the next garbage collection (measured: a 256 MB output adds 256 MB a run).
+ */
+export const OUTPUT_COPY_BYTES_PER_PARAM = GRAD_BYTES_PER_PARAM;
+
+/**
+ * The constants a measurement of peak RSS corrects, fitted to one training step of each
+ * iota-1.5b stage and of the whole medium model (scripts/measure-stage-memory.ts; the table is in
+ * docs/ENGINE.md, "Memory and stage plans"): tiny's peak gives the runtime base, and 1.25 brings
+ * the four large steps within 9 % of their measured peaks (ONNX Runtime's arena rounds blocks up
+ * and keeps what it grew).
  */
 export const CALIBRATION = {
   /** Node, V8's heap, ONNX Runtime's library and a session's fixed overhead, before any tensor. */
-  runtimeBaseBytes: 300 * MiB,
+  runtimeBaseBytes: 150 * MiB,
   /** Peak activation bytes the runtime really holds per byte the liveness simulation finds (arena rounding, fragmentation, buffers the optimizer keeps or shares). */
-  activationArenaFactor: 1.0,
+  activationArenaFactor: 1.25,
 } as const;
 
 /** With CUDA both the parameters and the gradient are copied: the graph's inputs and outputs live on the GPU for the step. */
@@ -177,6 +187,8 @@ export interface StageMemory extends StageNeed {
   constant_bytes: number;
   /** The step's non-parameter inputs and outputs: tokens, the stage input and output, their gradients. */
   io_bytes: number;
+  /** The copy of the gradients onnxruntime-node returns at the end of a step (OUTPUT_COPY_BYTES_PER_PARAM). */
+  output_copy_bytes: number;
   /** CALIBRATION.runtimeBaseBytes. */
   runtime_bytes: number;
   /** Float32 bytes per token crossing the stage's input and output boundaries, one way (the gradient back is as large; null: no boundary there). */
@@ -208,6 +220,7 @@ export function stageMemory(config: ModelConfig, span: StageSpan, batch: number 
   const perToken = (Math.max(0, twice.peakBytes - sim.peakBytes) * factor) / tokens;
   const stepBytes = activations + sim.constantBytes + io;
   const runtime = CALIBRATION.runtimeBaseBytes;
+  const copies = params * OUTPUT_COPY_BYTES_PER_PARAM;
   const boundary = (end: 'input' | 'output'): number | null =>
     (end === 'input' ? span.hasEmbed : span.hasHead) ? null : stageWidth(config, span, end) * BOUNDARY_BYTES_PER_CHANNEL;
   return {
@@ -221,9 +234,10 @@ export function stageMemory(config: ModelConfig, span: StageSpan, batch: number 
     activation_fixed_bytes: Math.max(0, activations - Math.round(perToken * tokens)),
     constant_bytes: sim.constantBytes,
     io_bytes: io,
+    output_copy_bytes: copies,
     runtime_bytes: runtime,
-    train_bytes: state + stepBytes + runtime,
-    cuda_host_bytes: state + io + runtime,
+    train_bytes: state + stepBytes + copies + runtime,
+    cuda_host_bytes: state + io + copies + runtime,
     cuda_device_bytes: params * CUDA_COPY_BYTES_PER_PARAM + stepBytes,
     boundary_in_bytes_per_token: boundary('input'),
     boundary_out_bytes_per_token: boundary('output'),
