@@ -33,6 +33,30 @@ export const defaultView = (g: Graph): GraphView => ({
 });
 
 /**
+ * The nodes that compute `outputs` (in recorded order) and every value they read, walking back
+ * from the outputs and stopping at `provided` values and constants.
+ */
+export function nodesFor(g: Graph, outputs: readonly Value[], provided: ReadonlySet<number>): { needed: Set<number>; nodes: Node[] } {
+  const constants = new Set(g.constants.map((c) => c.value.id));
+  const producer = new Map<number, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o.id, n);
+  const needed = new Set<number>();
+  const kept = new Set<Node>();
+  const stack = [...outputs];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (needed.has(v.id)) continue;
+    needed.add(v.id);
+    if (provided.has(v.id) || constants.has(v.id)) continue;
+    const n = producer.get(v.id);
+    if (!n) throw new Error(`graph needs ${v.name ?? `value ${v.id}`}, which is not among its inputs`);
+    kept.add(n);
+    stack.push(...n.inputs);
+  }
+  return { needed, nodes: g.nodes.filter((n) => kept.has(n)) };
+}
+
+/**
  * Serialises the part of the graph that computes `view.outputs` from `view.inputs` (plus
  * constants). Values fed as inputs cut the graph there: their producing nodes are not written,
  * which is how one recorded graph yields both a forward and a backward-only model.
@@ -45,24 +69,7 @@ export function toOnnx(g: Graph, view: GraphView = defaultView(g), graphName = '
   }
   const name = (v: Value): string => names.get(v.id) ?? `v${v.id}`;
   const provided = new Set(view.inputs.map(([, v]) => v.id));
-  const constants = new Set(g.constants.map((c) => c.value.id));
-  const producer = new Map<number, Node>();
-  for (const n of g.nodes) for (const o of n.outputs) producer.set(o.id, n);
-  // Walk back from the outputs, stopping at provided values.
-  const needed = new Set<number>();
-  const kept = new Set<Node>();
-  const stack = view.outputs.map(([, v]) => v);
-  while (stack.length) {
-    const v = stack.pop()!;
-    if (needed.has(v.id)) continue;
-    needed.add(v.id);
-    if (provided.has(v.id) || constants.has(v.id)) continue;
-    const n = producer.get(v.id);
-    if (!n) throw new Error(`graph needs ${v.name ?? `value ${v.id}`}, which is not among its inputs`);
-    kept.add(n);
-    stack.push(...n.inputs);
-  }
-  const nodes = g.nodes.filter((n) => kept.has(n));
+  const { needed, nodes } = nodesFor(g, view.outputs.map(([, v]) => v), provided);
   const model: onnxProto.onnx.IModelProto = {
     irVersion: 8,
     producerName: 'train-at-home',

@@ -3,7 +3,8 @@
 // training step's activations, found by a liveness simulation over the stage's own graph, plus
 // a fixed runtime base. Every figure that a measurement may correct is in CALIBRATION.
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
-import { type DType, type Graph, type Node, type Value, numel } from '../engine/graph.ts';
+import { type DType, type Graph, type Value, numel } from '../engine/graph.ts';
+import { nodesFor } from '../engine/onnx.ts';
 import type { ModelConfig } from './config.ts';
 import { stageWidth } from './llama.ts';
 import type { StageNeed } from './machines.ts';
@@ -78,25 +79,7 @@ export function simulateLiveness(g: Graph, outputs: readonly Value[]): Liveness 
   const inputs = new Set(g.inputs.map((v) => v.id));
   const constants = new Map(g.constants.map((c) => [c.value.id, c.value]));
   const outs = new Set(outputs.map((v) => v.id));
-  const producer = new Map<number, number>();
-  g.nodes.forEach((n, i) => n.outputs.forEach((o) => producer.set(o.id, i)));
-
-  // The nodes that run: walk back from the outputs, stopping at inputs and constants.
-  const runs = new Set<number>();
-  const seen = new Set<number>();
-  const stack = [...outputs];
-  while (stack.length) {
-    const v = stack.pop()!;
-    if (seen.has(v.id)) continue;
-    seen.add(v.id);
-    if (inputs.has(v.id) || constants.has(v.id)) continue;
-    const i = producer.get(v.id);
-    if (i === undefined) throw new Error(`value ${v.name ?? v.id} has no producer and is not a graph input`);
-    if (runs.has(i)) continue;
-    runs.add(i);
-    stack.push(...g.nodes[i].inputs);
-  }
-  const order: Node[] = g.nodes.filter((_, i) => runs.has(i));
+  const { needed: seen, nodes: order } = nodesFor(g, outputs, inputs);
 
   // Buffers: each value maps to the buffer it lives in (a view's output to its input's).
   const root = new Map<number, number>();
