@@ -58,9 +58,9 @@ export interface TrainResult {
 
 /**
  * Compiled train-step and eval graphs of the whole model, reused for every step. A step is one
- * graph (forward, backward, the squared gradient norm) that reads the parameters and writes every
- * gradient into one flat buffer, then AdamW over the flat buffers in place (adamwStep): weights,
- * gradients and both moments exist once each (16 bytes per parameter).
+ * graph (forward, backward, the squared gradient norm) that reads the parameters and returns every
+ * gradient, then AdamW over the flat buffers in place (adamwStep): weights, gradients and both
+ * moments exist once each (16 bytes per parameter).
  */
 export class Trainer {
   private constructor(
@@ -68,7 +68,6 @@ export class Trainer {
     readonly layout: ParamLayout,
     private readonly step: CompiledGraph,
     private readonly evaluate: CompiledGraph,
-    private readonly grads: Float32Array,
   ) {}
 
   static async create(config: ModelConfig, _optim: AdamWConfig, opts: { device?: DeviceChoice; threads?: number; profilePrefix?: string } = {}): Promise<Trainer> {
@@ -76,15 +75,22 @@ export class Trainer {
     const { g, layout } = sg;
     const named = (vs: Value[]): [string, Value][] => vs.map((x) => [x.name!, x]);
     const session = { device: opts.device, threads: opts.threads };
+    // onnxruntime-node hands back a fresh copy of every output, even of preallocated ones. So the
+    // gradients are not fetched into a buffer of our own (that buffer plus the copy would hold
+    // them twice): the copies are the gradients, and without the arena ONNX Runtime's own
+    // gradient buffers go back to the heap as each is copied. medium at batch 4 on a 2-core
+    // EPYC: peak 8.9 GiB with a preallocated gradient buffer and the arena, 6.7 GiB this way,
+    // the step no slower.
     const step = await CompiledGraph.create(g, {
       ...session,
+      arena: false,
       profilePrefix: opts.profilePrefix,
       inputs: named(g.inputs),
       outputs: [['loss', sg.loss!], ['grad_sumsq', sg.gradSumSq], ...sg.grads],
     });
     // Evaluation runs only at the start and the end: no arena, so its buffers do not stay resident.
     const evaluate = await CompiledGraph.create(g, { ...session, arena: false, inputs: named(g.inputs), outputs: [['loss', sg.loss!]] });
-    return new Trainer(config, layout, step, evaluate, new Float32Array(layout.size));
+    return new Trainer(config, layout, step, evaluate);
   }
 
   /** Mean loss over batches with the given parameters. */
@@ -103,9 +109,15 @@ export class Trainer {
    */
   async trainStep(cur: OptimState, next: OptimState, batch: Batch, t: number, lr: number, optim: AdamWConfig): Promise<{ loss: number; gradSumSq: number }> {
     const { layout } = this;
-    const out = await this.step.run({ ...layout.feeds({ params: cur.params }), input: batch.inputs, targets: batch.targets }, layout.feeds({ grad: this.grads }));
+    const out = await this.step.run({ ...layout.feeds({ params: cur.params }), input: batch.inputs, targets: batch.targets });
     const gradSumSq = Number(out.grad_sumsq[0]);
-    adamwStep(cur, this.grads, next, layout.decayed, t, lr, clipCoefficient(gradSumSq, optim), optim);
+    const clip = clipCoefficient(gradSumSq, optim);
+    // AdamW per parameter, over views of the state and the fetched gradient.
+    for (const e of layout.entries) {
+      const view = (f: Float32Array): Float32Array => f.subarray(e.offset, e.offset + e.size);
+      const decayed = e.decay ? e.size : 0;
+      adamwStep({ params: view(cur.params), m: view(cur.m), v: view(cur.v) }, out[`grad.${e.name}`] as Float32Array, { params: view(next.params), m: view(next.m), v: view(next.v) }, decayed, t, lr, clip, optim);
+    }
     return { loss: Number(out.loss[0]), gradSumSq };
   }
 
