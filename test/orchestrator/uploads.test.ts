@@ -149,14 +149,14 @@ test('a gradient upload must be a gradient of the sample shape; the refusal come
   assert.equal((await b.pathway('run1', lease.sample_id)).loss, 5);
 });
 
-test("a share of the round's gradient sum must be a 'grad' tensor of its slice's length", async () => {
-  // Finish the round's compute: both samples forward and back through both stages.
+/** Where round 0's share was accepted. */
+let sharedAt = '';
+
+/** Finishes the round's compute (both samples forward and back through both stages) up to stage 0's share. */
+async function computeToShare(): Promise<ShareTask> {
   for (;;) {
     const task = await next(a);
-    if (task.kind === 'share') {
-      await shareChecks(task);
-      break;
-    }
+    if (task.kind === 'share') return task;
     assert.equal(task.kind, 'work');
     const lease = task as Lease;
     if (lease.direction === 'forward') {
@@ -172,9 +172,27 @@ test("a share of the round's gradient sum must be a 'grad' tensor of its slice's
       await a.complete({ lease_id: lease.id });
     }
   }
+}
+
+test("a share of the round's gradient sum must be a 'grad' tensor of its slice's length", async () => {
+  sharedAt = await shareChecks(await computeToShare());
 });
 
-async function shareChecks(share: ShareTask): Promise<void> {
+test('after a rollback the round is shared again under new keys: the discarded share, deleted behind the rollback, is not the new one', async () => {
+  assert.ok(sharedAt, 'round 0 was shared');
+  await client(1).rollback('run1', { to: 0, reason: 'again' });
+  for (const c of [a, b]) assert.equal((await next(c)).kind, 'sync', 'each replica reloads the initial state');
+  const share = await computeToShare();
+  const [{ range, upload }] = share.slices;
+  assert.notEqual(upload.key, sharedAt);
+  const good = encodeBlob('share', { ...dims, length: range[1] - range[0] }, { grad: new Float32Array(range[1] - range[0]).fill(1) });
+  await uploadToUrl(upload.url, good);
+  assert.deepEqual(await a.complete({ lease_id: share.id, outputs: [uploaded(upload.key, good)] }), { status: 'accepted' });
+  assert.equal(await store.head(sharedAt), null, 'the discarded share is gone');
+  assert.deepEqual(u8(await store.get(upload.key)), u8(good), 'the new one is kept as uploaded');
+});
+
+async function shareChecks(share: ShareTask): Promise<string> {
   assert.equal(share.slices.length, 1, 'one replica: one slice, the whole stage');
   const [{ range, upload }] = share.slices;
   const length = range[1] - range[0];
@@ -189,4 +207,5 @@ async function shareChecks(share: ShareTask): Promise<void> {
   const good = encodeBlob('share', { ...dims, length }, { grad: new Float32Array(length) });
   await uploadToUrl(upload.url, good);
   assert.deepEqual(await a.complete({ lease_id: share.id, outputs: [uploaded(upload.key, good)] }), { status: 'accepted' });
+  return upload.key;
 }
