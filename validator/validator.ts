@@ -5,7 +5,6 @@
 import { quantizedMerge } from '../orchestrator-client/blobs.ts';
 import { type CheckedItem, type LeaseRequest, type LeaseResponse, type Task, type ValidateTask, verdictMessage } from '../orchestrator-client/protocol.ts';
 import { BadBlobError, ChangedBlobError, decodeBlob, decodeWire, encodeWire } from '../worker/miner/blobs.ts';
-import { addInto } from '../worker/miner/flat.ts';
 import { Replica, type ReplicaOptions, type StageState, fromBlob } from '../worker/miner/replica.ts';
 import { type Findings, judge, relativeError } from './compare.ts';
 
@@ -80,7 +79,8 @@ export class Validator extends Replica {
   /** One work item: its output (through the run's codec, as the miner's went) and its loss. */
   private async checkItem(s: StageState, task: ValidateTask): Promise<Findings> {
     const item = task.items[0];
-    const mine = await this.rerun(s, item);
+    // The parameter gradients are not judged here: they go into the gradient sum, which a validator never shares.
+    const mine = await this.rerun(s, item, s.gradSum);
     const findings: Findings = { error: 0, problems: [] };
     const { kind, blob } = item.output;
     if (kind !== 'none') {
@@ -101,10 +101,7 @@ export class Validator extends Replica {
   /** A share: the gradient sum of every item the miner covered, against the slices it uploaded. */
   private async checkShare(s: StageState, task: ValidateTask): Promise<Findings> {
     const sum = new Float32Array(s.layout.size);
-    for (const item of task.items) {
-      await this.rerun(s, item);
-      addInto(sum, s.scratch);
-    }
+    for (const item of task.items) await this.rerun(s, item, sum);
     const q8 = quantizedMerge(s.spec);
     let error = 0;
     for (const { range, blob } of task.shares) {
@@ -115,8 +112,8 @@ export class Validator extends Replica {
     return { error, problems: [] };
   }
 
-  /** Recomputes an item with this stage's weights: its output (activation or input gradient) and loss; parameter gradients land in s.scratch. */
-  private async rerun(s: StageState, item: CheckedItem): Promise<{ output?: Float32Array; loss?: number }> {
+  /** Recomputes an item with this stage's weights: its output (activation or input gradient) and loss; its parameter gradients are added into gradSum. */
+  private async rerun(s: StageState, item: CheckedItem, gradSum: Float32Array): Promise<{ output?: Float32Array; loss?: number }> {
     const tokens = s.stage.needsTokens ? this.rows(item.sample, s.config.seq_len).inputs : undefined;
     if (!s.last && item.direction === 'forward') {
       const r = await s.stage.forward(s.params, await this.stageInput(s, item.input), undefined, tokens);
@@ -124,12 +121,12 @@ export class Validator extends Replica {
     }
     if (s.last && item.direction !== 'backward') {
       const sample = this.rows(item.sample, s.config.seq_len);
-      const b = await s.stage.backward(s.params, await this.stageInput(s, item.input), { targets: sample.targets, tokens: s.stage.needsTokens ? sample.inputs : undefined }, s.scratch);
+      const b = await s.stage.backward(s.params, await this.stageInput(s, item.input), { targets: sample.targets, tokens: s.stage.needsTokens ? sample.inputs : undefined }, gradSum);
       return { output: b.gradInput as Float32Array | undefined, loss: b.loss };
     }
     if (item.input.kind !== 'blob' || !item.forward_input) throw new Error(`check of a ${item.direction} item without its output gradient and stage input`);
     const gradOutput = await this.downloadWire(item.input, 'gradient', s.dims);
-    const b = await s.stage.backward(s.params, await this.stageInput(s, item.forward_input), { gradOutput, tokens }, s.scratch);
+    const b = await s.stage.backward(s.params, await this.stageInput(s, item.forward_input), { gradOutput, tokens }, gradSum);
     return { output: b.gradInput as Float32Array | undefined };
   }
 }

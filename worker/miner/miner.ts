@@ -107,8 +107,8 @@ export class Miner extends Replica {
       // The last stage: forward, loss and backward at once (a redo sends nothing down).
       input = await this.stageInput(s, lease.input);
       const sample = this.rows(lease.sample, s.config.seq_len);
-      const b = await s.stage.backward(s.params, input, { targets: sample.targets, tokens: s.stage.needsTokens ? sample.inputs : undefined }, s.scratch);
-      this.addScratch(s);
+      const b = await s.stage.backward(s.params, input, { targets: sample.targets, tokens: s.stage.needsTokens ? sample.inputs : undefined }, s.gradSum);
+      s.samples += 1;
       loss = b.loss;
       if (lease.direction === 'forward') output = b.gradInput as Float32Array | undefined;
     } else {
@@ -118,11 +118,11 @@ export class Miner extends Replica {
       // miner's forward, or a redo) the input is fetched again and the forward recomputed.
       const own = lease.direction === 'backward' ? s.kept.get(lease.sample_id) : undefined;
       input = own?.input ?? (await this.stageInput(s, lease.forward_input!));
-      const b = await s.stage.backward(s.params, input, { gradOutput, tokens: this.tokenIds(s, lease.sample) }, s.scratch, own?.saved);
+      const b = await s.stage.backward(s.params, input, { gradOutput, tokens: this.tokenIds(s, lease.sample) }, s.gradSum, own?.saved);
       s.kept.delete(lease.sample_id);
       // Two spare sets cover a miner's usual two samples in flight; more would only hold memory.
       if (own?.saved && s.spare.length < 2) s.spare.push(own.saved);
-      this.addScratch(s);
+      s.samples += 1;
       if (lease.direction === 'backward') output = b.gradInput as Float32Array | undefined;
     }
     let uploaded: Uploaded | undefined;

@@ -19,7 +19,6 @@ import { StageOptimizer } from '../optim/optimizer.ts';
 import { outerNesterovStep } from '../optim/outer.ts';
 import { BadBlobError, ChangedBlobError, checkAccepted, decodeBlob, decodeWire } from './blobs.ts';
 import { type BlobTransport, httpTransport } from './blob-transport.ts';
-import { addInto } from './flat.ts';
 
 export type MinerState = 'starting' | 'idle' | 'forward' | 'backward' | 'redo' | 'local' | 'share' | 'reduce' | 'apply' | 'store' | 'sync' | 'validate' | 'stopping' | 'stopped' | 'finished';
 
@@ -65,8 +64,9 @@ export interface StageState {
   v: Float32Array;
   /** Rounds applied to this copy of the stage. */
   version: number;
-  /** The gradient summed over this round's samples, and a scratch buffer for one sample's. */
+  /** The gradient summed over this round's samples (backward adds each sample's into it). */
   gradSum: Float32Array;
+  /** Local mode: a stage-sized buffer for the inner step's mean gradient and the shared pseudo-gradient (empty in exact mode). */
   scratch: Float32Array;
   /** Per sample: the stage input its forward read and the activations it saved, for its backward. */
   kept: Map<string, { input: Float32Array | BigInt64Array; saved?: Saved }>;
@@ -219,7 +219,7 @@ export abstract class Replica {
         v: new Float32Array(layout.size),
         version: 0,
         gradSum: new Float32Array(layout.size),
-        scratch: new Float32Array(layout.size),
+        scratch: new Float32Array(spec.mode === 'local' ? layout.size : 0),
         kept: new Map(),
         spare: [],
         samples: 0,
@@ -328,11 +328,6 @@ export abstract class Replica {
   /** The sample's token ids, for a stage that decodes a bottleneck; none otherwise. */
   protected tokenIds(s: StageState, ref: SampleRef): BigInt64Array | undefined {
     return s.stage.needsTokens ? this.rows(ref, s.config.seq_len).inputs : undefined;
-  }
-
-  protected addScratch(s: StageState): void {
-    addInto(s.gradSum, s.scratch);
-    s.samples += 1;
   }
 
   /** A fresh sum for the next round. */

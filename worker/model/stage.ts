@@ -7,6 +7,7 @@ import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { gradients } from '../engine/autodiff.ts';
 import { type FloatType, Graph, type Node, type TypedData, type Value } from '../engine/graph.ts';
 import type { GraphView } from '../engine/onnx.ts';
+import { LARGE_MODEL_PARAMS, collectGarbage } from '../engine/collect.ts';
 import { CompiledGraph, type SessionOptions } from '../engine/session.ts';
 import type { ModelConfig } from './config.ts';
 import { buildStage, stageNeedsTokens, stageWidth } from './llama.ts';
@@ -150,8 +151,9 @@ export class Stage {
   static async create(config: ModelConfig, span: StageSpan, opts: StageOptions = {}): Promise<Stage> {
     const mode = opts.activations ?? 'recompute';
     const { g, layout, forward, backward, keptNames } = stageViews(config, span, opts.batch ?? config.batch_size, mode, opts.floatType ?? 'float32');
+    // A large stage's backward runs without the arena, as the trainer's step (engine/collect.ts).
     const fwd = await CompiledGraph.create(g, { ...opts, ...forward });
-    const bwd = await CompiledGraph.create(g, { ...opts, ...backward });
+    const bwd = await CompiledGraph.create(g, { arena: layout.size < LARGE_MODEL_PARAMS, ...opts, ...backward });
     return new Stage(config, span, layout, mode, fwd, bwd, keptNames);
   }
 
@@ -183,17 +185,23 @@ export class Stage {
   }
 
   /**
-   * Gradients of the stage for one input. `grads` receives the flat parameter gradient (layout
-   * order); the input gradient is returned for all but the first stage. In the keeping modes,
-   * `saved` is what forward() returned for this input; without it the forward is run first.
+   * Gradients of the stage for one input. The flat parameter gradient (layout order) is added
+   * into `gradSum`, element by element in the layout's precision (a zeroed buffer receives the
+   * gradient itself); the input gradient is returned for all but the first stage. In the keeping
+   * modes, `saved` is what forward() returned for this input; without it the forward is run first.
+   *
+   * The gradients are not fetched into a buffer of ours: onnxruntime-node hands back a copy of
+   * every output even when it wrote into a caller's buffer, so that buffer would hold them a
+   * second time. Its copies are added into the sum and dropped.
    */
   async backward(
     params: FloatArray,
     input: TypedData,
     upstream: { gradOutput?: FloatArray; targets?: BigInt64Array; tokens?: BigInt64Array },
-    grads: FloatArray,
+    gradSum: FloatArray,
     saved?: Saved,
   ): Promise<{ gradInput?: FloatArray; loss?: number; gradSumSq: number }> {
+    if (gradSum.length !== this.layout.size) throw new Error(`a gradient sum of ${gradSum.length} values for a stage of ${this.layout.size} parameters`);
     if (this.mode !== 'recompute' && !saved) saved = (await this.forward(params, input, upstream.targets, upstream.tokens)).saved;
     const feeds: Record<string, TypedData> = { ...this.layout.feeds({ params }), input, ...this.tokenFeed(upstream.tokens), ...(saved ?? {}) };
     if (this.span.hasHead) {
@@ -203,7 +211,14 @@ export class Stage {
       if (!upstream.gradOutput) throw new Error('a non-last stage needs the gradient of its output');
       feeds.grad_output = upstream.gradOutput;
     }
-    const out = await this.bwd.run(feeds, this.layout.feeds({ grad: grads }));
+    // The last call's gradients are garbage now; at this size V8 would keep them past this run.
+    if (this.layout.size >= LARGE_MODEL_PARAMS) collectGarbage();
+    const out = await this.bwd.run(feeds);
+    for (const { name } of this.layout.entries) {
+      const sum = this.layout.view(gradSum, name);
+      const g = out[`grad.${name}`] as FloatArray;
+      for (let i = 0; i < sum.length; i++) sum[i] += g[i];
+    }
     return {
       gradInput: out.grad_input as FloatArray | undefined,
       loss: this.span.hasHead ? Number(out.loss[0]) : undefined,

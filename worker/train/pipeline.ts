@@ -52,8 +52,8 @@ interface Part {
   layout: ParamLayout;
   stage: Stage;
   optimizer: StageOptimizer;
+  /** The batch's gradient: each micro-batch's is added into it. */
   grad: Float32Array;
-  scratch: Float32Array;
 }
 
 export class PipelineTrainer {
@@ -74,7 +74,7 @@ export class PipelineTrainer {
       for (const span of stageSpans(opts.stages)) {
         const layout = new ParamLayout(config, span);
         const stage = await Stage.create(config, span, { ...session, batch: rows, activations: 'recompute' });
-        parts.push({ span, layout, stage, optimizer: new StageOptimizer(layout, opts.optim), grad: new Float32Array(layout.size), scratch: new Float32Array(layout.size) });
+        parts.push({ span, layout, stage, optimizer: new StageOptimizer(layout, opts.optim), grad: new Float32Array(layout.size) });
       }
     } catch (e) {
       await Promise.all(parts.map((p) => p.stage.dispose()));
@@ -136,9 +136,8 @@ export class PipelineTrainer {
       let gradOutput: Float32Array | undefined;
       for (let i = last; i >= 0; i--) {
         const p = parts[i];
-        const b = await p.stage.backward(params[i], inputs[i], { targets, gradOutput, tokens }, p.scratch);
+        const b = await p.stage.backward(params[i], inputs[i], { targets, gradOutput, tokens }, p.grad);
         if (i === last) loss += b.loss!;
-        for (let j = 0; j < p.grad.length; j++) p.grad[j] += p.scratch[j];
         if (i > 0) gradOutput = overWire(this.codecs.backward, b.gradInput as Float32Array, tokenRows, stageWidth(this.config, parts[i - 1].span, 'output'));
       }
     }

@@ -4,9 +4,10 @@
 import { type Checkpoint, saveCheckpoint, wholeModel } from '../checkpoint/checkpoint.ts';
 import { type Batch, type Dataset, heldoutBatches, trainBatch } from '../data/dataset.ts';
 import type { Value } from '../engine/graph.ts';
+import { LARGE_MODEL_PARAMS, collectGarbage } from '../engine/collect.ts';
 import { CompiledGraph, type DeviceChoice } from '../engine/session.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { ParamLayout} from '../model/params.ts';
+import type { ParamLayout } from '../model/params.ts';
 import { initParams } from '../model/params.ts';
 import { buildStageGraph } from '../model/stage.ts';
 import { type AdamWConfig, type AdamWState, adamwStep, clipCoefficient, learningRate } from '../optim/adamw.ts';
@@ -59,11 +60,10 @@ export interface TrainResult {
 /**
  * Compiled train-step and eval graphs of the whole model, reused for every step. A step is one
  * graph (forward, backward, the squared gradient norm) that reads the parameters and returns every
- * gradient, then AdamW over the flat buffers in place (adamwStep): weights, gradients and both
- * moments exist once each (16 bytes per parameter).
+ * gradient (onnxruntime-node's own copies), then AdamW per parameter in place (adamwStep): weights
+ * and both moments exist once each, the gradients once while the step holds them (16 bytes per
+ * parameter).
  */
-/** Above this many parameters the step's session runs without ONNX Runtime's arena (see create). */
-const ARENA_MAX_PARAMS = 64 * 2 ** 20;
 
 export class Trainer {
   private constructor(
@@ -87,7 +87,7 @@ export class Trainer {
     // arena and its step is 12 % slower).
     const step = await CompiledGraph.create(g, {
       ...session,
-      arena: layout.size < ARENA_MAX_PARAMS,
+      arena: layout.size < LARGE_MODEL_PARAMS,
       profilePrefix: opts.profilePrefix,
       inputs: named(g.inputs),
       outputs: [['loss', sg.loss!], ['grad_sumsq', sg.gradSumSq], ...sg.grads],
@@ -113,13 +113,17 @@ export class Trainer {
    */
   async trainStep(cur: OptimState, next: OptimState, batch: Batch, t: number, lr: number, optim: AdamWConfig): Promise<{ loss: number; gradSumSq: number }> {
     const { layout } = this;
+    // The last step's gradients are garbage now; at this size V8 would keep them past this run.
+    if (layout.size >= LARGE_MODEL_PARAMS) collectGarbage();
     const out = await this.step.run({ ...layout.feeds({ params: cur.params }), input: batch.inputs, targets: batch.targets });
     const gradSumSq = Number(out.grad_sumsq[0]);
     const clip = clipCoefficient(gradSumSq, optim);
     // AdamW per parameter, over views of the state and the fetched gradient.
     for (const { name, size, decay } of layout.entries) {
       const view = (s: OptimState): OptimState => ({ params: layout.view(s.params, name), m: layout.view(s.m, name), v: layout.view(s.v, name) });
-      adamwStep(view(cur), out[`grad.${name}`] as Float32Array, view(next), decay ? size : 0, t, lr, clip, optim);
+      const from = view(cur);
+      // The same views for both when in place, so that adamwStep sees it and takes its in-place loop.
+      adamwStep(from, out[`grad.${name}`] as Float32Array, next === cur ? from : view(next), decay ? size : 0, t, lr, clip, optim);
     }
     return { loss: Number(out.loss[0]), gradSumSq };
   }

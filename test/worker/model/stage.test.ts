@@ -183,6 +183,30 @@ test("a forward written into an earlier sample's saved buffers gives that sample
   await stage.dispose();
 });
 
+test('backward adds the sample\'s gradient into the sum it is given (float32, element by element), and refuses a sum of the wrong size', async () => {
+  const last = split([1])[1];
+  const stage = await Stage.create(config, last, { threads: 1 });
+  const params = initParams(stage.layout, 3, (n) => new Float32Array(n));
+  const r = rng(5);
+  const activation = (): Float32Array => Float32Array.from({ length: config.batch_size * config.seq_len * config.d_model }, () => r() * 2 - 1);
+  const [a, b] = [activation(), activation()];
+  const { targets } = tokens(config, 6);
+  const alone = async (input: Float32Array): Promise<Float32Array> => {
+    const g = new Float32Array(stage.layout.size);
+    await stage.backward(params, input, { targets }, g);
+    return g;
+  };
+  const [ga, gb] = [await alone(a), await alone(b)];
+  const sum = new Float32Array(stage.layout.size);
+  await stage.backward(params, a, { targets }, sum);
+  assert.deepEqual(sum, ga, 'into zeros: the gradient itself');
+  await stage.backward(params, b, { targets }, sum);
+  assert.deepEqual(sum, ga.map((x, i) => Math.fround(x + gb[i])));
+  assert.ok(gb.some((x, i) => x !== 0 && sum[i] !== ga[i]), 'the second sample changed the sum');
+  await assert.rejects(stage.backward(params, a, { targets }, new Float32Array(stage.layout.size - 1)), /a gradient sum of \d+ values for a stage of \d+ parameters/);
+  await stage.dispose();
+});
+
 test("in 'products' mode backward computes no matrix product twice: as many as when it is handed every activation", () => {
   const middle = split([1, 3])[1];
   const products = (mode: ActivationMode, part: 'forward' | 'backward'): number => {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { wholeModel } from '../../../worker/checkpoint/checkpoint.ts';
 import { loadPreset } from '../../../worker/model/config.ts';
 import { ParamLayout } from '../../../worker/model/params.ts';
-import { type AdamWConfig, DEFAULT_ADAMW, clipCoefficient, learningRate } from '../../../worker/optim/adamw.ts';
+import { type AdamWConfig, DEFAULT_ADAMW, adamwStep, clipCoefficient, learningRate } from '../../../worker/optim/adamw.ts';
 import { type AdamWState, StageOptimizer } from '../../../worker/optim/optimizer.ts';
 import { randn, rng } from '../../helpers/gradcheck.ts';
 
@@ -65,4 +65,19 @@ test('gradient clipping scales only norms above the limit', () => {
   assert.equal(clipCoefficient(0.25, DEFAULT_ADAMW), 1);
   assert.ok(Math.abs(clipCoefficient(16, DEFAULT_ADAMW) - 1 / (4 + 1e-6)) < 1e-15);
   assert.equal(clipCoefficient(16, { ...DEFAULT_ADAMW, clipNorm: 0 }), 1);
+});
+
+test('in float32 a step in place and a step into other buffers give the same bits', () => {
+  const n = 1000;
+  const r = rng(4);
+  const f32 = (): Float32Array => Float32Array.from(randn([n], r));
+  const start = { params: f32(), m: f32().map(Math.abs), v: f32().map((x) => x * x) };
+  const copy = (s: AdamWState<Float32Array>): AdamWState<Float32Array> => ({ params: s.params.slice(), m: s.m.slice(), v: s.v.slice() });
+  const grads = f32();
+  const inPlace = copy(start);
+  adamwStep(inPlace, grads, inPlace, 600, 3, 1e-3, 0.5, DEFAULT_ADAMW);
+  const other = { params: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) };
+  adamwStep(copy(start), grads, other, 600, 3, 1e-3, 0.5, DEFAULT_ADAMW);
+  for (const k of ['params', 'm', 'v'] as const) assert.deepEqual(inPlace[k], other[k], k);
+  assert.notDeepEqual(inPlace.params, start.params, 'the step moved the weights');
 });

@@ -26,6 +26,7 @@ test('the train step (in place) equals a separate backward pass followed by Adam
     const batch = trainBatch(dataset, { seed: 1, step: t, batchSize: config.batch_size, seqLen: config.seq_len });
     const lr = learningRate(t - 1, optim);
     const fused = await trainer.trainStep(a, a, batch, t, lr, optim);
+    grads.fill(0);
     const sep = await stage.backward(b.params, batch.inputs, { targets: batch.targets }, grads);
     opt.step(b, grads, b2, t, lr, clipCoefficient(sep.gradSumSq, optim));
     assert.ok(Math.abs(fused.loss - sep.loss!) <= 1e-6 * sep.loss!, `step ${t}: loss ${fused.loss} vs ${sep.loss}`);
