@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { PRESET_LIST, loadPreset } from '../../worker/model/config.ts';
 import { MINIMUM_MACHINES, type MachineId, gb, usableGpuMemory, usableMemory } from '../../worker/model/machines.ts';
-import { CALIBRATION, OUTPUT_COPY_BYTES_PER_PARAM, STATE_BYTES_PER_PARAM } from '../../worker/model/memory.ts';
+import { CALIBRATION, STATE_BYTES_PER_PARAM } from '../../worker/model/memory.ts';
 import { type PlannedStage, Planner } from '../../worker/model/plan.ts';
 import { int } from '../args.ts';
 import { type Output, makeOutput } from '../output.ts';
@@ -60,7 +60,7 @@ function table(name: string, plan: PlannedStage[], params: number, batch: number
   const scale = Math.max(...plan.map((s) => s.train_bytes), ...MINIMUM_MACHINES.map((m) => usableMemory(m.memory)));
   const head = [
     `${name} in ${plan.length} stage${plan.length === 1 ? '' : 's'}: ${count(params)} parameters; a step is ${batch} × ${seq} tokens`,
-    `train memory = state (float32 weights, gradient and AdamW moments: ${STATE_BYTES_PER_PARAM} B a parameter) + the step's activations (a part per token, a part that is not) + tables, inputs and outputs + the copy of the gradients onnxruntime-node returns (${OUTPUT_COPY_BYTES_PER_PARAM} B a parameter) + the runtime`,
+    `train memory = state (float32 weights, gradient and AdamW moments: ${STATE_BYTES_PER_PARAM} B a parameter) + the step's peak inside ONNX Runtime (activations, a part per token, and its outputs, the gradients among them, a part that is not) + tables and inputs + the runtime`,
     `boundary: float32 bytes per token to the next stage, forward + backward`,
   ];
   const cols: [string, number, 'l' | 'r'][] = [
@@ -124,7 +124,7 @@ export function planCommand(flags: PlanFlags, out: Output): void {
     'fewest stages in which every stage fits:',
     ...machines.map(fewestLine),
     '',
-    `runtime base ${size(CALIBRATION.runtimeBaseBytes)} a stage, activation factor ${CALIBRATION.activationArenaFactor} (worker/model/memory.ts CALIBRATION)`,
+    `runtime base ${size(CALIBRATION.runtimeBaseBytes)} a stage, activation factor ${CALIBRATION.activationFactor} (worker/model/memory.ts CALIBRATION)`,
   ].join('\n');
   out.summary(
     {
@@ -137,7 +137,7 @@ export function planCommand(flags: PlanFlags, out: Output): void {
       stages: plan.map(stageJson),
       machines: machines.map(({ floor: _f, ...m }) => m),
       smallest_stages: Object.fromEntries(machines.map((m) => [m.id, m.smallest_stages])),
-      calibration: { runtime_base_bytes: CALIBRATION.runtimeBaseBytes, activation_arena_factor: CALIBRATION.activationArenaFactor },
+      calibration: { runtime_base_bytes: CALIBRATION.runtimeBaseBytes, activation_factor: CALIBRATION.activationFactor },
     },
     human,
   );

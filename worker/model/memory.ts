@@ -1,7 +1,8 @@
 // The memory model of a training stage (docs/ENGINE.md, "Memory and stage plans"): float32
-// weights, one gradient buffer and AdamW's two moments per parameter, plus the peak of the
-// training step's activations, found by a liveness simulation over the stage's own graph, plus
-// a fixed runtime base. Every figure that a measurement may correct is in CALIBRATION.
+// weights, the gradient sum and AdamW's two moments per parameter, plus the peak of the training
+// step inside ONNX Runtime (its activations and the outputs it allocates, the gradients among
+// them), found by a liveness simulation over the stage's own graph, plus a fixed runtime base.
+// Every figure that a measurement may correct is in CALIBRATION.
 import type { StageSpan } from '../checkpoint/checkpoint.ts';
 import { type DType, type Graph, type Value, numel } from '../engine/graph.ts';
 import { nodesFor } from '../engine/onnx.ts';
@@ -14,36 +15,37 @@ import { buildStageGraph } from './stage.ts';
 
 /** The weights, float32: the flat buffer the graph's parameter inputs view. */
 export const WEIGHT_BYTES_PER_PARAM = 4;
-/** One gradient buffer, float32: the graph writes into it and the sum over micro-batches accumulates in it. */
+/** The gradient sum over a round's samples, float32: each backward's gradients are added into it. */
 export const GRAD_BYTES_PER_PARAM = 4;
 /** AdamW's first and second moments, float32 each, updated in place. */
 export const ADAM_BYTES_PER_PARAM = 8;
-/** Everything per parameter: no buffer of parameter size exists twice. */
+/** What a stage keeps per parameter between steps. */
 export const STATE_BYTES_PER_PARAM = WEIGHT_BYTES_PER_PARAM + GRAD_BYTES_PER_PARAM + ADAM_BYTES_PER_PARAM;
 
 /**
- * onnxruntime-node hands back a fresh copy of every graph output, even one written into a
- * preallocated buffer, so at the end of each step the gradients exist a second time, in main
- * memory, until the next garbage collection (measured: a 256 MB output adds 256 MB a run).
+ * onnxruntime-node hands back every output as a fresh copy in main memory. On the CPU the copies
+ * take the place of the runtime's own output buffers as those are released (measured: the
+ * step's peak is the simulated one with its outputs, and nothing on top), so only the CUDA host
+ * figure counts them, where the runtime's outputs are in GPU memory.
  */
 export const OUTPUT_COPY_BYTES_PER_PARAM = GRAD_BYTES_PER_PARAM;
 
 /**
  * The constants a measurement of peak RSS corrects, fitted to one training step of each
  * iota-1.5b stage and of the whole medium model (scripts/measure-stage-memory.ts; the table is in
- * docs/ENGINE.md, "Memory and stage plans"): tiny's peak gives the runtime base, and 1.25 brings
- * the four large steps within 9 % of their measured peaks (ONNX Runtime's arena rounds blocks up
- * and keeps what it grew).
+ * docs/ENGINE.md, "Memory and stage plans"): tiny's peak gives the runtime base, and the step's
+ * simulated peak, its outputs included, is within 5 % of the four large steps' measured peaks as
+ * it is (such stages run without ONNX Runtime's arena, so nothing is rounded up or kept).
  */
 export const CALIBRATION = {
   /** Node, V8's heap, ONNX Runtime's library and a session's fixed overhead, before any tensor. */
   runtimeBaseBytes: 150 * MiB,
-  /** Peak activation bytes the runtime really holds per byte the liveness simulation finds (arena rounding, fragmentation, buffers the optimizer keeps or shares). */
-  activationArenaFactor: 1.25,
+  /** Peak bytes the runtime really holds during the step per byte the liveness simulation finds. */
+  activationFactor: 1,
 } as const;
 
-/** With CUDA both the parameters and the gradient are copied: the graph's inputs and outputs live on the GPU for the step. */
-export const CUDA_COPY_BYTES_PER_PARAM = WEIGHT_BYTES_PER_PARAM + GRAD_BYTES_PER_PARAM;
+/** With CUDA the weights are copied to the GPU for the step (the gradients are outputs there, in the step's peak). */
+export const CUDA_COPY_BYTES_PER_PARAM = WEIGHT_BYTES_PER_PARAM;
 
 /** Float32 across a stage boundary: the forward value, and its gradient of the same size back. */
 export const BOUNDARY_BYTES_PER_CHANNEL = 4;
@@ -72,10 +74,12 @@ export interface Liveness {
  * Peak memory of running `outputs` from the graph's inputs with a sequential executor: nodes run
  * in recorded order (only those the outputs depend on); each output of a node is allocated when
  * it runs and freed after its last reader; view operators alias their input (their readers keep
- * the input alive). Graph inputs, graph outputs and constants are not counted: the caller owns
- * the first two and the session the third (constantBytes, inputBytes and outputBytes report them).
+ * the input alive). Graph inputs and constants are not counted: the caller owns the first and the
+ * session the second (constantBytes and inputBytes report them). Nor are the graph's outputs,
+ * which the caller's preallocated buffers hold, unless `outputsAllocated`: then the runtime
+ * allocates each when its node runs and holds it to the end of the run (outputBytes reports them).
  */
-export function simulateLiveness(g: Graph, outputs: readonly Value[]): Liveness {
+export function simulateLiveness(g: Graph, outputs: readonly Value[], opts: { outputsAllocated?: boolean } = {}): Liveness {
   const inputs = new Set(g.inputs.map((v) => v.id));
   const constants = new Map(g.constants.map((c) => [c.value.id, c.value]));
   const outs = new Set(outputs.map((v) => v.id));
@@ -95,7 +99,7 @@ export function simulateLiveness(g: Graph, outputs: readonly Value[]): Liveness 
         root.set(o.id, rootOf(n.inputs[0]));
         return;
       }
-      if (outs.has(o.id)) return;
+      if (outs.has(o.id) && !opts.outputsAllocated) return;
       owned.set(o.id, bytesOf(o));
       born.set(o.id, i);
       if (!lastUse.has(o.id)) lastUse.set(o.id, i);
@@ -103,6 +107,8 @@ export function simulateLiveness(g: Graph, outputs: readonly Value[]): Liveness 
   });
   // An output nobody reads is freed right after its node; lastUse of a buffer born at i is ≥ i.
   for (const [id, i] of born) if ((lastUse.get(id) ?? i) < i) lastUse.set(id, i);
+  // The caller's outputs, where the runtime allocates them, live to the end of the run.
+  for (const id of born.keys()) if (outs.has(id)) lastUse.set(id, order.length - 1);
   const freeAt = new Map<number, number[]>();
   for (const id of owned.keys()) {
     const i = lastUse.get(id)!;
@@ -158,9 +164,9 @@ export interface StageMemory extends StageNeed {
   /** Sequences per step, and tokens (batch × seq_len). */
   batch: number;
   tokens: number;
-  /** Weights, gradient buffer and AdamW moments (STATE_BYTES_PER_PARAM per parameter). */
+  /** Weights, gradient sum and AdamW moments (STATE_BYTES_PER_PARAM per parameter). */
   state_bytes: number;
-  /** The training step's simulated activation peak, times CALIBRATION.activationArenaFactor. */
+  /** The training step's simulated peak inside the runtime (activations, and the outputs it allocates: the gradients, the loss or stage output, the input gradient), times CALIBRATION.activationFactor. */
   activation_memory_bytes: number;
   /** What each token of a step adds to it (from the simulation at twice the batch): the activation bytes per token. */
   activation_memory_bytes_per_token: number;
@@ -168,9 +174,9 @@ export interface StageMemory extends StageNeed {
   activation_fixed_bytes: number;
   /** Graph constants (RoPE tables, the causal mask) the session holds. */
   constant_bytes: number;
-  /** The step's non-parameter inputs and outputs: tokens, the stage input and output, their gradients. */
+  /** The step's non-parameter inputs: tokens, the stage input, the gradient of its output. */
   io_bytes: number;
-  /** The copy of the gradients onnxruntime-node returns at the end of a step (OUTPUT_COPY_BYTES_PER_PARAM). */
+  /** The copies of the gradients onnxruntime-node returns (OUTPUT_COPY_BYTES_PER_PARAM): counted in main memory with CUDA only. */
   output_copy_bytes: number;
   /** CALIBRATION.runtimeBaseBytes. */
   runtime_bytes: number;
@@ -181,24 +187,24 @@ export interface StageMemory extends StageNeed {
 
 /**
  * The memory for training one stage: the simulation of its training-step graph (forward and
- * backward in one graph, as buildStageGraph records it) at `batch` sequences of seq_len tokens,
- * and at twice that, for what each token adds (the rest, activation_fixed_bytes, does not grow
- * with the tokens: parameter-sized temporaries such as a gradient before it is written out).
+ * backward in one graph, as buildStageGraph records it, its outputs allocated by the runtime as
+ * Stage.backward runs it) at `batch` sequences of seq_len tokens, and at twice that, for what
+ * each token adds (the rest, activation_fixed_bytes, does not grow with the tokens: the
+ * gradients, and parameter-sized temporaries).
  */
 export function stageMemory(config: ModelConfig, span: StageSpan, batch: number = config.batch_size): StageMemory {
   const step = (b: number): Liveness => {
     const sg = buildStageGraph(config, span, b, 'float32');
-    return simulateLiveness(sg.g, stepOutputs(sg));
+    return simulateLiveness(sg.g, stepOutputs(sg), { outputsAllocated: true });
   };
   const sim = step(batch);
   const twice = step(2 * batch);
   const params = new ParamLayout(config, span).size;
   const tokens = batch * config.seq_len;
-  // The parameters enter as float32 inputs and their gradients leave as outputs, however the graph
-  // cuts them (flat segments or one tensor each): both are views of the state's flat buffers.
-  const io = Math.max(0, sim.inputBytes - params * WEIGHT_BYTES_PER_PARAM) + Math.max(0, sim.outputBytes - params * GRAD_BYTES_PER_PARAM);
+  // The parameters enter as float32 inputs, views of the state's weights; the outputs are in the peak.
+  const io = Math.max(0, sim.inputBytes - params * WEIGHT_BYTES_PER_PARAM);
   const state = params * STATE_BYTES_PER_PARAM;
-  const factor = CALIBRATION.activationArenaFactor;
+  const factor = CALIBRATION.activationFactor;
   const activations = Math.ceil(sim.peakBytes * factor);
   const perToken = (Math.max(0, twice.peakBytes - sim.peakBytes) * factor) / tokens;
   const stepBytes = activations + sim.constantBytes + io;
@@ -219,7 +225,7 @@ export function stageMemory(config: ModelConfig, span: StageSpan, batch: number 
     io_bytes: io,
     output_copy_bytes: copies,
     runtime_bytes: runtime,
-    train_bytes: state + stepBytes + copies + runtime,
+    train_bytes: state + stepBytes + runtime,
     cuda_host_bytes: state + io + copies + runtime,
     cuda_device_bytes: params * CUDA_COPY_BYTES_PER_PARAM + stepBytes,
     boundary_in_bytes_per_token: boundary('input'),
