@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { PRESET_LIST, loadPreset } from '../../worker/model/config.ts';
 import { MINIMUM_MACHINES, type MachineId, gb, usableGpuMemory, usableMemory } from '../../worker/model/machines.ts';
+import { LARGE_MODEL_PARAMS } from '../../worker/engine/collect.ts';
 import { CALIBRATION, STATE_BYTES_PER_PARAM } from '../../worker/model/memory.ts';
 import { type PlannedStage, Planner } from '../../worker/model/plan.ts';
 import { int } from '../args.ts';
@@ -124,7 +125,7 @@ export function planCommand(flags: PlanFlags, out: Output): void {
     'fewest stages in which every stage fits:',
     ...machines.map(fewestLine),
     '',
-    `runtime base ${size(CALIBRATION.runtimeBaseBytes)} a stage, activation factor ${CALIBRATION.activationFactor} (worker/model/memory.ts CALIBRATION)`,
+    `runtime base ${size(CALIBRATION.runtimeBaseBytes)} a stage, activation factor ${CALIBRATION.activationFactor} (${CALIBRATION.arenaActivationFactor} below ${LARGE_MODEL_PARAMS / 2 ** 20} Mi parameters, with the arena) (worker/model/memory.ts CALIBRATION)`,
   ].join('\n');
   out.summary(
     {
@@ -137,7 +138,7 @@ export function planCommand(flags: PlanFlags, out: Output): void {
       stages: plan.map(stageJson),
       machines: machines.map(({ floor: _f, ...m }) => m),
       smallest_stages: Object.fromEntries(machines.map((m) => [m.id, m.smallest_stages])),
-      calibration: { runtime_base_bytes: CALIBRATION.runtimeBaseBytes, activation_factor: CALIBRATION.activationFactor },
+      calibration: { runtime_base_bytes: CALIBRATION.runtimeBaseBytes, activation_factor: CALIBRATION.activationFactor, arena_activation_factor: CALIBRATION.arenaActivationFactor },
     },
     human,
   );
