@@ -1504,9 +1504,7 @@ export class Coordinator {
   /** Share items for a stage's contributors: each uploads its buffer (`what`) in sliceCount(C) slices. */
   private async startShare(trx: Transaction<Database>, spec: RunSpec, r: number, s: number, attempt: number, contributors: string[], what: 'grad' | 'delta'): Promise<void> {
     const slices = splitRange(this.model(spec).stageParams[s], sliceCount(contributors.length));
-    // Keys unique to this share: after a rollback the same round, stage and attempt come again
-    // while the discarded round's blobs are still being deleted, and must not be the new ones.
-    const grant = newLeaseId();
+    const grant = newLeaseId(); // in the keys: a rollback repeats round, stage and attempt while their old blobs are being deleted
     for (const h of contributors) {
       const keys = slices.map((_, j) => this.roundKey(spec.id, r, s, attempt, `share-${h}-${j}-${grant}`));
       await trx.insertInto('work_items').values({ ...this.itemRow(spec.id, `r${r}-s0`, s, 'share', null, h, r), id: this.shareId(spec.id, r, s, attempt, h), detail_json: JSON.stringify({ slices, keys, what } satisfies ShareDetail) }).execute();

@@ -122,7 +122,7 @@ export class Trainer {
     for (const { name, size, decay } of layout.entries) {
       const view = (s: OptimState): OptimState => ({ params: layout.view(s.params, name), m: layout.view(s.m, name), v: layout.view(s.v, name) });
       const from = view(cur);
-      // The same views for both when in place, so that adamwStep sees it and takes its in-place loop.
+      // The same views for both when in place, so that adamwStep copies nothing.
       adamwStep(from, out[`grad.${name}`] as Float32Array, next === cur ? from : view(next), decay ? size : 0, t, lr, clip, optim);
     }
     return { loss: Number(out.loss[0]), gradSumSq };
